@@ -1,0 +1,62 @@
+//! STREAM chunked encryption (Hoang, Reyhanitabar, Rogaway, Vizár 2015), in
+//! the manner of age: ChaCha20-Poly1305 with a nonce of an 11-byte big-endian
+//! chunk counter followed by a last-chunk flag byte.
+
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+
+use crate::error::Error;
+use crate::kdf::SubKey;
+use crate::limits::TAG_SIZE;
+
+/// The nonce of chunk `index`; `last` marks the final chunk.
+pub fn chunk_nonce(index: u32, last: bool) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[7..11].copy_from_slice(&index.to_be_bytes());
+    n[11] = u8::from(last);
+    n
+}
+
+/// A keyed STREAM cipher. The key is zeroized when this is dropped.
+pub(crate) struct Stream {
+    aead: ChaCha20Poly1305,
+    _key: SubKey,
+}
+
+impl Stream {
+    pub(crate) fn new(key: SubKey) -> Self {
+        Self {
+            aead: ChaCha20Poly1305::new(&Key::from(key.0)),
+            _key: key,
+        }
+    }
+
+    /// Encrypts `buf` in place and appends the tag.
+    pub(crate) fn seal(&self, nonce: [u8; 12], buf: &mut Vec<u8>) {
+        let tag = self
+            .aead
+            .encrypt_inout_detached(&Nonce::from(nonce), &[], buf.as_mut_slice().into())
+            .expect("chunk lengths are far below the ChaCha20 limit");
+        buf.extend_from_slice(&tag);
+    }
+
+    /// Decrypts `ct` (ciphertext followed by tag) into `out`, which is left
+    /// empty unless the tag verifies.
+    pub(crate) fn open(&self, nonce: [u8; 12], ct: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        out.clear();
+        let body_len = ct.len().checked_sub(TAG_SIZE).ok_or(Error::Decrypt)?;
+        let (body, tag) = ct.split_at(body_len);
+        out.extend_from_slice(body);
+        let tag = Tag::try_from(tag).map_err(|_| Error::Decrypt)?;
+        if self
+            .aead
+            .decrypt_inout_detached(&Nonce::from(nonce), &[], out.as_mut_slice().into(), &tag)
+            .is_err()
+        {
+            zeroize::Zeroize::zeroize(out.as_mut_slice());
+            out.clear();
+            return Err(Error::Decrypt);
+        }
+        Ok(())
+    }
+}

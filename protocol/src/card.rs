@@ -6,7 +6,7 @@ use crate::error::{DecodeError, Error};
 use crate::identity::{Device, DeviceCertificate, Identity};
 use crate::keys::SigningPublicKey;
 use crate::limits::{MAX_DISPLAY_NAME_LEN, MAX_RELAY_ADDR_LEN, MAX_RELAYS};
-use crate::prekey::{Prekey, Recipient, check_signed_prekey};
+use crate::prekey::{Prekey, PrekeyKind, Recipient, check_signed_prekey};
 use crate::time::UnixMillis;
 
 /// Signature context of contact cards.
@@ -40,6 +40,9 @@ impl ContactCard {
         display_name: String,
     ) -> Result<Self, Error> {
         device.certificate().check_identity(&identity.public())?;
+        if signed_prekey.kind() != PrekeyKind::Signed {
+            return Err(Error::InvalidParams("a card carries a signed prekey"));
+        }
         signed_prekey.verify(&device.certificate().device_key())?;
         if relays.len() > MAX_RELAYS {
             return Err(Error::InvalidParams("too many relays"));
@@ -169,6 +172,9 @@ impl Codec for ContactCard {
         read_header(r, tag::CONTACT_CARD)?;
         let certificate = DeviceCertificate::read(r)?;
         let signed_prekey = Prekey::read(r)?;
+        if signed_prekey.kind() != PrekeyKind::Signed {
+            return Err(DecodeError::Invalid("card prekey kind"));
+        }
         let n = usize::from(r.u8()?);
         if n > MAX_RELAYS {
             return Err(DecodeError::TooLong {

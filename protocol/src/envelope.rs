@@ -3,8 +3,8 @@
 //! An envelope is one `Noise_N_25519_ChaChaPoly_BLAKE2s` handshake message
 //! from a fresh ephemeral key to the recipient's prekey. Its payload names the
 //! sender (device certificate), the message and manifest, carries the content
-//! key, and ends with the sender device's signature over the recipient, the
-//! prekey, the message id and the manifest hash. Relays see only the prekey
+//! key, and ends with the sender device's signature over its certificate, the
+//! recipient, the prekey, the message id and the manifest hash. Relays see only the prekey
 //! the envelope is sealed to.
 
 use rand_core::CryptoRng;
@@ -73,7 +73,7 @@ impl Envelope {
         let manifest_hash = clip.manifest().hash();
         let signature = sender.secret().sign(
             ENVELOPE_CONTEXT,
-            &signed_bytes(recipient, &message_id, &manifest_hash),
+            &signed_bytes(sender.certificate(), recipient, &message_id, &manifest_hash),
         );
         let mut payload = Zeroizing::new(Vec::with_capacity(PAYLOAD_LEN));
         sender.certificate().encode(&mut payload);
@@ -152,7 +152,7 @@ impl Envelope {
             .device_key()
             .verify(
                 ENVELOPE_CONTEXT,
-                &signed_bytes(&recipient, &message_id, &manifest_hash),
+                &signed_bytes(&sender, &recipient, &message_id, &manifest_hash),
                 &signature,
                 "envelope",
             )
@@ -183,8 +183,14 @@ fn prologue(recipient_identity: &SigningPublicKey) -> Vec<u8> {
     p
 }
 
-fn signed_bytes(recipient: &Recipient, id: &MessageId, manifest_hash: &[u8; 32]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(128);
+fn signed_bytes(
+    sender: &DeviceCertificate,
+    recipient: &Recipient,
+    id: &MessageId,
+    manifest_hash: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(DeviceCertificate::LEN + 128);
+    sender.encode(&mut m);
     m.put(&recipient.identity_key.to_bytes());
     m.put(recipient.prekey.as_bytes());
     m.put(&id.0);
@@ -203,6 +209,10 @@ impl Codec for Envelope {
         read_header(r, tag::ENVELOPE)?;
         let prekey = DhPublicKey::read(r)?;
         let noise_message = Box::new(r.array::<NOISE_MESSAGE_LEN>()?);
+        // The ephemeral key must be a canonical point of large order, so the
+        // one DH of the handshake is contributory.
+        let ephemeral: [u8; 32] = noise_message[..32].try_into().expect("32 bytes");
+        DhPublicKey::from_bytes(&ephemeral)?;
         Ok(Self {
             prekey,
             noise_message,

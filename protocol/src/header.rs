@@ -65,7 +65,7 @@ pub struct ClipHeader {
 }
 
 impl ClipHeader {
-    /// Checks every header rule of SPEC.md §5.3 that does not depend on the current time.
+    /// Checks every header rule of SPEC.md §3.7 that does not depend on the current time.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m| Err(Error::InvalidParams(m));
         if self.duration_ms > self.kind.max_duration_ms() {
@@ -99,7 +99,7 @@ impl ClipHeader {
         padded_len(self.content_len)
     }
 
-    /// The fixed-size encoding (SPEC.md §5.3).
+    /// The fixed-size encoding (SPEC.md §3.7).
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut v = Vec::with_capacity(HEADER_LEN);
         v.put_u8(self.kind as u8);

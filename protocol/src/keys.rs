@@ -16,8 +16,16 @@ pub struct SigningPublicKey(VerifyingKey);
 impl SigningPublicKey {
     /// Validates 32 bytes: a canonical encoding of a point that is not of small order.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, DecodeError> {
+        // Canonical: decompressing and compressing again gives the same bytes
+        // (rejects y >= p and a set sign bit on x = 0).
+        let point = curve25519_dalek::edwards::CompressedEdwardsY(*bytes)
+            .decompress()
+            .ok_or(DecodeError::InvalidKey)?;
+        if point.compress().to_bytes() != *bytes {
+            return Err(DecodeError::InvalidKey);
+        }
         let vk = VerifyingKey::from_bytes(bytes).map_err(|_| DecodeError::InvalidKey)?;
-        if vk.to_bytes() != *bytes || vk.is_weak() {
+        if vk.is_weak() {
             return Err(DecodeError::InvalidKey);
         }
         Ok(Self(vk))
@@ -191,4 +199,64 @@ impl fmt::Debug for DhSecret {
 /// Lowercase hex, for `Debug` output.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// p = 2^255 - 19, little-endian.
+    fn p_plus(k: u8) -> [u8; 32] {
+        let mut b = [0xffu8; 32];
+        b[0] = 0xed + k;
+        b[31] = 0x7f;
+        b
+    }
+
+    #[test]
+    fn non_canonical_ed25519_encodings_are_rejected() {
+        // Every y in [p, 2^255 - 1] is a non-canonical encoding of y - p.
+        for k in 0..19 {
+            assert_eq!(
+                SigningPublicKey::from_bytes(&p_plus(k)),
+                Err(DecodeError::InvalidKey),
+                "p + {k}"
+            );
+            let mut with_sign = p_plus(k);
+            with_sign[31] |= 0x80;
+            assert_eq!(
+                SigningPublicKey::from_bytes(&with_sign),
+                Err(DecodeError::InvalidKey)
+            );
+        }
+        // The identity point (small order) and its sign-bit twin.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert!(SigningPublicKey::from_bytes(&one).is_err());
+        one[31] = 0x80;
+        assert!(SigningPublicKey::from_bytes(&one).is_err());
+    }
+
+    #[test]
+    fn non_canonical_and_small_order_x25519_keys_are_rejected() {
+        for k in 0..19 {
+            assert_eq!(
+                DhPublicKey::from_bytes(&p_plus(k)),
+                Err(DecodeError::InvalidKey)
+            );
+        }
+        let mut high = [9u8; 32];
+        high[31] |= 0x80;
+        assert_eq!(DhPublicKey::from_bytes(&high), Err(DecodeError::InvalidKey));
+        assert_eq!(
+            DhPublicKey::from_bytes(&[0; 32]),
+            Err(DecodeError::InvalidKey)
+        );
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert_eq!(DhPublicKey::from_bytes(&one), Err(DecodeError::InvalidKey));
+        let mut nine = [0u8; 32];
+        nine[0] = 9; // the base point
+        assert!(DhPublicKey::from_bytes(&nine).is_ok());
+    }
 }

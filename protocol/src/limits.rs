@@ -44,6 +44,11 @@ pub const SIGNED_PREKEY_MAX_AGE_MS: u64 = 7 * DAY_MS;
 /// up to [`SIGNED_PREKEY_MAX_AGE_MS`], and what it sealed lives at most [`MAX_CLIP_TTL_MS`].
 pub const SIGNED_PREKEY_ERASE_AFTER_MS: u64 =
     SIGNED_PREKEY_MAX_AGE_MS + MAX_CLIP_TTL_MS + MAX_CLOCK_SKEW_MS;
+/// A sender ignores a one-time prekey older than this and uses the signed prekey instead.
+pub const ONE_TIME_PREKEY_MAX_AGE_MS: u64 = 7 * DAY_MS;
+/// An unused one-time prekey's secret is erased this long after its `created_at`.
+pub const ONE_TIME_PREKEY_ERASE_AFTER_MS: u64 =
+    ONE_TIME_PREKEY_MAX_AGE_MS + MAX_CLIP_TTL_MS + MAX_CLOCK_SKEW_MS;
 /// The most one-time prekeys a device keeps unused at once.
 pub const MAX_ONE_TIME_PREKEYS: usize = 200;
 /// The most retired signed prekeys a device keeps at once.

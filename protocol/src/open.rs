@@ -169,8 +169,10 @@ where
             .map_err(|e| Error::Io(e.to_string()))?;
     }
     let mut probe = [0u8; 1];
-    if read_full(reader, &mut probe).is_ok() {
-        return Err(Error::Decrypt);
+    match read_full(reader, &mut probe) {
+        Ok(()) => return Err(Error::Decrypt), // trailing data
+        Err(Error::Decrypt) => {}             // end of input, as it must be
+        Err(e) => return Err(e),
     }
     opener.finish()
 }

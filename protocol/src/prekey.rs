@@ -15,7 +15,8 @@ use crate::identity::{Device, DeviceCertificate};
 use crate::keys::{DhPublicKey, DhSecret, SigningPublicKey};
 use crate::limits::{
     MAX_CLOCK_SKEW_MS, MAX_ONE_TIME_PREKEYS, MAX_RETIRED_SIGNED_PREKEYS,
-    SIGNED_PREKEY_ERASE_AFTER_MS, SIGNED_PREKEY_MAX_AGE_MS, SIGNED_PREKEY_ROTATION_MS,
+    ONE_TIME_PREKEY_ERASE_AFTER_MS, ONE_TIME_PREKEY_MAX_AGE_MS, SIGNED_PREKEY_ERASE_AFTER_MS,
+    SIGNED_PREKEY_MAX_AGE_MS, SIGNED_PREKEY_ROTATION_MS,
 };
 use crate::time::UnixMillis;
 
@@ -127,7 +128,9 @@ pub struct PrekeyBundle {
 impl PrekeyBundle {
     /// Checks the bundle for a sender who expects `identity`, at time `now`:
     /// the certificate's identity, both prekey signatures and kinds, and the
-    /// signed prekey's age. Returns the key an envelope must be sealed to.
+    /// signed prekey's age. Returns the key an envelope must be sealed to: the
+    /// one-time prekey unless it is older than [`ONE_TIME_PREKEY_MAX_AGE_MS`]
+    /// (or dated in the future), else the signed prekey.
     pub fn verify(&self, identity: &SigningPublicKey, now: UnixMillis) -> Result<Recipient, Error> {
         self.certificate.check_identity(identity)?;
         let device_key = self.certificate.device_key();
@@ -138,7 +141,13 @@ impl PrekeyBundle {
                     return Err(Error::Decode(DecodeError::Invalid("one-time prekey kind")));
                 }
                 otk.verify(&device_key)?;
-                otk.public
+                let fresh = otk.created_at <= now.plus(MAX_CLOCK_SKEW_MS)
+                    && now.since(otk.created_at) <= ONE_TIME_PREKEY_MAX_AGE_MS;
+                if fresh {
+                    otk.public
+                } else {
+                    self.signed_prekey.public
+                }
             }
             None => self.signed_prekey.public,
         };
@@ -215,12 +224,13 @@ struct SignedEntry {
 
 /// A device's prekey secrets: issues, rotates, finds and erases them.
 ///
-/// A one-time prekey's secret is erased when it is taken; a signed prekey's
+/// A one-time prekey's secret is erased when it is taken, or unused
+/// [`ONE_TIME_PREKEY_ERASE_AFTER_MS`] after its creation; a signed prekey's
 /// secret is erased [`SIGNED_PREKEY_ERASE_AFTER_MS`] after its creation.
 pub struct PrekeyStore {
     current: SignedEntry,
     retired: Vec<SignedEntry>,
-    one_time: BTreeMap<DhPublicKey, DhSecret>,
+    one_time: BTreeMap<DhPublicKey, (DhSecret, UnixMillis)>,
 }
 
 impl core::fmt::Debug for PrekeyStore {
@@ -267,42 +277,47 @@ impl PrekeyStore {
             .map(|_| {
                 let secret = DhSecret::generate(rng);
                 let public = secret.public();
-                self.one_time.insert(public, secret);
+                self.one_time.insert(public, (secret, now));
                 Prekey::issue(device, PrekeyKind::OneTime, public, now)
             })
             .collect()
     }
 
-    /// Replaces the signed prekey if it is due, returning the new one to publish.
-    /// Also erases signed prekeys past their retention.
+    /// Replaces the signed prekey if it is due, returning the new one to
+    /// publish. Then erases every secret past its window ([`PrekeyStore::erase_expired`]).
     pub fn rotate_if_due<R: CryptoRng + ?Sized>(
         &mut self,
         device: &Device,
         now: UnixMillis,
         rng: &mut R,
     ) -> Option<Prekey> {
+        let due = now.since(self.current.prekey.created_at) >= SIGNED_PREKEY_ROTATION_MS;
+        let rotated = due.then(|| {
+            let old = core::mem::replace(&mut self.current, new_signed(device, now, rng));
+            self.retired.push(old);
+            if self.retired.len() > MAX_RETIRED_SIGNED_PREKEYS {
+                self.retired.remove(0);
+            }
+            self.current.prekey.clone()
+        });
         self.erase_expired(now);
-        if now.since(self.current.prekey.created_at) < SIGNED_PREKEY_ROTATION_MS {
-            return None;
-        }
-        let old = core::mem::replace(&mut self.current, new_signed(device, now, rng));
-        self.retired.push(old);
-        if self.retired.len() > MAX_RETIRED_SIGNED_PREKEYS {
-            self.retired.remove(0);
-        }
-        Some(self.current.prekey.clone())
+        rotated
     }
 
-    /// Erases every retired signed prekey older than [`SIGNED_PREKEY_ERASE_AFTER_MS`].
+    /// Erases every retired signed prekey older than [`SIGNED_PREKEY_ERASE_AFTER_MS`]
+    /// and every unused one-time prekey older than [`ONE_TIME_PREKEY_ERASE_AFTER_MS`].
+    /// The current signed prekey is erased only by rotation.
     pub fn erase_expired(&mut self, now: UnixMillis) {
         self.retired
             .retain(|e| now.since(e.prekey.created_at) < SIGNED_PREKEY_ERASE_AFTER_MS);
+        self.one_time
+            .retain(|_, (_, created)| now.since(*created) < ONE_TIME_PREKEY_ERASE_AFTER_MS);
     }
 
     /// The secret for `public`, for opening one envelope. A one-time prekey's
     /// secret leaves the store: once the caller drops it, it is gone.
     pub fn take_secret(&mut self, public: &DhPublicKey) -> Option<DhSecret> {
-        if let Some(s) = self.one_time.remove(public) {
+        if let Some((s, _)) = self.one_time.remove(public) {
             return Some(s);
         }
         core::iter::once(&self.current)

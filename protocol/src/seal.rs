@@ -49,12 +49,23 @@ impl ClipSealer {
         rng.fill_bytes(&mut key);
         let content_key = ContentKey(key);
         let revocation = SigningSecret::generate(rng);
-        Ok(Self::with_keys(header, content_key, revocation))
+        Self::with_keys(header, content_key, revocation)
     }
 
-    /// Starts sealing with given keys, for test vectors. Production code uses [`ClipSealer::new`].
-    #[doc(hidden)]
+    /// Starts sealing with given keys (fresh, random, never reused). Fails if the header breaks a limit.
     pub fn with_keys(
+        header: ClipHeader,
+        content_key: ContentKey,
+        revocation: SigningSecret,
+    ) -> Result<Self, Error> {
+        header.validate()?;
+        Ok(Self::with_keys_unvalidated(header, content_key, revocation))
+    }
+
+    /// Starts sealing WITHOUT validating the header, as a malicious sender
+    /// would: only for negative test vectors. Never use it to send.
+    #[doc(hidden)]
+    pub fn with_keys_unvalidated(
         header: ClipHeader,
         content_key: ContentKey,
         revocation: SigningSecret,

@@ -225,3 +225,62 @@ fn card_recipient_uses_the_signed_prekey_while_fresh() {
         Err(Error::Expired)
     );
 }
+
+#[test]
+fn stale_one_time_prekeys_fall_back_to_the_signed_prekey_and_are_erased() {
+    let mut rng = rng(10);
+    let p = Party::new(&mut rng);
+    let mut store = PrekeyStore::new(&p.device, NOW, &mut rng);
+    let otk = store.issue_one_time(&p.device, 1, NOW, &mut rng).remove(0);
+    // The signed prekey rotates meanwhile, so it is still fresh when the one-time prekey is not.
+    let spk = store
+        .rotate_if_due(&p.device, NOW.plus(SIGNED_PREKEY_ROTATION_MS), &mut rng)
+        .expect("rotated");
+    let bundle = PrekeyBundle {
+        certificate: p.device.certificate().clone(),
+        signed_prekey: spk,
+        one_time_prekey: Some(otk.clone()),
+    };
+    let fresh = bundle
+        .verify(&p.identity.public(), NOW.plus(ONE_TIME_PREKEY_MAX_AGE_MS))
+        .unwrap();
+    assert_eq!(fresh.prekey, otk.public());
+    let stale = bundle
+        .verify(
+            &p.identity.public(),
+            NOW.plus(ONE_TIME_PREKEY_MAX_AGE_MS + 1),
+        )
+        .unwrap();
+    assert_eq!(stale.prekey, store.signed_prekey().public());
+    store.erase_expired(NOW.plus(ONE_TIME_PREKEY_ERASE_AFTER_MS - 1));
+    assert_eq!(store.one_time_count(), 1);
+    store.erase_expired(NOW.plus(ONE_TIME_PREKEY_ERASE_AFTER_MS));
+    assert_eq!(store.one_time_count(), 0);
+    assert!(store.take_secret(&otk.public()).is_none());
+}
+
+#[test]
+fn a_long_offline_device_erases_its_old_signed_prekey_when_it_rotates() {
+    let mut rng = rng(11);
+    let p = Party::new(&mut rng);
+    let mut store = PrekeyStore::new(&p.device, NOW, &mut rng);
+    let old = store.signed_prekey().public();
+    // Back after a month: rotation retires the old key and erases it in the same call.
+    let new = store
+        .rotate_if_due(&p.device, NOW.plus(30 * DAY_MS), &mut rng)
+        .expect("rotated");
+    assert!(store.take_secret(&old).is_none());
+    assert!(store.take_secret(&new.public()).is_some());
+}
+
+#[test]
+fn a_card_must_carry_a_signed_prekey() {
+    let mut rng = rng(12);
+    let p = Party::new(&mut rng);
+    let mut store = PrekeyStore::new(&p.device, NOW, &mut rng);
+    let otk = store.issue_one_time(&p.device, 1, NOW, &mut rng).remove(0);
+    assert!(matches!(
+        ContactCard::new(&p.identity, &p.device, otk, vec![], "p".into()),
+        Err(Error::InvalidParams(_))
+    ));
+}

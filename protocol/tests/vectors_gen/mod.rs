@@ -541,6 +541,44 @@ pub fn generate() -> Vec<Case> {
         &small_order,
     ));
 
+    // A validly signed certificate whose device key is a non-canonical
+    // encoding (y >= p) of a point of large order.
+    let p_le = {
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        p
+    };
+    let noncanonical_device_key = (0u8..19)
+        .map(|k| {
+            let mut b = p_le;
+            b[0] += k;
+            b
+        })
+        .find(|b| {
+            curve25519_dalek::edwards::CompressedEdwardsY(*b)
+                .decompress()
+                .is_some_and(|pt| !pt.is_small_order())
+        })
+        .expect("some y >= p decodes to a large-order point");
+    let mut body = vec![0x01, 0x01];
+    body.extend_from_slice(&alice_id.to_bytes());
+    body.extend_from_slice(&noncanonical_device_key);
+    body.extend_from_slice(&9u64.to_be_bytes());
+    body.extend_from_slice(&NOW.0.to_be_bytes());
+    let sig = alice
+        .identity
+        .secret()
+        .sign("mayfly/v1/device-certificate", &body);
+    body.extend_from_slice(&sig);
+    out.push(decode_case(
+        "device-certificate-neg-noncanonical-device-key",
+        "Signed by alice's identity, but the device key is a non-canonical encoding (y >= p) of a large-order point.",
+        "device_certificate",
+        "decode_error",
+        &body,
+    ));
+
     let spk = bob.prekeys.signed_prekey().to_bytes();
     out.push(decode_case(
         "prekey-signed",
@@ -692,6 +730,15 @@ pub fn generate() -> Vec<Case> {
         "ok",
         &env_two,
     ));
+    let mut env_zero_e = env_two.clone();
+    env_zero_e[34..66].copy_from_slice(&[0; 32]);
+    out.push(decode_case(
+        "envelope-neg-small-order-ephemeral",
+        "The Noise ephemeral key is 0, a point of small order.",
+        "envelope",
+        "decode_error",
+        &env_zero_e,
+    ));
     out.push(decode_case(
         "envelope-neg-trailing-byte",
         "A byte after the envelope.",
@@ -815,7 +862,7 @@ fn text_case(name: &str, d: &str, expected: &str, text: &str) -> Case {
 fn seal_unchecked(header: ClipHeader, content: Vec<u8>, rng: &mut ChaCha20Rng) -> Clip {
     let mut key = [0u8; 32];
     rand_core::Rng::fill_bytes(rng, &mut key);
-    let mut sealer = ClipSealer::with_keys(
+    let mut sealer = ClipSealer::with_keys_unvalidated(
         header.clone(),
         ContentKey::from_bytes(key),
         SigningSecret::generate(rng),
@@ -940,7 +987,7 @@ fn forge_envelope(
     key: &ContentKey,
     rng: &mut ChaCha20Rng,
 ) -> Vec<u8> {
-    let mut signed = Vec::new();
+    let mut signed = sender.certificate().to_bytes();
     signed.extend_from_slice(&to.identity_key.to_bytes());
     signed.extend_from_slice(to.prekey.as_bytes());
     signed.extend_from_slice(&id.0);

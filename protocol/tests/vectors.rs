@@ -186,6 +186,18 @@ fn every_vector_has_its_stated_outcome() {
                 eval_ledger(input);
                 Ok(())
             }
+            "prekey_bundle_verify" => (|| {
+                let bundle = PrekeyBundle::decode(&unhex(&input["bundle"]))?;
+                let id = SigningPublicKey::from_bytes(&arr32(&input["identity_key"]))?;
+                let now = UnixMillis(input["now"].as_u64().expect("now"));
+                let r = bundle.verify(&id, now)?;
+                assert_eq!(
+                    hex::encode(r.prekey.as_bytes()),
+                    input["chosen_prekey"].as_str().expect("hex"),
+                    "{name}"
+                );
+                Ok(())
+            })(),
             "padding" => {
                 for pair in input["pairs"].as_array().expect("pairs") {
                     let l = pair[0].as_u64().expect("len");

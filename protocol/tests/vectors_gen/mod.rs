@@ -636,10 +636,83 @@ pub fn generate() -> Vec<Case> {
         &bundle_flag,
     ));
 
+    // Bundle verification: the one-time prekey is used while fresh; once it is
+    // older than ONE_TIME_PREKEY_MAX_AGE_MS the sender falls back to the signed
+    // prekey. Bob's signed prekey is rotated so that it is still fresh then.
+    let mut bob_later = PrekeyStore::new(&bob.device, NOW.plus(5 * DAY_MS), &mut rng);
+    let late_spk = bob_later.signed_prekey().clone();
+    let bundle_late = PrekeyBundle {
+        certificate: bob.device.certificate().clone(),
+        signed_prekey: late_spk.clone(),
+        one_time_prekey: Some(bob_otk.clone()),
+    };
+    for (name, d, at, want) in [
+        (
+            "prekey-bundle-verify-one-time",
+            "The fresh one-time prekey is chosen.",
+            NOW.plus(5 * DAY_MS),
+            bob_otk.public(),
+        ),
+        (
+            "prekey-bundle-verify-stale-one-time",
+            "The one-time prekey is older than 7 days: the signed prekey is chosen.",
+            NOW.plus(ONE_TIME_PREKEY_MAX_AGE_MS + 1),
+            late_spk.public(),
+        ),
+    ] {
+        out.push(case(
+            name,
+            d,
+            "prekey_bundle_verify",
+            "ok",
+            json!({
+                "bundle": hex(&bundle_late.to_bytes()),
+                "identity_key": hex(&bob_id.to_bytes()),
+                "now": at.0,
+                "chosen_prekey": hex(want.as_bytes()),
+            }),
+        ));
+    }
+    out.push(case(
+        "prekey-bundle-verify-neg-stale-signed",
+        "The signed prekey is older than 7 days: the bundle is refused.",
+        "prekey_bundle_verify",
+        "expired",
+        json!({
+            "bundle": hex(&bundle_late.to_bytes()),
+            "identity_key": hex(&bob_id.to_bytes()),
+            "now": NOW.plus(5 * DAY_MS + SIGNED_PREKEY_MAX_AGE_MS + 1).0,
+        }),
+    ));
+    drop(bob_later.take_secret(&late_spk.public()));
+
+    // A card that carries a one-time prekey where its signed prekey belongs,
+    // validly signed by alice's identity.
+    let mut alice_prekeys = alice.prekeys;
+    let alice_otk = alice_prekeys
+        .issue_one_time(&alice.device, 1, NOW, &mut rng)
+        .remove(0);
+    let mut card_otk = vec![0x04, 0x01];
+    card_otk.extend_from_slice(&alice.device.certificate().to_bytes());
+    card_otk.extend_from_slice(&alice_otk.to_bytes());
+    card_otk.extend_from_slice(&[0, 1, b'A']);
+    let sig = alice
+        .identity
+        .secret()
+        .sign("mayfly/v1/contact-card", &card_otk);
+    card_otk.extend_from_slice(&sig);
+    out.push(decode_case(
+        "contact-card-neg-one-time-prekey",
+        "A validly signed card whose prekey has kind 2 (one-time).",
+        "contact_card",
+        "decode_error",
+        &card_otk,
+    ));
+
     let card = ContactCard::new(
         &alice.identity,
         &alice.device,
-        alice.prekeys.signed_prekey().clone(),
+        alice_prekeys.signed_prekey().clone(),
         vec!["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample".into()],
         "Alice".into(),
     )

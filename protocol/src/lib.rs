@@ -89,7 +89,7 @@ pub use identity::{Device, DeviceCertificate, Identity};
 pub use kdf::{ContentKey, MessageId};
 pub use keys::{DhPublicKey, DhSecret, SigningPublicKey, SigningSecret};
 pub use limits::*;
-pub use manifest::{ChunkHash, Manifest};
+pub use manifest::{ChunkHash, Manifest, VerifiedChunk};
 pub use noise::ENVELOPE_NOISE_PARAMS;
 pub use open::{ClipOpener, open_reader};
 pub use prekey::{Prekey, PrekeyBundle, PrekeyKind, PrekeyStore, Recipient};

@@ -20,6 +20,30 @@ pub type ChunkHash = [u8; 32];
 /// Length of the encrypted header inside a manifest.
 pub const SEALED_HEADER_LEN: usize = HEADER_LEN + TAG_SIZE;
 
+/// A ciphertext chunk whose BLAKE3 hash was checked against a manifest.
+/// Only [`Manifest::check_chunk`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedChunk<'a> {
+    index: u32,
+    hash: ChunkHash,
+    bytes: &'a [u8],
+}
+
+impl<'a> VerifiedChunk<'a> {
+    /// The chunk's index in its clip.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+    /// The verified hash.
+    pub fn hash(&self) -> &ChunkHash {
+        &self.hash
+    }
+    /// The ciphertext bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
 /// A sealed clip's manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -86,9 +110,22 @@ impl Manifest {
     }
     /// Checks a ciphertext chunk against its hash, with no key.
     pub fn verify_chunk(&self, index: u32, ciphertext: &[u8]) -> bool {
-        self.chunk_hashes.get(index as usize).is_some_and(|h| {
-            ciphertext.len() == self.chunk_ciphertext_len(index)
-                && blake3::hash(ciphertext).as_bytes() == h
+        self.check_chunk(index, ciphertext).is_some()
+    }
+
+    /// Checks a ciphertext chunk against its length and hash, with no key, and
+    /// returns it as a [`VerifiedChunk`] that an opener accepts without hashing
+    /// it again. Relays and peers check every chunk on arrival; this is that check.
+    pub fn check_chunk<'a>(&self, index: u32, ciphertext: &'a [u8]) -> Option<VerifiedChunk<'a>> {
+        let want = self.chunk_hashes.get(index as usize)?;
+        if ciphertext.len() != self.chunk_ciphertext_len(index) {
+            return None;
+        }
+        let hash = *blake3::hash(ciphertext).as_bytes();
+        (hash == *want).then_some(VerifiedChunk {
+            index,
+            hash,
+            bytes: ciphertext,
         })
     }
 }

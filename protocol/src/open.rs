@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::header::{ClipHeader, HEADER_LEN};
 use crate::kdf::ContentKey;
 use crate::limits::{CHUNK_SIZE, MAX_CLOCK_SKEW_MS, TAG_SIZE};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, VerifiedChunk};
 use crate::stream::{Stream, chunk_nonce};
 use crate::time::UnixMillis;
 
@@ -107,12 +107,30 @@ impl ClipOpener {
         if self.poisoned {
             return Err(Error::Decrypt);
         }
+        match self.manifest.check_chunk(self.next, ciphertext) {
+            Some(chunk) => self.open_verified(chunk),
+            None => {
+                self.poisoned = true;
+                Err(Error::Decrypt)
+            }
+        }
+    }
+
+    /// Like [`ClipOpener::open_next`] for a chunk already checked against its
+    /// hash on arrival ([`Manifest::check_chunk`]), so it is not hashed twice.
+    /// The chunk must be the next one and its hash the one this manifest names.
+    pub fn open_verified(&mut self, chunk: VerifiedChunk<'_>) -> Result<&[u8], Error> {
+        if self.poisoned {
+            return Err(Error::Decrypt);
+        }
         let index = self.next;
         let count = self.manifest.chunk_count();
-        if index >= count || !self.manifest.verify_chunk(index, ciphertext) {
+        let named = self.manifest.chunk_hashes().get(index as usize);
+        if chunk.index() != index || named != Some(chunk.hash()) {
             self.poisoned = true;
             return Err(Error::Decrypt);
         }
+        let ciphertext = chunk.bytes();
         let last = index + 1 == count;
         if self
             .stream

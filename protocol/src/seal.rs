@@ -115,23 +115,30 @@ impl ClipSealer {
         content: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(u32, ChunkHash), Error> {
+        out.clear();
+        out.extend_from_slice(content);
+        self.seal_next_in_place(out)
+    }
+
+    /// Like [`ClipSealer::seal_next`], but `buf` holds the content bytes on
+    /// entry and the ciphertext chunk on return, with no copy: read the content
+    /// straight into `buf`. The plaintext is overwritten by the ciphertext.
+    pub fn seal_next_in_place(&mut self, buf: &mut Vec<u8>) -> Result<(u32, ChunkHash), Error> {
         let want = self
             .next_content_len()
             .ok_or(Error::Stream("every chunk is already sealed"))?;
-        if content.len() != want {
+        if buf.len() != want {
             return Err(Error::Stream(
                 "content length differs from next_content_len",
             ));
         }
         let index = self.next;
         let plain_len = chunk_plaintext_len(self.padded_len, index);
-        out.clear();
-        out.reserve(plain_len + crate::limits::TAG_SIZE);
-        out.extend_from_slice(content);
-        out.resize(plain_len, 0);
+        buf.reserve(plain_len + crate::limits::TAG_SIZE - buf.len());
+        buf.resize(plain_len, 0);
         let last = index + 1 == self.chunk_count();
-        self.stream.seal(chunk_nonce(index, last), out);
-        let hash = *blake3::hash(out).as_bytes();
+        self.stream.seal(chunk_nonce(index, last), buf);
+        let hash = *blake3::hash(buf).as_bytes();
         self.hashes.push(hash);
         self.next += 1;
         Ok((index, hash))
@@ -230,14 +237,16 @@ where
     G: CryptoRng + ?Sized,
 {
     let mut sealer = ClipSealer::new(header, rng)?;
-    let mut content = Zeroizing::new(vec![0u8; CHUNK_SIZE]);
-    let mut out = Vec::with_capacity(CHUNK_SIZE + crate::limits::TAG_SIZE);
+    // Content is read straight into the buffer and sealed in place, so the
+    // plaintext never sits anywhere else and is overwritten chunk by chunk.
+    let mut buf = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + crate::limits::TAG_SIZE));
     while let Some(n) = sealer.next_content_len() {
-        reader
-            .read_exact(&mut content[..n])
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let (index, _) = sealer.seal_next(&content[..n], &mut out)?;
-        sink(index, &out).map_err(|e| Error::Io(e.to_string()))?;
+        buf.clear();
+        buf.resize(n, 0);
+        let read = reader.read_exact(&mut buf[..]);
+        read.map_err(|e| Error::Io(e.to_string()))?;
+        let (index, _) = sealer.seal_next_in_place(&mut buf)?;
+        sink(index, &buf).map_err(|e| Error::Io(e.to_string()))?;
     }
     let mut probe = [0u8; 1];
     match reader.read(&mut probe) {

@@ -2,6 +2,7 @@
 //! the manner of age: ChaCha20-Poly1305 with a nonce of an 11-byte big-endian
 //! chunk counter followed by a last-chunk flag byte.
 
+use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 
@@ -46,11 +47,13 @@ impl Stream {
         out.clear();
         let body_len = ct.len().checked_sub(TAG_SIZE).ok_or(Error::Decrypt)?;
         let (body, tag) = ct.split_at(body_len);
-        out.extend_from_slice(body);
+        out.resize(body_len, 0);
         let tag = Tag::try_from(tag).map_err(|_| Error::Decrypt)?;
+        // Decrypt out of place: the ciphertext is read once, no copy first.
+        let inout = InOutBuf::new(body, out.as_mut_slice()).map_err(|_| Error::Decrypt)?;
         if self
             .aead
-            .decrypt_inout_detached(&Nonce::from(nonce), &[], out.as_mut_slice().into(), &tag)
+            .decrypt_inout_detached(&Nonce::from(nonce), &[], inout, &tag)
             .is_err()
         {
             zeroize::Zeroize::zeroize(out.as_mut_slice());

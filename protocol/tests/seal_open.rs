@@ -425,3 +425,51 @@ fn sealing_is_reproducible_from_the_seed() {
     assert_eq!(a.manifest(), b.manifest());
     assert_eq!(ca, cb);
 }
+
+#[test]
+fn verified_chunks_must_be_the_next_ones_of_this_manifest() {
+    let mut rng = rng(11);
+    let data = content(2 * CHUNK_SIZE + 3, 4);
+    let (clip, chunks) = seal(&data, &mut rng);
+    let (other, other_chunks) = seal(&data, &mut rng);
+    let m = clip.manifest();
+    assert!(
+        m.check_chunk(0, &other_chunks[0]).is_none(),
+        "another clip's chunk"
+    );
+    assert!(m.check_chunk(3, &chunks[0]).is_none(), "index out of range");
+    let mut short = chunks[0].clone();
+    short.pop();
+    assert!(m.check_chunk(0, &short).is_none(), "wrong length");
+
+    // In order, verified chunks open to the content.
+    let mut opener = ClipOpener::new(m.clone(), clip.content_key(), NOW).unwrap();
+    let mut out = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        out.extend_from_slice(
+            opener
+                .open_verified(m.check_chunk(i as u32, c).unwrap())
+                .unwrap(),
+        );
+    }
+    opener.finish().unwrap();
+    assert_eq!(out, data);
+
+    // Out of order, or verified against another manifest: refused and poisoned.
+    let mut opener = ClipOpener::new(m.clone(), clip.content_key(), NOW).unwrap();
+    assert_eq!(
+        opener
+            .open_verified(m.check_chunk(1, &chunks[1]).unwrap())
+            .unwrap_err(),
+        Error::Decrypt
+    );
+    assert_eq!(
+        opener
+            .open_verified(m.check_chunk(0, &chunks[0]).unwrap())
+            .unwrap_err(),
+        Error::Decrypt
+    );
+    let mut opener = ClipOpener::new(m.clone(), clip.content_key(), NOW).unwrap();
+    let foreign = other.manifest().check_chunk(0, &other_chunks[0]).unwrap();
+    assert_eq!(opener.open_verified(foreign).unwrap_err(), Error::Decrypt);
+}

@@ -105,6 +105,28 @@ impl<'a> Reader<'a> {
         Ok(s.to_owned())
     }
 
+    /// Reads a byte string with a four-byte length prefix, checking the limit before copying.
+    pub fn bytes_u32(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32()? as usize;
+        if len > limit {
+            return Err(DecodeError::TooLong { field, limit });
+        }
+        self.take(len)
+    }
+
+    /// Reads a two-byte count, checking it against `limit`.
+    pub fn count_u16(&mut self, field: &'static str, limit: usize) -> Result<usize, DecodeError> {
+        let n = usize::from(self.u16()?);
+        if n > limit {
+            return Err(DecodeError::TooLong { field, limit });
+        }
+        Ok(n)
+    }
+
     /// Fails unless every byte has been read.
     pub fn finish(&self) -> Result<(), DecodeError> {
         match self.remaining() {

@@ -56,6 +56,44 @@ pub fn revocation(data: &[u8]) {
     round_trip::<crate::revocation::RevocationRecord>(data);
 }
 
+/// Mailbox protocol request decoder.
+pub fn mailbox_request(data: &[u8]) {
+    round_trip::<crate::mailbox::Request>(data);
+}
+
+/// Mailbox protocol response decoder.
+pub fn mailbox_response(data: &[u8]) {
+    round_trip::<crate::mailbox::Response>(data);
+    round_trip::<crate::mailbox::Notify>(data);
+}
+
+/// The frame decoder state machine: bytes fed in arbitrary pieces yield the
+/// same frames as fed whole, and never a frame over the limit.
+pub fn mailbox_frames(data: &[u8]) {
+    use crate::mailbox::{FrameDecoder, MAX_FRAME_LEN};
+    let Some((&split, data)) = data.split_first() else {
+        return;
+    };
+    let run = |step: usize| {
+        let mut d = FrameDecoder::new();
+        let mut frames = Vec::new();
+        for mut piece in data.chunks(step.max(1)) {
+            while !piece.is_empty() {
+                match d.feed(piece) {
+                    Ok(n) => piece = &piece[n..],
+                    Err(_) => return (frames, true),
+                }
+                if let Some(f) = d.take() {
+                    assert!(!f.is_empty() && f.len() <= MAX_FRAME_LEN);
+                    frames.push(f);
+                }
+            }
+        }
+        (frames, false)
+    };
+    assert_eq!(run(usize::from(split)), run(data.len()));
+}
+
 /// Clip header decoder (the plaintext of the sealed header).
 pub fn header(data: &[u8]) {
     if let Ok(bytes) = <&[u8; crate::header::HEADER_LEN]>::try_from(data)

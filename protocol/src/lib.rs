@@ -70,6 +70,7 @@ pub mod identity;
 pub mod kdf;
 pub mod keys;
 pub mod limits;
+pub mod mailbox;
 pub mod manifest;
 mod noise;
 pub mod open;

@@ -64,3 +64,16 @@ pub const MAX_RELAYS: usize = 8;
 pub const MAX_RELAY_ADDR_LEN: usize = 256;
 /// Most entries a [`crate::revocation::RevocationLedger`] holds by default.
 pub const DEFAULT_LEDGER_CAPACITY: usize = 1 << 20;
+
+/// Longest transport peer id (a libp2p multihash) the mailbox protocol carries.
+pub const MAX_PEER_ID_LEN: usize = 64;
+/// Most one-time prekeys one publish request carries.
+pub const MAX_PREKEYS_PER_PUBLISH: usize = 100;
+/// Most mailbox entries one list response carries.
+pub const MAX_LIST_ENTRIES: usize = 64;
+/// Most sequence numbers one acknowledgement carries.
+pub const MAX_ACKS: usize = 256;
+/// Longest human-readable error detail in a response, in bytes.
+pub const MAX_ERROR_DETAIL_LEN: usize = 256;
+/// Largest encoded manifest (one with [`MAX_CHUNKS`] chunk hashes).
+pub const MAX_MANIFEST_LEN: usize = crate::manifest::Manifest::FIXED_LEN + 32 * MAX_CHUNKS as usize;

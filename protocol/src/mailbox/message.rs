@@ -1,0 +1,532 @@
+//! Requests, responses and notifications of the mailbox protocol, each with
+//! exactly one encoding (`spec/RELAY.md` §3).
+
+use crate::codec::{Codec, Reader, Writer};
+use crate::envelope::Envelope;
+use crate::error::DecodeError;
+use crate::identity::DeviceCertificate;
+use crate::kdf::MessageId;
+use crate::keys::SigningPublicKey;
+use crate::limits::{
+    CIPHERTEXT_CHUNK_SIZE, MAX_ACKS, MAX_CHUNKS, MAX_ERROR_DETAIL_LEN, MAX_LIST_ENTRIES,
+    MAX_MANIFEST_LEN, MAX_PREKEYS_PER_PUBLISH,
+};
+use crate::mailbox::login::LoginProof;
+use crate::manifest::{ChunkHash, Manifest};
+use crate::prekey::{Prekey, PrekeyBundle};
+use crate::revocation::RevocationRecord;
+use crate::time::UnixMillis;
+
+/// What a client asks a relay. One request per stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Ask for a login nonce.
+    Challenge,
+    /// Prove control of a device of the mailbox's identity.
+    Login(LoginProof),
+    /// Publish the device's signed prekey and one-time prekeys (logged in).
+    PublishPrekeys {
+        /// The current signed prekey.
+        signed_prekey: Prekey,
+        /// Fresh one-time prekeys, at most [`MAX_PREKEYS_PER_PUBLISH`].
+        one_time: Vec<Prekey>,
+    },
+    /// Fetch a prekey bundle for an identity (hands out one one-time prekey).
+    FetchBundle {
+        /// Whose bundle.
+        identity_key: SigningPublicKey,
+    },
+    /// Deposit an envelope for a mailbox, with the clip's manifest.
+    Deposit {
+        /// The recipient identity whose mailbox receives the envelope.
+        mailbox: SigningPublicKey,
+        /// The envelope.
+        envelope: Envelope,
+        /// The clip's manifest.
+        manifest: Manifest,
+    },
+    /// Upload one ciphertext chunk of a deposited clip.
+    PutChunk {
+        /// The clip.
+        message_id: MessageId,
+        /// The chunk's index.
+        index: u32,
+        /// The ciphertext chunk.
+        bytes: Vec<u8>,
+    },
+    /// Download (part of) a chunk by its hash.
+    GetChunk {
+        /// The chunk's BLAKE3 hash.
+        hash: ChunkHash,
+        /// First byte wanted.
+        offset: u32,
+        /// Bytes wanted (0 means to the end).
+        length: u32,
+    },
+    /// List the mailbox's complete deposits after a sequence number (logged in).
+    List {
+        /// Return entries with a larger sequence number.
+        after: u64,
+        /// At most this many, 1 to [`MAX_LIST_ENTRIES`].
+        limit: u16,
+    },
+    /// Fetch a clip's manifest.
+    GetManifest {
+        /// The clip.
+        message_id: MessageId,
+    },
+    /// Acknowledge entries, which the relay then deletes (logged in).
+    Ack {
+        /// Sequence numbers, strictly increasing, at most [`MAX_ACKS`].
+        seqs: Vec<u64>,
+    },
+    /// Revoke a clip.
+    Revoke(RevocationRecord),
+}
+
+/// One mailbox entry: a complete deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The mailbox's sequence number of this entry.
+    pub seq: u64,
+    /// The clip, to fetch its manifest.
+    pub message_id: MessageId,
+    /// When the relay accepted the deposit.
+    pub deposited_at: UnixMillis,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+/// What applying a revocation did at the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The clip was revoked now; its data is gone.
+    Revoked = 1,
+    /// It was revoked before.
+    AlreadyRevoked = 2,
+}
+
+/// Typed error codes. Unknown codes decode as [`ErrorCode::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request did not decode.
+    Malformed,
+    /// The request needs a login.
+    Unauthenticated,
+    /// Logged in, but not allowed (another mailbox, a superseded device).
+    Forbidden,
+    /// No such mailbox, clip, chunk or bundle.
+    NotFound,
+    /// Something exceeds a size limit.
+    TooLarge,
+    /// A storage quota is exhausted.
+    QuotaExceeded,
+    /// Too many requests; retry later.
+    RateLimited,
+    /// The clip is revoked.
+    Revoked,
+    /// The clip is expired or its expiry is out of range.
+    Expired,
+    /// The request conflicts with stored state (e.g. a chunk that is not the manifest's).
+    Conflict,
+    /// The relay failed internally.
+    Internal,
+    /// The relay does not support this request.
+    Unsupported,
+    /// A code this implementation does not know.
+    Other(u16),
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            Self::Malformed => 1,
+            Self::Unauthenticated => 2,
+            Self::Forbidden => 3,
+            Self::NotFound => 4,
+            Self::TooLarge => 5,
+            Self::QuotaExceeded => 6,
+            Self::RateLimited => 7,
+            Self::Revoked => 8,
+            Self::Expired => 9,
+            Self::Conflict => 10,
+            Self::Internal => 11,
+            Self::Unsupported => 12,
+            Self::Other(v) => v,
+        }
+    }
+
+    /// The code for a wire value.
+    pub fn from_u16(v: u16) -> Self {
+        match v {
+            1 => Self::Malformed,
+            2 => Self::Unauthenticated,
+            3 => Self::Forbidden,
+            4 => Self::NotFound,
+            5 => Self::TooLarge,
+            6 => Self::QuotaExceeded,
+            7 => Self::RateLimited,
+            8 => Self::Revoked,
+            9 => Self::Expired,
+            10 => Self::Conflict,
+            11 => Self::Internal,
+            12 => Self::Unsupported,
+            v => Self::Other(v),
+        }
+    }
+}
+
+/// What a relay answers. One response per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The request failed.
+    Error {
+        /// Why, for programs.
+        code: ErrorCode,
+        /// Why, for people (at most [`MAX_ERROR_DETAIL_LEN`] bytes).
+        detail: String,
+    },
+    /// A login nonce.
+    Challenge {
+        /// Fresh random bytes to sign.
+        nonce: [u8; 32],
+    },
+    /// Done.
+    Ok,
+    /// A prekey bundle.
+    Bundle(Box<PrekeyBundle>),
+    /// The deposit is recorded; these chunk indices are still missing.
+    DepositAccepted {
+        /// Missing chunk indices, strictly increasing.
+        missing: Vec<u32>,
+    },
+    /// Chunk bytes.
+    Chunk {
+        /// The requested range of the chunk.
+        bytes: Vec<u8>,
+    },
+    /// Mailbox entries.
+    Entries {
+        /// Entries in increasing sequence order.
+        entries: Vec<Entry>,
+        /// Whether more entries follow the last one.
+        more: bool,
+    },
+    /// A manifest.
+    Manifest(Box<Manifest>),
+    /// The revocation was applied.
+    Revoked(RevokeOutcome),
+}
+
+impl Response {
+    /// An error response; `detail` is cut to [`MAX_ERROR_DETAIL_LEN`] bytes at a
+    /// character boundary and stripped of control characters.
+    pub fn error(code: ErrorCode, detail: &str) -> Self {
+        let mut d: String = detail.chars().filter(|c| !c.is_control()).collect();
+        while d.len() > MAX_ERROR_DETAIL_LEN {
+            d.pop();
+        }
+        Self::Error { code, detail: d }
+    }
+}
+
+/// What a relay pushes to a logged-in mailbox owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notify {
+    /// A new complete deposit is in the mailbox.
+    NewDeposit {
+        /// Its sequence number.
+        seq: u64,
+    },
+}
+
+fn put_manifest(out: &mut Vec<u8>, m: &Manifest) {
+    let bytes = m.to_bytes();
+    out.put_u32(bytes.len() as u32);
+    out.put(&bytes);
+}
+
+fn read_manifest(r: &mut Reader<'_>) -> Result<Manifest, DecodeError> {
+    Manifest::decode(r.bytes_u32("manifest", MAX_MANIFEST_LEN)?)
+}
+
+fn strictly_increasing<T: PartialOrd>(v: &[T], field: &'static str) -> Result<(), DecodeError> {
+    if v.windows(2).all(|w| w[0] < w[1]) {
+        Ok(())
+    } else {
+        Err(DecodeError::NonCanonical(field))
+    }
+}
+
+impl Codec for Request {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Challenge => out.put_u8(0x01),
+            Self::Login(p) => {
+                out.put_u8(0x02);
+                p.certificate.encode(out);
+                out.put(&p.signature);
+            }
+            Self::PublishPrekeys {
+                signed_prekey,
+                one_time,
+            } => {
+                out.put_u8(0x03);
+                signed_prekey.encode(out);
+                out.put_u16(one_time.len() as u16);
+                for p in one_time {
+                    p.encode(out);
+                }
+            }
+            Self::FetchBundle { identity_key } => {
+                out.put_u8(0x04);
+                out.put(&identity_key.to_bytes());
+            }
+            Self::Deposit {
+                mailbox,
+                envelope,
+                manifest,
+            } => {
+                out.put_u8(0x05);
+                out.put(&mailbox.to_bytes());
+                envelope.encode(out);
+                put_manifest(out, manifest);
+            }
+            Self::PutChunk {
+                message_id,
+                index,
+                bytes,
+            } => {
+                out.put_u8(0x06);
+                out.put(&message_id.0);
+                out.put_u32(*index);
+                out.put_u32(bytes.len() as u32);
+                out.put(bytes);
+            }
+            Self::GetChunk {
+                hash,
+                offset,
+                length,
+            } => {
+                out.put_u8(0x07);
+                out.put(hash);
+                out.put_u32(*offset);
+                out.put_u32(*length);
+            }
+            Self::List { after, limit } => {
+                out.put_u8(0x08);
+                out.put_u64(*after);
+                out.put_u16(*limit);
+            }
+            Self::GetManifest { message_id } => {
+                out.put_u8(0x09);
+                out.put(&message_id.0);
+            }
+            Self::Ack { seqs } => {
+                out.put_u8(0x0a);
+                out.put_u16(seqs.len() as u16);
+                for s in seqs {
+                    out.put_u64(*s);
+                }
+            }
+            Self::Revoke(rec) => {
+                out.put_u8(0x0b);
+                rec.encode(out);
+            }
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            0x01 => Self::Challenge,
+            0x02 => Self::Login(LoginProof {
+                certificate: DeviceCertificate::read(r)?,
+                signature: r.array()?,
+            }),
+            0x03 => {
+                let signed_prekey = Prekey::read(r)?;
+                let n = r.count_u16("one-time prekeys", MAX_PREKEYS_PER_PUBLISH)?;
+                let one_time = (0..n).map(|_| Prekey::read(r)).collect::<Result<_, _>>()?;
+                Self::PublishPrekeys {
+                    signed_prekey,
+                    one_time,
+                }
+            }
+            0x04 => Self::FetchBundle {
+                identity_key: SigningPublicKey::read(r)?,
+            },
+            0x05 => Self::Deposit {
+                mailbox: SigningPublicKey::read(r)?,
+                envelope: Envelope::read(r)?,
+                manifest: read_manifest(r)?,
+            },
+            0x06 => {
+                let message_id = MessageId(r.array()?);
+                let index = r.u32()?;
+                if index >= MAX_CHUNKS {
+                    return Err(DecodeError::Invalid("chunk index"));
+                }
+                let bytes = r.bytes_u32("chunk", CIPHERTEXT_CHUNK_SIZE)?.to_vec();
+                Self::PutChunk {
+                    message_id,
+                    index,
+                    bytes,
+                }
+            }
+            0x07 => Self::GetChunk {
+                hash: r.array()?,
+                offset: r.u32()?,
+                length: r.u32()?,
+            },
+            0x08 => {
+                let after = r.u64()?;
+                let limit = r.u16()?;
+                if limit == 0 || usize::from(limit) > MAX_LIST_ENTRIES {
+                    return Err(DecodeError::Invalid("list limit"));
+                }
+                Self::List { after, limit }
+            }
+            0x09 => Self::GetManifest {
+                message_id: MessageId(r.array()?),
+            },
+            0x0a => {
+                let n = r.count_u16("acks", MAX_ACKS)?;
+                if n == 0 {
+                    return Err(DecodeError::Invalid("empty ack"));
+                }
+                let seqs: Vec<u64> = (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?;
+                strictly_increasing(&seqs, "ack order")?;
+                Self::Ack { seqs }
+            }
+            0x0b => Self::Revoke(RevocationRecord::read(r)?),
+            _ => return Err(DecodeError::Invalid("request type")),
+        })
+    }
+}
+
+impl Codec for Response {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Error { code, detail } => {
+                out.put_u8(0x80);
+                out.put_u16(code.to_u16());
+                out.put_string_u16(detail);
+            }
+            Self::Challenge { nonce } => {
+                out.put_u8(0x81);
+                out.put(nonce);
+            }
+            Self::Ok => out.put_u8(0x82),
+            Self::Bundle(b) => {
+                out.put_u8(0x83);
+                b.encode(out);
+            }
+            Self::DepositAccepted { missing } => {
+                out.put_u8(0x84);
+                out.put_u16(missing.len() as u16);
+                for i in missing {
+                    out.put_u32(*i);
+                }
+            }
+            Self::Chunk { bytes } => {
+                out.put_u8(0x85);
+                out.put_u32(bytes.len() as u32);
+                out.put(bytes);
+            }
+            Self::Entries { entries, more } => {
+                out.put_u8(0x86);
+                out.put_u16(entries.len() as u16);
+                for e in entries {
+                    out.put_u64(e.seq);
+                    out.put(&e.message_id.0);
+                    out.put_u64(e.deposited_at.0);
+                    e.envelope.encode(out);
+                }
+                out.put_u8(u8::from(*more));
+            }
+            Self::Manifest(m) => {
+                out.put_u8(0x87);
+                put_manifest(out, m);
+            }
+            Self::Revoked(o) => {
+                out.put_u8(0x88);
+                out.put_u8(*o as u8);
+            }
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            0x80 => {
+                let code = ErrorCode::from_u16(r.u16()?);
+                if code == ErrorCode::Other(0) {
+                    return Err(DecodeError::Invalid("error code 0"));
+                }
+                Self::Error {
+                    code,
+                    detail: r.string_u16("error detail", MAX_ERROR_DETAIL_LEN)?,
+                }
+            }
+            0x81 => Self::Challenge { nonce: r.array()? },
+            0x82 => Self::Ok,
+            0x83 => Self::Bundle(Box::new(PrekeyBundle::read(r)?)),
+            0x84 => {
+                let n = r.count_u16("missing chunks", MAX_CHUNKS as usize)?;
+                let missing: Vec<u32> = (0..n).map(|_| r.u32()).collect::<Result<_, _>>()?;
+                strictly_increasing(&missing, "missing chunk order")?;
+                if missing.last().is_some_and(|&i| i >= MAX_CHUNKS) {
+                    return Err(DecodeError::Invalid("chunk index"));
+                }
+                Self::DepositAccepted { missing }
+            }
+            0x85 => Self::Chunk {
+                bytes: r.bytes_u32("chunk", CIPHERTEXT_CHUNK_SIZE)?.to_vec(),
+            },
+            0x86 => {
+                let n = r.count_u16("entries", MAX_LIST_ENTRIES)?;
+                let entries: Vec<Entry> = (0..n)
+                    .map(|_| {
+                        Ok(Entry {
+                            seq: r.u64()?,
+                            message_id: MessageId(r.array()?),
+                            deposited_at: UnixMillis(r.u64()?),
+                            envelope: Envelope::read(r)?,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+                strictly_increasing(&seqs, "entry order")?;
+                Self::Entries {
+                    entries,
+                    more: r.bool("more flag")?,
+                }
+            }
+            0x87 => Self::Manifest(Box::new(read_manifest(r)?)),
+            0x88 => Self::Revoked(match r.u8()? {
+                1 => RevokeOutcome::Revoked,
+                2 => RevokeOutcome::AlreadyRevoked,
+                _ => return Err(DecodeError::Invalid("revoke outcome")),
+            }),
+            _ => return Err(DecodeError::Invalid("response type")),
+        })
+    }
+}
+
+impl Codec for Notify {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::NewDeposit { seq } => {
+                out.put_u8(0x90);
+                out.put_u64(*seq);
+            }
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0x90 => Ok(Self::NewDeposit { seq: r.u64()? }),
+            _ => Err(DecodeError::Invalid("notification type")),
+        }
+    }
+}

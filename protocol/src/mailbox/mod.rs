@@ -1,0 +1,17 @@
+//! The mailbox protocol between clients and relays, sans-IO: frames,
+//! requests, responses and notifications, and the login proof a mailbox
+//! owner presents. `spec/RELAY.md` is its normative description; the node
+//! drives it over libp2p streams.
+
+pub mod frame;
+pub mod login;
+pub mod message;
+
+pub use frame::{FrameDecoder, MAX_FRAME_LEN, encode_frame};
+pub use login::LoginProof;
+pub use message::{Entry, ErrorCode, Notify, Request, Response, RevokeOutcome};
+
+/// libp2p protocol id of request/response streams: one request, one response.
+pub const RELAY_PROTOCOL: &str = "/mayfly/relay/1";
+/// libp2p protocol id of the relay-to-owner notification stream.
+pub const NOTIFY_PROTOCOL: &str = "/mayfly/notify/1";

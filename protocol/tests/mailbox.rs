@@ -1,0 +1,216 @@
+//! The mailbox protocol's messages: round trips, strictness and the login proof.
+
+mod common;
+
+use common::*;
+use mayfly_protocol::codec::Codec;
+use mayfly_protocol::mailbox::*;
+use mayfly_protocol::*;
+use proptest::prelude::*;
+
+struct World {
+    alice: Party,
+    bob: Party,
+    clip: SealedClip,
+    chunks: Vec<Vec<u8>>,
+    envelope: Envelope,
+}
+
+fn world(seed: u64) -> World {
+    let mut rng = rng(seed);
+    let alice = Party::new(&mut rng);
+    let mut bob = Party::new(&mut rng);
+    bob.prekeys.issue_one_time(&bob.device, 3, NOW, &mut rng);
+    let (clip, chunks) = seal(&content(CHUNK_SIZE + 10, 1), &mut rng);
+    let envelope = Envelope::seal(&clip, &alice.device, &bob.recipient(), &mut rng).unwrap();
+    World {
+        alice,
+        bob,
+        clip,
+        chunks,
+        envelope,
+    }
+}
+
+fn requests(w: &World, seed: u64) -> Vec<Request> {
+    let mut rng = rng(seed);
+    let otks = PrekeyStore::new(&w.bob.device, NOW, &mut rng).issue_one_time(
+        &w.bob.device,
+        5,
+        NOW,
+        &mut rng,
+    );
+    vec![
+        Request::Challenge,
+        Request::Login(LoginProof::sign(&w.bob.device, b"relay", b"client", &[7; 32]).unwrap()),
+        Request::PublishPrekeys {
+            signed_prekey: w.bob.prekeys.signed_prekey().clone(),
+            one_time: otks,
+        },
+        Request::FetchBundle {
+            identity_key: w.bob.identity.public(),
+        },
+        Request::Deposit {
+            mailbox: w.bob.identity.public(),
+            envelope: w.envelope.clone(),
+            manifest: w.clip.manifest().clone(),
+        },
+        Request::PutChunk {
+            message_id: w.clip.message_id(),
+            index: 1,
+            bytes: w.chunks[1].clone(),
+        },
+        Request::GetChunk {
+            hash: w.clip.manifest().chunk_hashes()[0],
+            offset: 100,
+            length: 0,
+        },
+        Request::List {
+            after: seed,
+            limit: 64,
+        },
+        Request::GetManifest {
+            message_id: w.clip.message_id(),
+        },
+        Request::Ack {
+            seqs: vec![1, 5, seed.max(6)],
+        },
+        Request::Revoke(w.clip.revoke(NOW)),
+    ]
+}
+
+fn responses(w: &World, seed: u64) -> Vec<Response> {
+    vec![
+        Response::error(ErrorCode::QuotaExceeded, "mailbox is full"),
+        Response::error(ErrorCode::Other(999), ""),
+        Response::Challenge {
+            nonce: [seed as u8; 32],
+        },
+        Response::Ok,
+        Response::Bundle(Box::new(PrekeyBundle {
+            certificate: w.bob.device.certificate().clone(),
+            signed_prekey: w.bob.prekeys.signed_prekey().clone(),
+            one_time_prekey: None,
+        })),
+        Response::DepositAccepted {
+            missing: vec![0, 1],
+        },
+        Response::DepositAccepted { missing: vec![] },
+        Response::Chunk {
+            bytes: w.chunks[0].clone(),
+        },
+        Response::Entries {
+            entries: vec![Entry {
+                seq: seed,
+                message_id: w.clip.message_id(),
+                deposited_at: NOW,
+                envelope: w.envelope.clone(),
+            }],
+            more: seed.is_multiple_of(2),
+        },
+        Response::Manifest(Box::new(w.clip.manifest().clone())),
+        Response::Revoked(RevokeOutcome::AlreadyRevoked),
+    ]
+}
+
+fn strict<T: Codec + PartialEq + std::fmt::Debug>(v: &T) -> Result<(), TestCaseError> {
+    let bytes = v.to_bytes();
+    prop_assert!(bytes.len() <= MAX_FRAME_LEN);
+    prop_assert_eq!(&T::decode(&bytes).unwrap(), v);
+    prop_assert!(T::decode(&bytes[..bytes.len() - 1]).is_err());
+    let mut longer = bytes;
+    longer.push(0);
+    prop_assert!(T::decode(&longer).is_err());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_message_round_trips_strictly(seed in 0u64..1000) {
+        let w = world(seed);
+        for r in requests(&w, seed) {
+            strict(&r)?;
+        }
+        for r in responses(&w, seed) {
+            strict(&r)?;
+        }
+        strict(&Notify::NewDeposit { seq: seed })?;
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = Request::decode(&bytes);
+        let _ = Response::decode(&bytes);
+        let _ = Notify::decode(&bytes);
+    }
+}
+
+#[test]
+fn largest_messages_fit_in_a_frame() {
+    let w = world(1);
+    let big = Request::PutChunk {
+        message_id: w.clip.message_id(),
+        index: 0,
+        bytes: vec![0; CIPHERTEXT_CHUNK_SIZE],
+    };
+    assert!(big.to_bytes().len() <= MAX_FRAME_LEN);
+    let too_big = Request::PutChunk {
+        message_id: w.clip.message_id(),
+        index: 0,
+        bytes: vec![0; CIPHERTEXT_CHUNK_SIZE + 1],
+    };
+    assert!(matches!(
+        Request::decode(&too_big.to_bytes()),
+        Err(DecodeError::TooLong { .. })
+    ));
+}
+
+#[test]
+fn non_canonical_orders_and_limits_are_refused() {
+    assert!(Request::decode(&Request::Ack { seqs: vec![2, 2] }.to_bytes()).is_err());
+    assert!(Request::decode(&Request::Ack { seqs: vec![3, 2] }.to_bytes()).is_err());
+    assert!(Request::decode(&Request::Ack { seqs: vec![] }.to_bytes()).is_err());
+    assert!(Request::decode(&Request::List { after: 0, limit: 0 }.to_bytes()).is_err());
+    assert!(
+        Request::decode(
+            &Request::List {
+                after: 0,
+                limit: 65
+            }
+            .to_bytes()
+        )
+        .is_err()
+    );
+    assert!(
+        Response::decode(
+            &Response::DepositAccepted {
+                missing: vec![1, 0]
+            }
+            .to_bytes()
+        )
+        .is_err()
+    );
+    assert!(
+        Response::decode(&[0x80, 0, 0, 0, 0]).is_err(),
+        "error code 0"
+    );
+    assert!(Request::decode(&[0x7f]).is_err());
+    let long = Response::error(ErrorCode::Internal, &"é".repeat(300));
+    assert!(Response::decode(&long.to_bytes()).is_ok());
+}
+
+#[test]
+fn login_proofs_bind_the_connection_and_the_nonce() {
+    let w = world(2);
+    let proof = LoginProof::sign(&w.bob.device, b"relay-peer", b"bob-peer", &[1; 32]).unwrap();
+    assert!(proof.verify(b"relay-peer", b"bob-peer", &[1; 32]).is_ok());
+    assert!(proof.verify(b"other-relay", b"bob-peer", &[1; 32]).is_err());
+    assert!(proof.verify(b"relay-peer", b"mallory", &[1; 32]).is_err());
+    assert!(proof.verify(b"relay-peer", b"bob-peer", &[2; 32]).is_err());
+    // Length-prefixed: moving bytes between the two peer ids changes the message.
+    assert!(proof.verify(b"relay-pee", b"rbob-peer", &[1; 32]).is_err());
+    assert_eq!(proof.certificate.identity_key(), w.bob.identity.public());
+    assert!(LoginProof::sign(&w.alice.device, &[0; 65], b"x", &[0; 32]).is_err());
+}

@@ -1,9 +1,16 @@
 //! # mayfly-node
 //!
-//! Drives the sans-IO `mayfly-protocol` core: the local demo today; libp2p
-//! networking, the relay, the client and storage as they land.
+//! Drives the sans-IO `mayfly-protocol` core: the local demo, libp2p
+//! networking and the relay's networking skeleton today; the relay's
+//! mailboxes, the client and storage as they land.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod demo;
+pub mod net;
+pub mod node_key;
+pub mod relay;
 pub mod rng;
+pub mod shutdown;
+pub mod store;

@@ -1,12 +1,19 @@
 //! The `mayfly` command.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use libp2p::Multiaddr;
+use mayfly_node::config::RelayConfig;
 use mayfly_node::demo::{DemoOptions, run};
+use mayfly_node::shutdown::ShutdownSignals;
 use mayfly_protocol::UnixMillis;
+use tracing_subscriber::EnvFilter;
 
 /// Mayfly: end-to-end encrypted, expiring, revocable video clips over libp2p.
 #[derive(Debug, Parser)]
@@ -27,12 +34,30 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Run a relay: print its peer id and listen addresses, serve until SIGTERM or SIGINT.
+    Relay {
+        /// Directory for the relay's state; its identity is DIR/node.key, created on first start.
+        #[arg(long, value_name = "DIR")]
+        home: PathBuf,
+        /// Listen on this address (repeatable); replaces the config file's `listen`.
+        /// Default: /ip4/127.0.0.1/tcp/0 and /ip4/127.0.0.1/udp/0/quic-v1.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<Multiaddr>,
+        /// Read listen addresses and limits from this TOML file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { size_kib, seed } => demo(size_kib, seed),
+        Command::Relay {
+            home,
+            listen,
+            config,
+        } => relay(&home, listen, config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,5 +88,51 @@ fn demo(size_kib: u64, seed: Option<u64>) -> anyhow::Result<()> {
         "demo complete: message {} sealed, opened, revoked",
         report.message_id
     );
+    Ok(())
+}
+
+/// How long the runtime may take to wind down its tasks once the relay has
+/// stopped.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn relay(home: &Path, listen: Vec<Multiaddr>, config: Option<&Path>) -> anyhow::Result<()> {
+    init_logging()?;
+    let mut config = match config {
+        Some(path) => RelayConfig::load(path)?,
+        None => RelayConfig::default(),
+    };
+    if !listen.is_empty() {
+        config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mayfly-relay")
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        // Before anything is announced, so that a signal from then on means
+        // "stop gracefully".
+        let signals = ShutdownSignals::install().context("cannot install signal handlers")?;
+        mayfly_node::relay::run(&config, home, &mut std::io::stdout(), signals.recv()).await?;
+        anyhow::Ok(())
+    });
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    result
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: the node's own
+/// progress at `info`, everything else at `warn`).
+fn init_logging() -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        // The parse error repeats itself as its own source: show it once.
+        Ok(directives) => EnvFilter::try_new(&directives)
+            .map_err(|e| anyhow::anyhow!("invalid RUST_LOG {directives:?}: {e}"))?,
+        Err(_) => EnvFilter::new("warn,mayfly=info,mayfly_node=info"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     Ok(())
 }

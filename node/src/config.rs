@@ -1,0 +1,268 @@
+//! The relay's configuration and every default it uses, in one place.
+//!
+//! A configuration file is TOML; every key is optional and unknown keys are
+//! rejected, so a typo is an error rather than a silently ignored setting:
+//!
+//! ```toml
+//! listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
+//!
+//! [limits]
+//! max_pending_incoming = 256
+//! max_pending_outgoing = 64
+//! max_established_incoming = 1024
+//! max_established_outgoing = 128
+//! max_established_per_peer = 8
+//! max_memory = { percent = 80.0 }   # or { bytes = 2_147_483_648 }
+//! idle_connection_timeout_secs = 60
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+/// Addresses the relay listens on when neither `--listen` nor the
+/// configuration file names any: loopback only, on ports the OS picks, so an
+/// unconfigured relay is never reachable from outside the machine.
+pub const DEFAULT_LISTEN: [&str; 2] = ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"];
+
+/// Configuration of `mayfly relay`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Addresses to listen on. `--listen` on the command line replaces them.
+    pub listen: Vec<Multiaddr>,
+    /// Connection and resource limits.
+    pub limits: Limits,
+    // Storage quotas (bytes per mailbox, clips per sender, total disk) join
+    // here as a `storage` table when the relay starts storing ciphertext.
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .iter()
+                .map(|a| a.parse().expect("default listen addresses are valid"))
+                .collect(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Limits on connections and the memory they may use.
+///
+/// These apply to every swarm the node builds, the relay's and a client's.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Incoming connections still in their handshake.
+    pub max_pending_incoming: u32,
+    /// Outgoing connections still in their handshake.
+    pub max_pending_outgoing: u32,
+    /// Established incoming connections.
+    pub max_established_incoming: u32,
+    /// Established outgoing connections.
+    pub max_established_outgoing: u32,
+    /// Established connections with any one peer, both directions together.
+    pub max_established_per_peer: u32,
+    /// New connections are refused while the process uses more memory than this.
+    pub max_memory: MemoryLimit,
+    /// A connection no protocol has used for this long is closed.
+    pub idle_connection_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_pending_incoming: 256,
+            max_pending_outgoing: 64,
+            max_established_incoming: 1024,
+            max_established_outgoing: 128,
+            // A client may hold a TCP and a QUIC connection, plus one more of
+            // each while it reconnects.
+            max_established_per_peer: 8,
+            max_memory: MemoryLimit::Percent(80.0),
+            idle_connection_timeout_secs: 60,
+        }
+    }
+}
+
+impl Limits {
+    /// The idle connection timeout as a [`Duration`].
+    pub fn idle_connection_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_connection_timeout_secs)
+    }
+}
+
+/// A ceiling on the process's resident memory, past which new connections
+/// are refused (established ones are kept).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum MemoryLimit {
+    /// A percentage of the machine's physical memory, in `(0, 100]`.
+    Percent(f64),
+    /// An absolute number of bytes.
+    Bytes(u64),
+}
+
+/// Why a configuration file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("invalid config file {path}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: InvalidConfig,
+    },
+}
+
+/// What is wrong with a configuration: invalid TOML, an unknown key, a value
+/// of the wrong type or out of range. One line, with the position when known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(String);
+
+impl RelayConfig {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| ConfigError::Invalid {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Parses and validates a configuration from TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, InvalidConfig> {
+        let config: Self =
+            toml::from_str(text).map_err(|e| InvalidConfig(one_line_message(text, &e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        self.limits.validate()
+    }
+}
+
+/// toml's own message quotes the offending line over several lines; this
+/// keeps it to one: `line L, column C: what is wrong`.
+fn one_line_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+impl Limits {
+    /// Checks the values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let invalid = |m: &str| Err(InvalidConfig(m.to_owned()));
+        match self.max_memory {
+            MemoryLimit::Percent(p) if !(p > 0.0 && p <= 100.0) => {
+                return invalid("limits.max_memory.percent must be in (0, 100]");
+            }
+            MemoryLimit::Bytes(0) => return invalid("limits.max_memory.bytes must be positive"),
+            _ => {}
+        }
+        if self.max_established_per_peer == 0 {
+            return invalid("limits.max_established_per_peer must be positive");
+        }
+        if self.idle_connection_timeout_secs == 0 {
+            return invalid("limits.idle_connection_timeout_secs must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        assert_eq!(RelayConfig::from_toml("").unwrap(), RelayConfig::default());
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text: String = include_str!("config.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
+            .collect();
+        let config = RelayConfig::from_toml(&text).unwrap();
+        assert_eq!(config.listen.len(), 2);
+        assert_eq!(config.limits.max_memory, MemoryLimit::Percent(80.0));
+        assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn partial_tables_keep_the_other_defaults() {
+        let c = RelayConfig::from_toml("[limits]\nmax_memory = { bytes = 1000000 }\n").unwrap();
+        assert_eq!(c.limits.max_memory, MemoryLimit::Bytes(1_000_000));
+        assert_eq!(c.limits.max_established_incoming, 1024);
+        assert_eq!(c.listen, RelayConfig::default().listen);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        for text in [
+            "lisen = []",
+            "[limits]\nmax_established_incomming = 3",
+            "listen = [\"not a multiaddr\"]",
+            "[limits]\nmax_memory = { percent = 0 }",
+            "[limits]\nmax_memory = { percent = 150 }",
+            "[limits]\nmax_memory = { kib = 5 }",
+            "[limits]\nidle_connection_timeout_secs = 0",
+            "[limits]\nmax_pending_incoming = -1",
+            "[storage]\nquota = 1",
+        ] {
+            let e = RelayConfig::from_toml(text).expect_err(text);
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn load_names_the_file_in_its_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        let e = RelayConfig::load(&path).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+        std::fs::write(&path, "\n[limits]\nmax_pending_incoming = \"many\"").unwrap();
+        let e = RelayConfig::load(&path).unwrap_err();
+        assert!(e.to_string().contains("relay.toml"), "{e}");
+        let ConfigError::Invalid { source, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(
+            source.to_string().starts_with("line 3, column 24: "),
+            "{source}"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! The protocols every Mayfly swarm runs, combined into one behaviour.
+
+use std::convert::Infallible;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{connection_limits, identify, memory_connection_limits, ping};
+
+use crate::config::{Limits, MemoryLimit};
+
+/// The identify protocol version Mayfly nodes announce. A peer announcing
+/// another one speaks another protocol family.
+pub const PROTOCOL_VERSION: &str = "/mayfly/id/1";
+
+/// The agent version announced over identify: `mayfly/<crate version>`.
+pub fn agent_version() -> String {
+    format!("mayfly/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The node's network behaviour.
+///
+/// The limits come first: the swarm asks behaviours in field order whether
+/// to accept a connection, so a connection over a limit is refused before
+/// the protocols below do any work for it.
+#[derive(NetworkBehaviour)]
+#[behaviour(to_swarm = "BehaviourEvent")]
+pub struct Behaviour {
+    /// Counts of pending and established connections.
+    pub limits: connection_limits::Behaviour,
+    /// Refuses new connections while the process uses too much memory.
+    pub memory: memory_connection_limits::Behaviour,
+    /// Exchanges protocol and agent versions and listen addresses.
+    pub identify: identify::Behaviour,
+    /// Measures round trips and detects dead connections.
+    pub ping: ping::Behaviour,
+}
+
+/// What [`Behaviour`]'s protocols report. The limits report nothing: they
+/// only refuse connections.
+#[derive(Debug)]
+pub enum BehaviourEvent {
+    /// From identify (boxed: it is several times the size of the others).
+    Identify(Box<identify::Event>),
+    /// From ping.
+    Ping(ping::Event),
+}
+
+impl From<Infallible> for BehaviourEvent {
+    fn from(never: Infallible) -> Self {
+        match never {}
+    }
+}
+
+impl From<identify::Event> for BehaviourEvent {
+    fn from(event: identify::Event) -> Self {
+        Self::Identify(Box::new(event))
+    }
+}
+
+impl From<ping::Event> for BehaviourEvent {
+    fn from(event: ping::Event) -> Self {
+        Self::Ping(event)
+    }
+}
+
+impl Behaviour {
+    /// The behaviour for a node with `keypair`, under `limits`.
+    pub fn new(keypair: &Keypair, limits: &Limits) -> Self {
+        let connection_limits = connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(Some(limits.max_pending_incoming))
+            .with_max_pending_outgoing(Some(limits.max_pending_outgoing))
+            .with_max_established_incoming(Some(limits.max_established_incoming))
+            .with_max_established_outgoing(Some(limits.max_established_outgoing))
+            .with_max_established_per_peer(Some(limits.max_established_per_peer));
+        let memory = match limits.max_memory {
+            // libp2p calls it a percentage but takes a fraction.
+            MemoryLimit::Percent(p) => {
+                memory_connection_limits::Behaviour::with_max_percentage(p / 100.0)
+            }
+            MemoryLimit::Bytes(b) => memory_connection_limits::Behaviour::with_max_bytes(
+                usize::try_from(b).unwrap_or(usize::MAX),
+            ),
+        };
+        let identify = identify::Config::new(PROTOCOL_VERSION.to_owned(), keypair.public())
+            .with_agent_version(agent_version());
+        Self {
+            limits: connection_limits::Behaviour::new(connection_limits),
+            memory,
+            identify: identify::Behaviour::new(identify),
+            ping: ping::Behaviour::new(ping::Config::new()),
+        }
+    }
+}

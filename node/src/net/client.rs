@@ -1,0 +1,122 @@
+//! The application's handle on the network.
+
+use std::io;
+
+use libp2p::core::transport::{ListenerId, TransportError};
+use libp2p::swarm::DialError;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::command::Command;
+
+/// Why a request to the network failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The event loop is no longer running.
+    #[error("the network event loop has stopped")]
+    Stopped,
+    /// No transport can listen on the address.
+    #[error(
+        "cannot listen on {address}: not a TCP or QUIC address (e.g. /ip4/0.0.0.0/tcp/4001, /ip6/::/udp/4001/quic-v1)"
+    )]
+    UnsupportedAddress {
+        /// The address.
+        address: Multiaddr,
+    },
+    /// A listener could not be started on the address.
+    #[error("cannot listen on {address}")]
+    Listen {
+        /// The address.
+        address: Multiaddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// No connection could be established.
+    #[error("cannot dial {address}")]
+    Dial {
+        /// The address.
+        address: Multiaddr,
+        /// Why (boxed: a dial error is large).
+        source: Box<DialError>,
+    },
+}
+
+/// A cheap, cloneable handle on the [`EventLoop`](super::EventLoop).
+///
+/// Requests travel over a bounded channel: when the event loop is busy, a
+/// request waits for room rather than queueing without limit.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    local_peer_id: PeerId,
+}
+
+impl Client {
+    pub(super) fn new(commands: mpsc::Sender<Command>, local_peer_id: PeerId) -> Self {
+        Self {
+            commands,
+            local_peer_id,
+        }
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Starts a listener on `address`. Once it is ready, an
+    /// [`Event::ListenAddr`](super::Event::ListenAddr) reports the address it
+    /// accepts connections on (with the port picked, if `address` had 0).
+    pub async fn listen_on(&self, address: Multiaddr) -> Result<ListenerId, NetError> {
+        let (reply, response) = oneshot::channel();
+        self.send(Command::ListenOn {
+            address: address.clone(),
+            reply,
+        })
+        .await?;
+        response
+            .await
+            .map_err(|_| NetError::Stopped)?
+            .map_err(|e| match e {
+                TransportError::MultiaddrNotSupported(address) => {
+                    NetError::UnsupportedAddress { address }
+                }
+                TransportError::Other(source) => NetError::Listen { address, source },
+            })
+    }
+
+    /// Dials `address` and waits until the connection is established,
+    /// returning the remote's authenticated peer id. If `address` ends in
+    /// `/p2p/<peer id>`, a remote with another peer id is an error.
+    ///
+    /// There is no overall deadline beyond the transports' own; wrap the call
+    /// in a timeout when one matters.
+    pub async fn dial(&self, address: Multiaddr) -> Result<PeerId, NetError> {
+        let (reply, response) = oneshot::channel();
+        self.send(Command::Dial {
+            address: address.clone(),
+            reply,
+        })
+        .await?;
+        response
+            .await
+            .map_err(|_| NetError::Stopped)?
+            .map_err(|source| NetError::Dial {
+                address,
+                source: Box::new(source),
+            })
+    }
+
+    /// Asks the event loop to stop. Its connections and listeners close when
+    /// it returns. Stopping a stopped loop does nothing.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    async fn send(&self, command: Command) -> Result<(), NetError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+}

@@ -1,0 +1,65 @@
+//! libp2p networking: one swarm per node, TCP and QUIC, Noise and yamux,
+//! identify and ping, under connection and memory limits.
+//!
+//! Laid out like rust-libp2p's file-sharing example: [`new`] builds the
+//! swarm and returns a [`Client`] (a cheap, cloneable handle), the receiving
+//! end of the [`Event`] channel, and the [`EventLoop`] that owns the swarm
+//! and must be spawned. Both channels are bounded.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use mayfly_node::{config::Limits, net};
+//!
+//! let keypair = libp2p::identity::Keypair::generate_ed25519();
+//! let (client, mut events, event_loop) = net::new(keypair, &Limits::default())?;
+//! tokio::spawn(event_loop.run());
+//! client.listen_on("/ip4/127.0.0.1/tcp/0".parse()?).await?;
+//! while let Some(event) = events.recv().await {
+//!     if let net::Event::ListenAddr { address, .. } = event {
+//!         println!("listening {address}");
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod behaviour;
+mod client;
+mod command;
+mod event;
+mod event_loop;
+mod swarm;
+
+use libp2p::identity::Keypair;
+use tokio::sync::mpsc;
+
+pub use behaviour::{Behaviour, BehaviourEvent, PROTOCOL_VERSION, agent_version};
+pub use client::{Client, NetError};
+pub use event::{Direction, Event};
+pub use event_loop::EventLoop;
+pub use swarm::{BuildError, build as build_swarm};
+
+use crate::config::Limits;
+
+/// Requests a [`Client`] may queue before it waits for the event loop.
+pub const COMMAND_CHANNEL_CAPACITY: usize = 32;
+
+/// Events the event loop may queue before it waits for the application.
+pub const EVENT_CHANNEL_CAPACITY: usize = 256;
+
+/// Builds a swarm for `keypair` under `limits` and returns a handle on it,
+/// its events, and the event loop to spawn.
+pub fn new(
+    keypair: Keypair,
+    limits: &Limits,
+) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), BuildError> {
+    let local_peer_id = keypair.public().to_peer_id();
+    let swarm = swarm::build(keypair, limits)?;
+    let (command_sender, command_receiver) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
+    let (event_sender, event_receiver) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    Ok((
+        Client::new(command_sender, local_peer_id),
+        event_receiver,
+        EventLoop::new(swarm, command_receiver, event_sender),
+    ))
+}

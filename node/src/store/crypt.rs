@@ -1,0 +1,106 @@
+//! Values at rest: every envelope, manifest and chunk the store writes to
+//! redb is sealed with ChaCha20-Poly1305 under its message's data key.
+//!
+//! A sealed value is `nonce (12) ‖ ciphertext ‖ tag (16)`, with a random
+//! nonce and the associated data `u8(len(table)) ‖ table ‖ key`, so a value
+//! cannot be moved to another table or key without failing to open.
+
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use super::StoreError;
+
+/// Bytes a sealed value adds to its plaintext.
+pub(super) const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// A message's data key. It lives in the key file, never in redb, and is
+/// wiped from memory when dropped.
+pub(super) struct DataKey(Zeroizing<[u8; 32]>);
+
+impl DataKey {
+    /// A fresh random key.
+    pub(super) fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(k.as_mut());
+        Self(k)
+    }
+
+    /// A key read from its slot.
+    pub(super) fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self(Zeroizing::new(*bytes))
+    }
+
+    pub(super) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new((&*self.0).into())
+    }
+
+    /// Seals `plaintext` for `table` at `key`.
+    pub(super) fn seal<R: CryptoRng + ?Sized>(
+        &self,
+        table: &str,
+        key: &[u8],
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .cipher()
+            .encrypt_inout_detached(
+                &Nonce::from(nonce),
+                &aad(table, key),
+                (&mut out[NONCE_LEN..]).into(),
+            )
+            .map_err(|_| StoreError::TooLarge("value to seal"))?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Opens a value sealed by [`DataKey::seal`] for the same `table` and `key`.
+    pub(super) fn open(
+        &self,
+        table: &str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(StoreError::corrupt(format!(
+                "short sealed value in {table}"
+            )));
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let nonce = Nonce::try_from(nonce).map_err(|_| StoreError::corrupt("nonce length"))?;
+        let tag = Tag::try_from(tag).map_err(|_| StoreError::corrupt("tag length"))?;
+        let mut out = ct.to_vec();
+        self.cipher()
+            .decrypt_inout_detached(&nonce, &aad(table, key), out.as_mut_slice().into(), &tag)
+            .map_err(|_| StoreError::corrupt(format!("a value in {table} does not decrypt")))?;
+        Ok(out)
+    }
+}
+
+/// Length of the plaintext inside a sealed value of `sealed_len` bytes.
+pub(super) fn plaintext_len(sealed_len: usize) -> Option<usize> {
+    sealed_len.checked_sub(SEAL_OVERHEAD)
+}
+
+fn aad(table: &str, key: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(1 + table.len() + key.len());
+    // Table names are short constants.
+    a.push(table.len() as u8);
+    a.extend_from_slice(table.as_bytes());
+    a.extend_from_slice(key);
+    a
+}

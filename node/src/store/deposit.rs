@@ -1,0 +1,380 @@
+//! Deposits and chunk uploads (RELAY.md §5.2).
+
+use mayfly_protocol::{
+    CIPHERTEXT_CHUNK_SIZE, Codec, Envelope, MAX_CLIP_TTL_MS, MAX_CLOCK_SKEW_MS, MAX_PEER_ID_LEN,
+    Manifest, MessageId, SigningPublicKey, UnixMillis,
+};
+use rand_chacha::ChaCha20Rng;
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use super::crypt::DataKey;
+use super::erase::{get_identity, get_meta};
+use super::records::{EnvelopeMeta, MessageMeta};
+use super::tables::{RESERVED_BYTES, STORED_BYTES, T_CHUNKS, T_ENVELOPES, T_MANIFESTS, Tables};
+use super::{Deposited, FF32, RelayStore, StoreError, Writer, ZERO32};
+
+impl RelayStore {
+    /// Records `envelope` for `mailbox`, with the clip's `manifest`, on
+    /// behalf of the peer `depositor` (its opaque id, at most
+    /// `MAX_PEER_ID_LEN` bytes), at `now` (RELAY.md §5.2 step 1).
+    ///
+    /// Refuses, in this order: a revoked message id ([`StoreError::Revoked`]);
+    /// an `expires_at ≤ now` or beyond `now + MAX_CLIP_TTL_MS +
+    /// MAX_CLOCK_SKEW_MS` ([`StoreError::Expired`]); a clip larger than
+    /// `max_clip_bytes` ([`StoreError::TooLarge`]); a mailbox the store does
+    /// not serve (no identity on record: [`StoreError::NotFound`]); a known
+    /// message id with another manifest, or a known deposit with another
+    /// envelope ([`StoreError::Conflict`]); a deposit beyond the mailbox's,
+    /// the depositor's or the store's quota ([`StoreError::QuotaExceeded`]).
+    ///
+    /// The envelope stays **pending**, never listed, until every chunk is
+    /// stored. If they all are already (the same clip deposited for another
+    /// recipient), it is listed at once. Repeating a deposit changes nothing
+    /// and answers the chunks still missing, so an upload can resume.
+    pub fn deposit(
+        &self,
+        mailbox: &SigningPublicKey,
+        envelope: &Envelope,
+        manifest: &Manifest,
+        depositor: &[u8],
+        now: UnixMillis,
+    ) -> Result<Deposited, StoreError> {
+        if depositor.len() > MAX_PEER_ID_LEN {
+            return Err(StoreError::TooLarge("depositor id"));
+        }
+        let mut w = self.writer();
+        let mut fresh = None;
+        let r = self.deposit_txn(
+            &mut w, &mut fresh, mailbox, envelope, manifest, depositor, now,
+        );
+        if r.is_err()
+            && let Some(slot) = fresh
+        {
+            // The transaction did not commit: nothing refers to the new key.
+            let _ = self.release_slots(&mut w, &[slot]);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deposit_txn(
+        &self,
+        w: &mut Writer,
+        fresh: &mut Option<u32>,
+        mailbox: &SigningPublicKey,
+        envelope: &Envelope,
+        manifest: &Manifest,
+        depositor: &[u8],
+        now: UnixMillis,
+    ) -> Result<Deposited, StoreError> {
+        let id = manifest.message_id().0;
+        let mb = mailbox.to_bytes();
+        let manifest_bytes = manifest.to_bytes();
+        let envelope_bytes = envelope.to_bytes();
+        let charge = manifest.ciphertext_len();
+        let txn = self.db.begin_write()?;
+        let out;
+        {
+            let mut t = Tables::open(&txn)?;
+            if t.tombstones.get(&id)?.is_some() {
+                return Err(StoreError::Revoked);
+            }
+            let expires_at = manifest.expires_at();
+            if expires_at <= now {
+                return Err(StoreError::Expired("the clip has expired"));
+            }
+            if expires_at > now.plus(MAX_CLIP_TTL_MS + MAX_CLOCK_SKEW_MS) {
+                return Err(StoreError::Expired(
+                    "the clip expires too far in the future",
+                ));
+            }
+            if charge > self.limits.max_clip_bytes {
+                return Err(StoreError::TooLarge("clip"));
+            }
+            let Some(mut ident) = get_identity(&t, &mb)? else {
+                return Err(StoreError::NotFound("mailbox"));
+            };
+            let existing = get_meta(&t, &id)?;
+            if let Some(m) = &existing
+                && m.manifest_hash != manifest.hash()
+            {
+                return Err(StoreError::Conflict("another manifest for this message id"));
+            }
+            // A repeated deposit.
+            if let Some(m) = &existing
+                && let Some(raw) = t.envelopes.get((&mb, &id))?.map(|g| g.value().to_vec())
+            {
+                let (_, sealed) = EnvelopeMeta::decode(&raw)?;
+                let key = self.key_locked(&id, m.slot)?;
+                if key.open(T_ENVELOPES, &envelope_key(&mb, &id), sealed)? != envelope_bytes {
+                    return Err(StoreError::Conflict("another envelope for this deposit"));
+                }
+                let missing = missing_chunks(&t, manifest, m)?;
+                return Ok(Deposited {
+                    missing,
+                    listed: None,
+                });
+            }
+            // A new envelope: every quota first.
+            if ident.entries >= self.limits.mailbox_entries {
+                return Err(StoreError::QuotaExceeded("mailbox entries"));
+            }
+            if ident.bytes.saturating_add(charge) > self.limits.mailbox_bytes {
+                return Err(StoreError::QuotaExceeded("mailbox bytes"));
+            }
+            let dep = t.depositors.get(depositor)?.map(|g| g.value());
+            let (dep_bytes, dep_entries) = dep.unwrap_or((0, 0));
+            if dep_bytes.saturating_add(charge) > self.limits.depositor_bytes {
+                return Err(StoreError::QuotaExceeded("depositor bytes"));
+            }
+            let (mut meta, key) = match existing {
+                Some(m) => {
+                    let key = self.key_locked(&id, m.slot)?;
+                    (m, key)
+                }
+                None => {
+                    let reserve = charge + manifest_bytes.len() as u64;
+                    if t.messages.len()? >= u64::from(self.limits.max_messages) {
+                        return Err(StoreError::QuotaExceeded("messages"));
+                    }
+                    let reserved = t.counter(RESERVED_BYTES)?;
+                    if reserved.saturating_add(reserve) > self.limits.total_bytes {
+                        return Err(StoreError::QuotaExceeded("store bytes"));
+                    }
+                    let (slot, key) = self.alloc_slot(w, &id)?;
+                    *fresh = Some(slot);
+                    let meta =
+                        insert_message(&mut t, manifest, &manifest_bytes, slot, &key, &mut w.rng)?;
+                    (meta, key)
+                }
+            };
+            let seq = if meta.complete() {
+                let s = ident.next_seq;
+                ident.next_seq += 1;
+                t.mailbox_seq.insert((&mb, s), &id)?;
+                s
+            } else {
+                meta.pending += 1;
+                0
+            };
+            meta.envelopes += 1;
+            let env = EnvelopeMeta {
+                seq,
+                deposited_at: now.0,
+                charged: charge,
+                depositor: depositor.to_vec(),
+            };
+            let sealed = key.seal(
+                T_ENVELOPES,
+                &envelope_key(&mb, &id),
+                &envelope_bytes,
+                &mut w.rng,
+            )?;
+            t.envelopes
+                .insert((&mb, &id), env.encode_with(&sealed).as_slice())?;
+            t.message_envelopes.insert((&id, &mb), ())?;
+            t.messages.insert(&id, meta.encode().as_slice())?;
+            ident.entries += 1;
+            ident.bytes += charge;
+            t.identities.insert(&mb, ident.encode().as_slice())?;
+            t.depositors
+                .insert(depositor, (dep_bytes + charge, dep_entries + 1))?;
+            t.add_counter(STORED_BYTES, Envelope::LEN as i128)?;
+            out = Deposited {
+                missing: missing_chunks(&t, manifest, &meta)?,
+                listed: (seq != 0).then_some(seq),
+            };
+        }
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// Stores chunk `index` of message `id` once it matches the manifest's
+    /// length and BLAKE3 hash (RELAY.md §5.2 step 2), durably before it
+    /// returns. A chunk already held is accepted again without change.
+    ///
+    /// Returns the `(mailbox, seq)` of every envelope this chunk completed:
+    /// when the last missing chunk of a message arrives, each of its pending
+    /// envelopes gets its mailbox's next sequence number and becomes listable,
+    /// and the relay notifies those mailboxes.
+    pub fn put_chunk(
+        &self,
+        id: &MessageId,
+        index: u32,
+        bytes: &[u8],
+    ) -> Result<Vec<(SigningPublicKey, u64)>, StoreError> {
+        if bytes.len() > CIPHERTEXT_CHUNK_SIZE {
+            return Err(StoreError::TooLarge("chunk"));
+        }
+        let id = id.0;
+        let mut w = self.writer();
+        let txn = self.db.begin_write()?;
+        let mut listed = Vec::new();
+        {
+            let mut t = Tables::open(&txn)?;
+            if t.tombstones.get(&id)?.is_some() {
+                return Err(StoreError::Revoked);
+            }
+            let Some(meta) = get_meta(&t, &id)? else {
+                return Err(StoreError::NotFound("message"));
+            };
+            let key = self.key_locked(&id, meta.slot)?;
+            let manifest = open_manifest(&t, &id, &key)?;
+            let Some(chunk) = manifest.check_chunk(index, bytes) else {
+                return Err(StoreError::Conflict(
+                    "the chunk does not match the manifest",
+                ));
+            };
+            let h = *chunk.hash();
+            if t.chunks.get(&h)?.is_some() {
+                return Ok(Vec::new());
+            }
+            let mut v = id.to_vec();
+            v.extend_from_slice(&key.seal(T_CHUNKS, &h, bytes, &mut w.rng)?);
+            t.chunks.insert(&h, v.as_slice())?;
+            t.add_counter(STORED_BYTES, bytes.len() as i128)?;
+            let holders: Vec<[u8; 32]> = t
+                .chunk_refs
+                .range((&h, &ZERO32)..=(&h, &FF32))?
+                .map(|r| r.map(|(k, _)| *k.value().1))
+                .collect::<Result<_, _>>()?;
+            for x in &holders {
+                let Some(mut m) = get_meta(&t, x)? else {
+                    return Err(StoreError::corrupt("a chunk reference without its message"));
+                };
+                m.present = (m.present + 1).min(m.distinct);
+                if m.complete() {
+                    listed.extend(list_pending(&mut t, x, &mut m)?);
+                }
+                t.messages.insert(x, m.encode().as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(listed)
+    }
+}
+
+/// The key of an envelope row, as associated data.
+pub(super) fn envelope_key(mailbox: &[u8; 32], id: &[u8; 32]) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(mailbox);
+    k[32..].copy_from_slice(id);
+    k
+}
+
+/// Decrypts and decodes the manifest of message `id`.
+pub(super) fn open_manifest(
+    t: &Tables,
+    id: &[u8; 32],
+    key: &DataKey,
+) -> Result<Manifest, StoreError> {
+    let sealed = t
+        .manifests
+        .get(id)?
+        .map(|g| g.value().to_vec())
+        .ok_or_else(|| StoreError::corrupt("a message without its manifest"))?;
+    let bytes = key.open(T_MANIFESTS, id, &sealed)?;
+    Manifest::decode(&bytes).map_err(|_| StoreError::corrupt("a stored manifest does not decode"))
+}
+
+/// Records a new message: its bookkeeping, sealed manifest, expiry and
+/// chunk references. `present` counts the chunks already stored (for other
+/// messages that name them).
+fn insert_message(
+    t: &mut Tables,
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    slot: u32,
+    key: &DataKey,
+    rng: &mut ChaCha20Rng,
+) -> Result<MessageMeta, StoreError> {
+    let id = manifest.message_id().0;
+    let mut hashes = manifest.chunk_hashes().to_vec();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let mut present = 0u32;
+    for h in &hashes {
+        t.chunk_refs.insert((h, &id), ())?;
+        t.message_chunks.insert((&id, h), ())?;
+        if t.chunks.get(h)?.is_some() {
+            present += 1;
+        }
+    }
+    let meta = MessageMeta {
+        slot,
+        expires_at: manifest.expires_at().0,
+        ciphertext_len: manifest.ciphertext_len(),
+        manifest_len: manifest_bytes.len() as u32,
+        manifest_hash: manifest.hash(),
+        // At most MAX_CHUNKS (4096).
+        distinct: hashes.len() as u32,
+        present,
+        envelopes: 0,
+        pending: 0,
+    };
+    let sealed = key.seal(T_MANIFESTS, &id, manifest_bytes, rng)?;
+    t.manifests.insert(&id, sealed.as_slice())?;
+    t.expiries.insert((meta.expires_at, &id), ())?;
+    t.add_counter(STORED_BYTES, manifest_bytes.len() as i128)?;
+    t.add_counter(RESERVED_BYTES, i128::from(meta.reserved()))?;
+    Ok(meta)
+}
+
+/// Gives every pending envelope of the (now complete) message `id` its
+/// mailbox's next sequence number. `meta` is the caller's to write back.
+fn list_pending(
+    t: &mut Tables,
+    id: &[u8; 32],
+    meta: &mut MessageMeta,
+) -> Result<Vec<(SigningPublicKey, u64)>, StoreError> {
+    let mailboxes: Vec<[u8; 32]> = t
+        .message_envelopes
+        .range((id, &ZERO32)..=(id, &FF32))?
+        .map(|r| r.map(|(k, _)| *k.value().1))
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for mb in &mailboxes {
+        let raw = t
+            .envelopes
+            .get((mb, id))?
+            .map(|g| g.value().to_vec())
+            .ok_or_else(|| StoreError::corrupt("an indexed envelope is missing"))?;
+        let (mut env, sealed) = EnvelopeMeta::decode(&raw)?;
+        if env.seq != 0 {
+            continue;
+        }
+        let Some(mut ident) = get_identity(t, mb)? else {
+            return Err(StoreError::corrupt("an envelope for an unknown mailbox"));
+        };
+        env.seq = ident.next_seq;
+        ident.next_seq += 1;
+        t.identities.insert(mb, ident.encode().as_slice())?;
+        t.mailbox_seq.insert((mb, env.seq), id)?;
+        t.envelopes
+            .insert((mb, id), env.encode_with(sealed).as_slice())?;
+        let owner = SigningPublicKey::from_bytes(mb)
+            .map_err(|_| StoreError::corrupt("a stored mailbox key is invalid"))?;
+        out.push((owner, env.seq));
+    }
+    meta.pending = 0;
+    Ok(out)
+}
+
+/// Indices of the chunks of `manifest` not stored yet, in order.
+fn missing_chunks(
+    t: &Tables,
+    manifest: &Manifest,
+    meta: &MessageMeta,
+) -> Result<Vec<u32>, StoreError> {
+    if meta.complete() {
+        return Ok(Vec::new());
+    }
+    let mut missing = Vec::new();
+    for (i, h) in manifest.chunk_hashes().iter().enumerate() {
+        if t.chunks.get(h)?.is_none() {
+            // At most MAX_CHUNKS.
+            missing.push(i as u32);
+        }
+    }
+    Ok(missing)
+}

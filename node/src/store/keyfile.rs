@@ -1,0 +1,237 @@
+//! The key file `keys.slots`: the only place message data keys are written.
+//!
+//! Layout: a 64-byte header (`KEY_FILE_MAGIC`, then zeros), then fixed
+//! 64-byte slots, slot `n` at byte `64 + 64 n`. A used slot is
+//! `message id (32) ‖ data key (32)`; a free slot is 64 zero bytes. Slots are
+//! written and wiped in place with positioned writes followed by `fdatasync`,
+//! so the file never holds a second copy of a key the way a copy-on-write
+//! database would.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use super::StoreError;
+use super::crypt::DataKey;
+
+/// Name of the key file in the store directory.
+pub const KEY_FILE_NAME: &str = "keys.slots";
+/// First bytes of the key file.
+pub const KEY_FILE_MAGIC: [u8; 16] = *b"mayfly keys v1\n\0";
+/// Bytes before the first slot.
+pub const KEY_FILE_HEADER_LEN: u64 = 64;
+/// Bytes per slot: message id, then data key.
+pub const KEY_SLOT_LEN: usize = 64;
+
+/// Slots read at once when scanning the file.
+const SCAN_BATCH: usize = 1024;
+
+/// The open key file. Reads and writes are positioned, so `&self` suffices
+/// and readers need no lock; the store's writer lock orders the writes.
+#[derive(Debug)]
+pub(super) struct KeyFile {
+    file: File,
+}
+
+/// What a scan found in one used slot.
+pub(super) struct UsedSlot {
+    pub slot: u32,
+    pub id: [u8; 32],
+}
+
+impl KeyFile {
+    /// Opens or creates the key file in `dir`. Returns it with its slot
+    /// count. A torn slot at the end (a crash while appending one, before
+    /// any database commit could refer to it) is wiped and cut off.
+    pub(super) fn open(dir: &Path) -> Result<(Self, u32), StoreError> {
+        let path = dir.join(KEY_FILE_NAME);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let kf = Self { file };
+        let len = kf.file.metadata()?.len();
+        if len < KEY_FILE_HEADER_LEN {
+            if len != 0 {
+                // A crash while creating the file: nothing can refer to it yet.
+                kf.write_at(&vec![0; len as usize], 0)?;
+            }
+            let mut header = [0u8; KEY_FILE_HEADER_LEN as usize];
+            header[..KEY_FILE_MAGIC.len()].copy_from_slice(&KEY_FILE_MAGIC);
+            kf.write_at(&header, 0)?;
+            kf.file.set_len(KEY_FILE_HEADER_LEN)?;
+            kf.file.sync_all()?;
+            sync_dir(dir);
+            return Ok((kf, 0));
+        }
+        let mut magic = [0u8; KEY_FILE_MAGIC.len()];
+        kf.read_at(&mut magic, 0)?;
+        if magic != KEY_FILE_MAGIC {
+            return Err(StoreError::corrupt(format!(
+                "{} is not a Mayfly key file",
+                path.display()
+            )));
+        }
+        let body = len - KEY_FILE_HEADER_LEN;
+        let torn = body % KEY_SLOT_LEN as u64;
+        let slots = body / KEY_SLOT_LEN as u64;
+        let slots = u32::try_from(slots)
+            .map_err(|_| StoreError::corrupt("the key file has too many slots"))?;
+        if torn != 0 {
+            let end = len - torn;
+            kf.write_at(&vec![0; torn as usize], end)?;
+            kf.file.sync_data()?;
+            kf.file.set_len(end)?;
+            kf.file.sync_all()?;
+        }
+        Ok((kf, slots))
+    }
+
+    /// Calls `f` with every used slot among the first `slots`, in order,
+    /// reading [`SCAN_BATCH`] slots at a time.
+    pub(super) fn scan(
+        &self,
+        slots: u32,
+        mut f: impl FnMut(UsedSlot) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut buf = Zeroizing::new(vec![0u8; SCAN_BATCH * KEY_SLOT_LEN]);
+        let mut start = 0u32;
+        while start < slots {
+            let n = (slots - start).min(SCAN_BATCH as u32) as usize;
+            let bytes = &mut buf[..n * KEY_SLOT_LEN];
+            self.read_at(bytes, slot_offset(start))?;
+            for (i, s) in bytes.chunks_exact(KEY_SLOT_LEN).enumerate() {
+                if s.iter().any(|&b| b != 0) {
+                    let mut id = [0u8; 32];
+                    id.copy_from_slice(&s[..32]);
+                    f(UsedSlot {
+                        slot: start + i as u32,
+                        id,
+                    })?;
+                }
+            }
+            start += n as u32;
+        }
+        Ok(())
+    }
+
+    /// The key in `slot` if the slot belongs to message `id`, else `None`.
+    pub(super) fn key_for(&self, slot: u32, id: &[u8; 32]) -> Result<Option<DataKey>, StoreError> {
+        let mut s = Zeroizing::new([0u8; KEY_SLOT_LEN]);
+        match self.read_at(s.as_mut(), slot_offset(slot)) {
+            Ok(()) => {}
+            // A slot past the end was cut off: it is not this message's.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        if s[..32] != id[..] {
+            return Ok(None);
+        }
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(&s[32..]);
+        Ok(Some(DataKey::from_bytes(&k)))
+    }
+
+    /// Writes `id ‖ key` into `slot` and makes it durable.
+    pub(super) fn store(&self, slot: u32, id: &[u8; 32], key: &DataKey) -> Result<(), StoreError> {
+        let mut s = Zeroizing::new([0u8; KEY_SLOT_LEN]);
+        s[..32].copy_from_slice(id);
+        s[32..].copy_from_slice(key.as_bytes());
+        self.write_at(s.as_ref(), slot_offset(slot))?;
+        self.file.sync_data()?;
+        Ok(())
+    }
+
+    /// Overwrites `slots` with zeros in place, then makes that durable.
+    pub(super) fn wipe(&self, slots: &[u32]) -> Result<(), StoreError> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let zeros = [0u8; KEY_SLOT_LEN];
+        for &slot in slots {
+            self.write_at(&zeros, slot_offset(slot))?;
+        }
+        self.file.sync_data()?;
+        Ok(())
+    }
+
+    /// Cuts the file after its first `slots` slots (all later ones are free,
+    /// hence already zero).
+    pub(super) fn truncate(&self, slots: u32) -> Result<(), StoreError> {
+        self.file.set_len(slot_offset(slots))?;
+        self.file.sync_all()?;
+        Ok(())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        pos::read_exact_at(&self.file, buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        pos::write_all_at(&self.file, buf, offset)
+    }
+}
+
+fn slot_offset(slot: u32) -> u64 {
+    KEY_FILE_HEADER_LEN + u64::from(slot) * KEY_SLOT_LEN as u64
+}
+
+/// Makes a newly created file's directory entry durable (best effort: not
+/// every platform can open a directory).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(unix)]
+mod pos {
+    use std::fs::File;
+    use std::io;
+    use std::os::unix::fs::FileExt;
+
+    pub(super) fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        f.read_exact_at(buf, offset)
+    }
+
+    pub(super) fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        f.write_all_at(buf, offset)
+    }
+}
+
+#[cfg(windows)]
+mod pos {
+    use std::fs::File;
+    use std::io;
+    use std::os::windows::fs::FileExt;
+
+    pub(super) fn read_exact_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match f.seek_read(buf, offset)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_all_at(f: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match f.seek_write(buf, offset)? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! Every quota of the store, with its default, in one place.
+
+use mayfly_protocol::{
+    DEFAULT_LEDGER_CAPACITY, MAX_CHUNKS, MAX_CLIP_LEN, MAX_ONE_TIME_PREKEYS, TAG_SIZE,
+};
+
+const GIB: u64 = 1 << 30;
+
+/// The store's quotas. Each is checked before anything is written; a request
+/// that would break one fails with [`super::StoreError::QuotaExceeded`] or
+/// [`super::StoreError::TooLarge`] and changes nothing.
+///
+/// Sizes count a clip's ciphertext as its manifest declares it
+/// ([`mayfly_protocol::Manifest::ciphertext_len`]), charged in full when the
+/// envelope is deposited, before any chunk arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Largest clip ciphertext accepted. Default: the protocol's largest clip
+    /// (`MAX_CLIP_LEN` + 16 bytes per chunk, about 1 GiB).
+    pub max_clip_bytes: u64,
+    /// Ciphertext bytes of all envelopes (pending and complete) of one mailbox. Default 4 GiB.
+    pub mailbox_bytes: u64,
+    /// Envelopes (pending and complete) in one mailbox. Default 1000.
+    pub mailbox_entries: u64,
+    /// Ciphertext bytes of all envelopes one depositing peer has in the store. Default 4 GiB.
+    pub depositor_bytes: u64,
+    /// Bytes of distinct messages (ciphertext and manifests) in the whole store. Default 64 GiB.
+    pub total_bytes: u64,
+    /// Distinct messages in the store; also the number of slots the key file
+    /// may grow to (64 bytes each). Default 2^20 (a 64 MiB key file).
+    pub max_messages: u32,
+    /// Identities (mailboxes) the store serves. Default 2^20.
+    pub max_identities: u64,
+    /// Unused one-time prekeys kept per identity; a publish beyond it drops
+    /// the oldest. Default `MAX_ONE_TIME_PREKEYS` (200).
+    pub max_one_time_prekeys: u32,
+    /// Tombstones kept (SPEC §11, §15.7). Default `DEFAULT_LEDGER_CAPACITY` (2^20).
+    pub max_tombstones: u64,
+    /// Most messages, and most tombstones, one [`super::RelayStore::collect`]
+    /// call deletes, so that one transaction stays bounded. Default 256.
+    pub collect_batch: u32,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_clip_bytes: MAX_CLIP_LEN + u64::from(MAX_CHUNKS) * TAG_SIZE as u64,
+            mailbox_bytes: 4 * GIB,
+            mailbox_entries: 1000,
+            depositor_bytes: 4 * GIB,
+            total_bytes: 64 * GIB,
+            max_messages: 1 << 20,
+            max_identities: 1 << 20,
+            max_one_time_prekeys: MAX_ONE_TIME_PREKEYS as u32,
+            max_tombstones: DEFAULT_LEDGER_CAPACITY as u64,
+            collect_batch: 256,
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
+//! collect_interval_secs = 60
 //!
 //! [limits]
 //! max_pending_incoming = 256
@@ -14,13 +15,31 @@
 //! max_established_per_peer = 8
 //! max_memory = { percent = 80.0 }   # or { bytes = 2_147_483_648 }
 //! idle_connection_timeout_secs = 60
+//! request_timeout_secs = 30
+//! max_concurrent_streams = 16
+//!
+//! [rate]
+//! requests_per_sec = 50.0
+//! burst = 200
+//! max_peers = 16384
+//!
+//! [store]
+//! mailbox_bytes = 4_294_967_296
+//! mailbox_entries = 1000
 //! ```
+//!
+//! `[store]` takes every field of [`StoreLimits`] (`max_clip_bytes`,
+//! `mailbox_bytes`, `mailbox_entries`, `depositor_bytes`, `total_bytes`,
+//! `max_messages`, `max_identities`, `max_one_time_prekeys`,
+//! `max_tombstones`, `collect_batch`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use libp2p::Multiaddr;
 use serde::Deserialize;
+
+use crate::store::StoreLimits;
 
 /// Addresses the relay listens on when neither `--listen` nor the
 /// configuration file names any: loopback only, on ports the OS picks, so an
@@ -35,8 +54,38 @@ pub struct RelayConfig {
     pub listen: Vec<Multiaddr>,
     /// Connection and resource limits.
     pub limits: Limits,
-    // Storage quotas (bytes per mailbox, clips per sender, total disk) join
-    // here as a `storage` table when the relay starts storing ciphertext.
+    /// Per-peer request rate limits.
+    pub rate: RateLimits,
+    /// Storage quotas.
+    pub store: StoreLimits,
+    /// Seconds between runs of the expiry collector.
+    pub collect_interval_secs: u64,
+}
+
+/// Per-peer token buckets on mailbox requests: a peer may send `burst`
+/// requests at once and `requests_per_sec` on average; a request beyond
+/// that is answered `RateLimited`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Tokens added per second.
+    pub requests_per_sec: f64,
+    /// Bucket size.
+    pub burst: u32,
+    /// Peers whose buckets are remembered; beyond it, full buckets are
+    /// forgotten first.
+    pub max_peers: usize,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            // A 1 GiB clip is 4096 chunks: at 50 a second, under 90 s of requests.
+            requests_per_sec: 50.0,
+            burst: 200,
+            max_peers: 16_384,
+        }
+    }
 }
 
 impl Default for RelayConfig {
@@ -47,6 +96,9 @@ impl Default for RelayConfig {
                 .map(|a| a.parse().expect("default listen addresses are valid"))
                 .collect(),
             limits: Limits::default(),
+            rate: RateLimits::default(),
+            store: StoreLimits::default(),
+            collect_interval_secs: 60,
         }
     }
 }
@@ -71,6 +123,10 @@ pub struct Limits {
     pub max_memory: MemoryLimit,
     /// A connection no protocol has used for this long is closed.
     pub idle_connection_timeout_secs: u64,
+    /// Longest a mailbox exchange (request, work, response) may take.
+    pub request_timeout_secs: u64,
+    /// Mailbox streams open at once on one connection, per protocol.
+    pub max_concurrent_streams: usize,
 }
 
 impl Default for Limits {
@@ -85,6 +141,8 @@ impl Default for Limits {
             max_established_per_peer: 8,
             max_memory: MemoryLimit::Percent(80.0),
             idle_connection_timeout_secs: 60,
+            request_timeout_secs: 30,
+            max_concurrent_streams: 16,
         }
     }
 }
@@ -93,6 +151,11 @@ impl Limits {
     /// The idle connection timeout as a [`Duration`].
     pub fn idle_connection_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_connection_timeout_secs)
+    }
+
+    /// The mailbox request timeout as a [`Duration`].
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
     }
 }
 
@@ -155,9 +218,29 @@ impl RelayConfig {
         Ok(config)
     }
 
+    /// The expiry collector's period.
+    pub fn collect_interval(&self) -> Duration {
+        Duration::from_secs(self.collect_interval_secs)
+    }
+
     /// Checks the values that parse but make no sense.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
-        self.limits.validate()
+        self.limits.validate()?;
+        let invalid = |m: &str| Err(InvalidConfig(m.to_owned()));
+        let r = &self.rate;
+        if !(r.requests_per_sec.is_finite() && r.requests_per_sec > 0.0) {
+            return invalid("rate.requests_per_sec must be positive");
+        }
+        if r.burst == 0 || r.max_peers == 0 {
+            return invalid("rate.burst and rate.max_peers must be positive");
+        }
+        if self.collect_interval_secs == 0 {
+            return invalid("collect_interval_secs must be positive");
+        }
+        if self.store.collect_batch == 0 {
+            return invalid("store.collect_batch must be positive");
+        }
+        Ok(())
     }
 }
 
@@ -194,6 +277,11 @@ impl Limits {
         if self.idle_connection_timeout_secs == 0 {
             return invalid("limits.idle_connection_timeout_secs must be positive");
         }
+        if self.request_timeout_secs == 0 || self.max_concurrent_streams == 0 {
+            return invalid(
+                "limits.request_timeout_secs and limits.max_concurrent_streams must be positive",
+            );
+        }
         Ok(())
     }
 }
@@ -220,6 +308,17 @@ mod tests {
         assert_eq!(config.listen.len(), 2);
         assert_eq!(config.limits.max_memory, MemoryLimit::Percent(80.0));
         assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.rate, RateLimits::default());
+        assert_eq!(config.store, StoreLimits::default());
+    }
+
+    #[test]
+    fn the_store_table_sets_quotas_and_keeps_the_other_defaults() {
+        let c = RelayConfig::from_toml("collect_interval_secs = 5\n[store]\nmailbox_entries = 7\n")
+            .unwrap();
+        assert_eq!(c.store.mailbox_entries, 7);
+        assert_eq!(c.collect_interval(), Duration::from_secs(5));
+        assert_eq!(c.store.mailbox_bytes, StoreLimits::default().mailbox_bytes);
     }
 
     #[test]
@@ -242,6 +341,10 @@ mod tests {
             "[limits]\nidle_connection_timeout_secs = 0",
             "[limits]\nmax_pending_incoming = -1",
             "[storage]\nquota = 1",
+            "[store]\nquota = 1",
+            "collect_interval_secs = 0",
+            "[rate]\nburst = 0",
+            "[rate]\nrequests_per_sec = -1.0",
         ] {
             let e = RelayConfig::from_toml(text).expect_err(text);
             assert!(!e.to_string().contains('\n'), "{e}");

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod mailbox;
 pub mod net;
 pub mod node_key;
 pub mod relay;

@@ -34,7 +34,7 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// Run a relay: print its peer id and listen addresses, serve until SIGTERM or SIGINT.
+    /// Run a relay: print its peer id and listen addresses, serve mailboxes until SIGTERM or SIGINT.
     Relay {
         /// Directory for the relay's state; its identity is DIR/node.key, created on first start.
         #[arg(long, value_name = "DIR")]
@@ -43,7 +43,7 @@ enum Command {
         /// Default: /ip4/127.0.0.1/tcp/0 and /ip4/127.0.0.1/udp/0/quic-v1.
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<Multiaddr>,
-        /// Read listen addresses and limits from this TOML file.
+        /// Read listen addresses, limits, rates and store quotas from this TOML file.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },

@@ -4,9 +4,11 @@ use std::convert::Infallible;
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, identify, memory_connection_limits, ping};
+use libp2p::{connection_limits, identify, memory_connection_limits, ping, request_response};
+use mayfly_protocol::mailbox::{Notify, Request, Response};
 
 use crate::config::{Limits, MemoryLimit};
+use crate::mailbox::{self, NotifyBehaviour, RelayBehaviour, Role};
 
 /// The identify protocol version Mayfly nodes announce. A peer announcing
 /// another one speaks another protocol family.
@@ -33,6 +35,10 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     /// Measures round trips and detects dead connections.
     pub ping: ping::Behaviour,
+    /// `/mayfly/relay/1`: requests from clients to relays.
+    pub relay: RelayBehaviour,
+    /// `/mayfly/notify/1`: notifications from relays to mailbox owners.
+    pub notify: NotifyBehaviour,
 }
 
 /// What [`Behaviour`]'s protocols report. The limits report nothing: they
@@ -43,6 +49,22 @@ pub enum BehaviourEvent {
     Identify(Box<identify::Event>),
     /// From ping.
     Ping(ping::Event),
+    /// From the mailbox request protocol (boxed: it carries a whole request).
+    Relay(Box<request_response::Event<Request, Response>>),
+    /// From the mailbox notification protocol.
+    Notify(Box<request_response::Event<Notify, Response>>),
+}
+
+impl From<request_response::Event<Request, Response>> for BehaviourEvent {
+    fn from(event: request_response::Event<Request, Response>) -> Self {
+        Self::Relay(Box::new(event))
+    }
+}
+
+impl From<request_response::Event<Notify, Response>> for BehaviourEvent {
+    fn from(event: request_response::Event<Notify, Response>) -> Self {
+        Self::Notify(Box::new(event))
+    }
 }
 
 impl From<Infallible> for BehaviourEvent {
@@ -64,8 +86,8 @@ impl From<ping::Event> for BehaviourEvent {
 }
 
 impl Behaviour {
-    /// The behaviour for a node with `keypair`, under `limits`.
-    pub fn new(keypair: &Keypair, limits: &Limits) -> Self {
+    /// The behaviour for a node with `keypair` playing `role`, under `limits`.
+    pub fn new(keypair: &Keypair, limits: &Limits, role: Role) -> Self {
         let connection_limits = connection_limits::ConnectionLimits::default()
             .with_max_pending_incoming(Some(limits.max_pending_incoming))
             .with_max_pending_outgoing(Some(limits.max_pending_outgoing))
@@ -88,6 +110,8 @@ impl Behaviour {
             memory,
             identify: identify::Behaviour::new(identify),
             ping: ping::Behaviour::new(ping::Config::new()),
+            relay: mailbox::behaviour::relay(role, limits),
+            notify: mailbox::behaviour::notify(role, limits),
         }
     }
 }

@@ -1,10 +1,13 @@
 //! The application's handle on the network.
 
 use std::io;
+use std::time::Duration;
 
 use libp2p::core::transport::{ListenerId, TransportError};
+use libp2p::request_response::{OutboundFailure, ResponseChannel};
 use libp2p::swarm::DialError;
 use libp2p::{Multiaddr, PeerId};
+use mayfly_protocol::mailbox::{Notify, Request, Response};
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::Command;
@@ -38,6 +41,20 @@ pub enum NetError {
         address: Multiaddr,
         /// Why (boxed: a dial error is large).
         source: Box<DialError>,
+    },
+    /// A mailbox request got no response.
+    #[error("mailbox request to {peer} failed")]
+    Request {
+        /// The relay.
+        peer: PeerId,
+        /// Why.
+        source: OutboundFailure,
+    },
+    /// A mailbox request got no response in time.
+    #[error("mailbox request to {peer} timed out")]
+    Timeout {
+        /// The relay.
+        peer: PeerId,
     },
 }
 
@@ -105,6 +122,47 @@ impl Client {
                 address,
                 source: Box::new(source),
             })
+    }
+
+    /// Sends `request` to `peer` on `/mayfly/relay/1` (dialing it if not
+    /// connected and its address is known) and waits at most `timeout` for
+    /// the response. An error response is a response: it is `Ok` here.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, NetError> {
+        let (reply, response) = oneshot::channel();
+        tokio::time::timeout(timeout, async {
+            self.send(Command::Request {
+                peer,
+                request: Box::new(request),
+                reply,
+            })
+            .await?;
+            response
+                .await
+                .map_err(|_| NetError::Stopped)?
+                .map_err(|source| NetError::Request { peer, source })
+        })
+        .await
+        .map_err(|_| NetError::Timeout { peer })?
+    }
+
+    /// Answers an [`Event::InboundRequest`](super::Event::InboundRequest).
+    pub async fn respond(
+        &self,
+        channel: ResponseChannel<Response>,
+        response: Response,
+    ) -> Result<(), NetError> {
+        self.send(Command::Respond { channel, response }).await
+    }
+
+    /// Sends `notify` to `peer` on `/mayfly/notify/1` if it is connected;
+    /// does nothing otherwise. Delivery is best effort and not reported.
+    pub async fn notify(&self, peer: PeerId, notify: Notify) -> Result<(), NetError> {
+        self.send(Command::Notify { peer, notify }).await
     }
 
     /// Asks the event loop to stop. Its connections and listeners close when

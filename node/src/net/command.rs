@@ -3,8 +3,10 @@
 use std::io;
 
 use libp2p::core::transport::{ListenerId, TransportError};
+use libp2p::request_response::{OutboundFailure, ResponseChannel};
 use libp2p::swarm::DialError;
 use libp2p::{Multiaddr, PeerId};
+use mayfly_protocol::mailbox::{Notify, Request, Response};
 use tokio::sync::oneshot;
 
 #[derive(Debug)]
@@ -16,6 +18,19 @@ pub(super) enum Command {
     Dial {
         address: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, DialError>>,
+    },
+    Request {
+        peer: PeerId,
+        request: Box<Request>,
+        reply: oneshot::Sender<Result<Response, OutboundFailure>>,
+    },
+    Respond {
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+    Notify {
+        peer: PeerId,
+        notify: Notify,
     },
     Shutdown,
 }

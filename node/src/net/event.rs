@@ -4,8 +4,10 @@ use std::io;
 use std::time::Duration;
 
 use libp2p::core::transport::ListenerId;
+use libp2p::request_response::ResponseChannel;
 use libp2p::swarm::{ConnectionError, ConnectionId};
 use libp2p::{Multiaddr, PeerId, identify};
+use mayfly_protocol::mailbox::{Notify, Request, Response};
 
 /// Which side opened a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub enum Event {
         connection: ConnectionId,
         /// Why, if it was not closed cleanly.
         cause: Option<ConnectionError>,
+        /// Connections to the peer still open.
+        remaining: u32,
     },
     /// A peer identified itself.
     Identified {
@@ -78,5 +82,25 @@ pub enum Event {
         connection: ConnectionId,
         /// The round-trip time.
         rtt: Duration,
+    },
+    /// A peer sent a mailbox request (relays only). Answer it with
+    /// [`Client::respond`](super::Client::respond); dropping `channel`
+    /// closes the stream without an answer.
+    InboundRequest {
+        /// The peer.
+        peer: PeerId,
+        /// The connection it came on.
+        connection: ConnectionId,
+        /// The request, decoded (boxed: a chunk upload is large).
+        request: Box<Request>,
+        /// Where the answer goes.
+        channel: ResponseChannel<Response>,
+    },
+    /// A relay sent a notification (clients only). It has been answered.
+    Notification {
+        /// The relay.
+        peer: PeerId,
+        /// The notification.
+        notify: Notify,
     },
 }

@@ -6,9 +6,11 @@ use std::ops::ControlFlow;
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{PeerId, Swarm, identify, ping};
+use mayfly_protocol::mailbox::Response;
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(doc)]
@@ -23,6 +25,8 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, DialError>>>,
+    pending_requests:
+        HashMap<OutboundRequestId, oneshot::Sender<Result<Response, OutboundFailure>>>,
 }
 
 impl EventLoop {
@@ -36,6 +40,7 @@ impl EventLoop {
             commands,
             events,
             pending_dials: HashMap::new(),
+            pending_requests: HashMap::new(),
         }
     }
 
@@ -43,16 +48,19 @@ impl EventLoop {
     /// [`Client`] is dropped.
     ///
     /// Events are delivered with back-pressure: while the event channel is
-    /// full the loop waits for the application to take one. An application
-    /// that no longer wants events drops the receiver; the loop then discards
-    /// them and carries on.
+    /// full the loop stops polling the swarm until the application takes
+    /// one, but keeps carrying out commands, so an application that answers
+    /// requests (or awaits any command) while events queue up cannot
+    /// deadlock with it. An application that no longer wants events drops the
+    /// receiver; the loop then discards them and carries on.
     pub async fn run(mut self) {
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => {
-                    if let Some(event) = self.on_swarm_event(event) {
-                        // An error means the receiver is gone: nobody to tell.
-                        let _ = self.events.send(event).await;
+                    if let Some(event) = self.on_swarm_event(event)
+                        && self.deliver(event).await.is_break()
+                    {
+                        break;
                     }
                 }
                 command = self.commands.recv() => {
@@ -65,6 +73,27 @@ impl EventLoop {
             }
         }
         tracing::debug!("network event loop stopped");
+    }
+
+    /// Sends `event` to the application, carrying out commands while the
+    /// channel is full.
+    async fn deliver(&mut self, event: Event) -> ControlFlow<()> {
+        let events = self.events.clone();
+        loop {
+            tokio::select! {
+                permit = events.reserve() => {
+                    // An error means the receiver is gone: nobody to tell.
+                    if let Ok(permit) = permit {
+                        permit.send(event);
+                    }
+                    return ControlFlow::Continue(());
+                }
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return ControlFlow::Break(()) };
+                    self.on_command(command)?;
+                }
+            }
+        }
     }
 
     fn on_command(&mut self, command: Command) -> ControlFlow<()> {
@@ -82,6 +111,39 @@ impl EventLoop {
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
+                }
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .relay
+                    .send_request(&peer, *request);
+                self.pending_requests.insert(id, reply);
+            }
+            Command::Respond { channel, response } => {
+                // An error means the stream is gone (timed out, closed).
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .relay
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    tracing::debug!("response dropped: the stream is gone");
+                }
+            }
+            Command::Notify { peer, notify } => {
+                // Only over an existing connection: a relay never dials an owner.
+                if self.swarm.is_connected(&peer) {
+                    self.swarm
+                        .behaviour_mut()
+                        .notify
+                        .send_request(&peer, notify);
                 }
             }
             Command::Shutdown => return ControlFlow::Break(()),
@@ -143,11 +205,13 @@ impl EventLoop {
                 peer_id,
                 connection_id,
                 cause,
+                num_established,
                 ..
             } => Some(Event::ConnectionClosed {
                 peer: peer_id,
                 connection: connection_id,
                 cause,
+                remaining: num_established,
             }),
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -194,10 +258,105 @@ impl EventLoop {
                     None
                 }
             },
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_event(*event),
+            SwarmEvent::Behaviour(BehaviourEvent::Notify(event)) => self.on_notify_event(*event),
             other => {
                 tracing::trace!(?other, "swarm event");
                 None
             }
+        }
+    }
+
+    fn on_relay_event(
+        &mut self,
+        event: request_response::Event<mayfly_protocol::mailbox::Request, Response>,
+    ) -> Option<Event> {
+        match event {
+            request_response::Event::Message {
+                peer,
+                connection_id,
+                message,
+            } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => Some(Event::InboundRequest {
+                    peer,
+                    connection: connection_id,
+                    request: Box::new(request),
+                    channel,
+                }),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                    None
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, "mailbox request failed: {error}");
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Err(error));
+                }
+                None
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "inbound mailbox request failed: {error}");
+                None
+            }
+            request_response::Event::ResponseSent { .. } => None,
+        }
+    }
+
+    fn on_notify_event(
+        &mut self,
+        event: request_response::Event<mayfly_protocol::mailbox::Notify, Response>,
+    ) -> Option<Event> {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .notify
+                    .send_response(channel, Response::Ok);
+                Some(Event::Notification {
+                    peer,
+                    notify: request,
+                })
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => {
+                if response != Response::Ok {
+                    tracing::debug!(%peer, ?response, "notification refused");
+                }
+                None
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "notification failed: {error}");
+                None
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "inbound notification failed: {error}");
+                None
+            }
+            request_response::Event::ResponseSent { .. } => None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! libp2p networking: one swarm per node, TCP and QUIC, Noise and yamux,
-//! identify and ping, under connection and memory limits.
+//! identify and ping, and the mailbox protocol (requests and notifications,
+//! see [`crate::mailbox`]), under connection and memory limits.
 //!
 //! Laid out like rust-libp2p's file-sharing example: [`new`] builds the
 //! swarm and returns a [`Client`] (a cheap, cloneable handle), the receiving
@@ -40,6 +41,7 @@ pub use event_loop::EventLoop;
 pub use swarm::{BuildError, build as build_swarm};
 
 use crate::config::Limits;
+pub use crate::mailbox::Role;
 
 /// Requests a [`Client`] may queue before it waits for the event loop.
 pub const COMMAND_CHANNEL_CAPACITY: usize = 32;
@@ -47,14 +49,27 @@ pub const COMMAND_CHANNEL_CAPACITY: usize = 32;
 /// Events the event loop may queue before it waits for the application.
 pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 
-/// Builds a swarm for `keypair` under `limits` and returns a handle on it,
-/// its events, and the event loop to spawn.
+/// Builds a client swarm for `keypair` under `limits` and returns a handle
+/// on it, its events, and the event loop to spawn. A client sends mailbox
+/// requests ([`Client::request`]) and receives notifications
+/// ([`Event::Notification`]).
 pub fn new(
     keypair: Keypair,
     limits: &Limits,
 ) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), BuildError> {
+    new_with_role(keypair, limits, Role::Client)
+}
+
+/// Like [`new`], for a node playing `role`. A relay receives mailbox
+/// requests ([`Event::InboundRequest`], answered with [`Client::respond`])
+/// and sends notifications ([`Client::notify`]).
+pub fn new_with_role(
+    keypair: Keypair,
+    limits: &Limits,
+    role: Role,
+) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), BuildError> {
     let local_peer_id = keypair.public().to_peer_id();
-    let swarm = swarm::build(keypair, limits)?;
+    let swarm = swarm::build(keypair, limits, role)?;
     let (command_sender, command_receiver) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_sender, event_receiver) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     Ok((

@@ -5,6 +5,7 @@ use libp2p::{Swarm, SwarmBuilder, noise, tcp, yamux};
 
 use super::behaviour::Behaviour;
 use crate::config::Limits;
+use crate::mailbox::Role;
 
 /// Why a swarm could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -15,10 +16,14 @@ pub enum BuildError {
 }
 
 /// A swarm for `keypair` that speaks TCP (with Noise and yamux) and QUIC,
-/// runs [`Behaviour`] under `limits`, and is driven by tokio.
+/// runs [`Behaviour`] for `role` under `limits`, and is driven by tokio.
 ///
 /// It listens nowhere and dials no one until told to.
-pub fn build(keypair: Keypair, limits: &Limits) -> Result<Swarm<Behaviour>, BuildError> {
+pub fn build(
+    keypair: Keypair,
+    limits: &Limits,
+    role: Role,
+) -> Result<Swarm<Behaviour>, BuildError> {
     let builder = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -27,7 +32,7 @@ pub fn build(keypair: Keypair, limits: &Limits) -> Result<Swarm<Behaviour>, Buil
             yamux::Config::default,
         )?
         .with_quic();
-    let Ok(builder) = builder.with_behaviour(|key| Behaviour::new(key, limits));
+    let Ok(builder) = builder.with_behaviour(|key| Behaviour::new(key, limits, role));
     Ok(builder
         .with_swarm_config(|c| c.with_idle_connection_timeout(limits.idle_connection_timeout()))
         .build())

@@ -13,7 +13,11 @@ const GIB: u64 = 1 << 30;
 /// Sizes count a clip's ciphertext as its manifest declares it
 /// ([`mayfly_protocol::Manifest::ciphertext_len`]), charged in full when the
 /// envelope is deposited, before any chunk arrives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Deserializes from the relay configuration's `[store]` table: every key
+/// optional, unknown keys refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreLimits {
     /// Largest clip ciphertext accepted. Default: the protocol's largest clip
     /// (`MAX_CLIP_LEN` + 16 bytes per chunk, about 1 GiB).

@@ -1,6 +1,7 @@
-//! `mayfly relay`: today the networking skeleton of the relay — a node with
-//! a persistent identity that listens, accepts connections under limits, and
-//! answers identify and ping. Mailboxes and storage come next.
+//! `mayfly relay`: a node with a persistent identity that listens, accepts
+//! connections under limits, answers identify and ping, and serves the
+//! mailbox protocol (`spec/RELAY.md`) from its store in `<home>/store`
+//! ([`service`]).
 //!
 //! The relay writes lines meant for programs to its output:
 //!
@@ -17,14 +18,28 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use libp2p::core::transport::ListenerId;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
 use crate::config::RelayConfig;
-use crate::net::{self, BuildError, Client, Event, NetError, PROTOCOL_VERSION};
+use crate::net::{self, BuildError, Client, Event, NetError, PROTOCOL_VERSION, Role};
 use crate::node_key::{self, NodeKeyError};
+use crate::store::{RelayStore, StoreError};
+
+pub mod rate;
+pub mod service;
+
+use service::Service;
+
+/// The store's directory under the relay's home.
+pub const STORE_DIR: &str = "store";
+
+/// How long a stopping relay waits for requests in progress.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the relay could not start, or stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +65,17 @@ pub enum RelayError {
     /// The announcement lines could not be written.
     #[error("cannot write to the output")]
     Output(#[source] io::Error),
+    /// The store could not be opened.
+    #[error("cannot open the store in {path}")]
+    Store {
+        /// The store directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: StoreError,
+    },
+    /// The operating system's random generator failed.
+    #[error("cannot seed the random generator")]
+    Rng(#[source] io::Error),
 }
 
 /// Runs the relay with its identity in `home`, writing its peer id and
@@ -70,10 +96,34 @@ pub async fn run(
     } else {
         tracing::info!(%peer, path = %key.path.display(), "loaded the node key");
     }
-    let (client, events, event_loop) = net::new(key.keypair, &config.limits)?;
+    let store_dir = home.join(STORE_DIR);
+    let store = {
+        let (dir, limits) = (store_dir.clone(), config.store.clone());
+        let rng = crate::rng::node_rng(None).map_err(RelayError::Rng)?;
+        tokio::task::spawn_blocking(move || RelayStore::open(&dir, limits, rng))
+            .await
+            .map_err(|e| RelayError::Store {
+                path: store_dir.clone(),
+                source: StoreError::Io(io::Error::other(e.to_string())),
+            })?
+            .map_err(|source| RelayError::Store {
+                path: store_dir.clone(),
+                source,
+            })?
+    };
+    tracing::info!(path = %store_dir.display(), "store open");
+    let (client, events, event_loop) =
+        net::new_with_role(key.keypair, &config.limits, Role::Relay)?;
     let task = tokio::spawn(event_loop.run());
+    let service = Service::new(
+        Arc::new(store),
+        client.clone(),
+        peer,
+        config.rate.clone(),
+        crate::rng::node_rng(None).map_err(RelayError::Rng)?,
+    );
 
-    let result = serve(config, &client, events, peer, out, shutdown).await;
+    let result = serve(config, &client, events, service, peer, out, shutdown).await;
 
     // `serve` dropped the event receiver, so the loop cannot be stuck
     // delivering an event and sees the request.
@@ -89,6 +139,7 @@ async fn serve(
     config: &RelayConfig,
     client: &Client,
     mut events: mpsc::Receiver<Event>,
+    mut service: Service,
     peer: PeerId,
     out: &mut (dyn Write + Send),
     shutdown: impl Future,
@@ -104,10 +155,25 @@ async fn serve(
         "relay started"
     );
     tokio::pin!(shutdown);
+    let mut collect = tokio::time::interval(config.collect_interval());
+    collect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let event = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            event = events.recv() => event.ok_or(RelayError::EventLoopStopped)?,
+            _ = &mut shutdown => {
+                // Requests in progress get their answers; new ones wait.
+                if tokio::time::timeout(DRAIN_TIMEOUT, service.drain()).await.is_err() {
+                    tracing::warn!("requests still running at shutdown");
+                }
+                return Ok(());
+            }
+            _ = collect.tick() => {
+                service.collect();
+                continue;
+            }
+            () = service.reap() => continue,
+            event = events.recv(), if service.has_room() => {
+                event.ok_or(RelayError::EventLoopStopped)?
+            }
         };
         match event {
             Event::ListenAddr { address, .. } => {
@@ -136,10 +202,29 @@ async fn serve(
             } => {
                 tracing::debug!(%peer, ?direction, %address, "connection established");
             }
-            Event::ConnectionClosed { peer, cause, .. } => match cause {
-                Some(cause) => tracing::debug!(%peer, "connection closed: {cause}"),
-                None => tracing::debug!(%peer, "connection closed"),
-            },
+            Event::ConnectionClosed {
+                peer,
+                cause,
+                remaining,
+                ..
+            } => {
+                match cause {
+                    Some(cause) => tracing::debug!(%peer, "connection closed: {cause}"),
+                    None => tracing::debug!(%peer, "connection closed"),
+                }
+                if remaining == 0 {
+                    service.on_disconnected(&peer);
+                }
+            }
+            Event::InboundRequest {
+                peer,
+                request,
+                channel,
+                ..
+            } => service.on_request(peer, *request, channel),
+            Event::Notification { peer, .. } => {
+                tracing::debug!(%peer, "unexpected notification");
+            }
             Event::Identified { peer, info } => {
                 if info.protocol_version == PROTOCOL_VERSION {
                     tracing::debug!(%peer, agent = %info.agent_version, "peer identified");

@@ -1,0 +1,174 @@
+//! The stream codec: one length-prefixed frame per request and per
+//! response (RELAY.md §2), each decoded strictly.
+
+use std::io;
+use std::marker::PhantomData;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use libp2p::request_response;
+use mayfly_protocol::codec::Codec;
+use mayfly_protocol::mailbox::{MAX_FRAME_LEN, Notify, Request, Response, encode_frame};
+
+/// A [`request_response::Codec`] for requests `Req` and responses `Resp`,
+/// each one frame: `u32 length ‖ body`, `1 ≤ length ≤ MAX_FRAME_LEN`.
+///
+/// A length of 0 or above [`MAX_FRAME_LEN`] fails the stream before anything
+/// is allocated; a stream that ends inside a frame fails it too
+/// (`UnexpectedEof`); a body that does not decode strictly (trailing bytes,
+/// non-canonical values, unknown types) is [`io::ErrorKind::InvalidData`].
+/// Either way request_response drops the stream, which is how RELAY.md §5.5
+/// wants an undecodable request answered.
+pub struct FrameCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
+
+impl<Req, Resp> Default for FrameCodec<Req, Resp> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+/// The codec of `/mayfly/relay/1`.
+pub type RelayCodec = FrameCodec<Request, Response>;
+/// The codec of `/mayfly/notify/1`: the relay sends a notification, the
+/// owner answers [`Response::Ok`].
+pub type NotifyCodec = FrameCodec<Notify, Response>;
+
+/// Reads exactly one frame body. The length is checked before the body is
+/// allocated.
+pub async fn read_frame<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len == 0 || len > MAX_FRAME_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame length {len} not in 1..={MAX_FRAME_LEN}"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    io.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Decodes one frame body strictly.
+pub fn decode<M: Codec>(body: &[u8]) -> io::Result<M> {
+    M::decode(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
+/// Writes `message` as one frame. A message whose encoding does not fit a
+/// frame is refused (it could not be read back).
+pub async fn write_frame<T: AsyncWrite + Unpin, M: Codec>(
+    io: &mut T,
+    message: &M,
+) -> io::Result<()> {
+    let body = message.to_bytes();
+    if body.is_empty() || body.len() > MAX_FRAME_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("message of {} bytes does not fit a frame", body.len()),
+        ));
+    }
+    io.write_all(&encode_frame(&body)).await?;
+    io.flush().await
+}
+
+impl<Req, Resp> request_response::Codec for FrameCodec<Req, Resp>
+where
+    Req: Codec + Send + Sync + 'static,
+    Resp: Codec + Send + Sync + 'static,
+{
+    type Protocol = StreamProtocol;
+    type Request = Req;
+    type Response = Resp;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode(&read_frame(io).await?)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        decode(&read_frame(io).await?)
+    }
+
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Req) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Resp,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use mayfly_protocol::mailbox::ErrorCode;
+
+    fn read(bytes: &[u8]) -> io::Result<Request> {
+        block_on(async {
+            let mut io = bytes;
+            decode(&read_frame(&mut io).await?)
+        })
+    }
+
+    #[test]
+    fn one_frame_round_trips() {
+        let mut wire = futures::io::Cursor::new(Vec::new());
+        block_on(write_frame(
+            &mut wire,
+            &Request::List { after: 3, limit: 5 },
+        ))
+        .unwrap();
+        assert_eq!(
+            read(wire.get_ref()).unwrap(),
+            Request::List { after: 3, limit: 5 }
+        );
+        let mut wire = futures::io::Cursor::new(Vec::new());
+        let err = Response::error(ErrorCode::NotFound, "x");
+        block_on(write_frame(&mut wire, &err)).unwrap();
+        let mut io = &wire.get_ref()[..];
+        let back: Response =
+            block_on(async { decode(&read_frame(&mut io).await.unwrap()) }).unwrap();
+        assert_eq!(back, err);
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        let kind = |b: &[u8]| read(b).unwrap_err().kind();
+        // Empty and oversize lengths: refused on the prefix alone.
+        assert_eq!(kind(&[0, 0, 0, 0]), io::ErrorKind::InvalidData);
+        let over = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes();
+        assert_eq!(kind(&over), io::ErrorKind::InvalidData);
+        assert_eq!(kind(&[0xff; 4]), io::ErrorKind::InvalidData);
+        // Truncated prefix and body.
+        assert_eq!(kind(&[0, 0]), io::ErrorKind::UnexpectedEof);
+        assert_eq!(kind(&[0, 0, 0, 5, 1]), io::ErrorKind::UnexpectedEof);
+        // Unknown type, trailing bytes.
+        assert_eq!(kind(&[0, 0, 0, 1, 0x7f]), io::ErrorKind::InvalidData);
+        assert_eq!(kind(&[0, 0, 0, 2, 0x01, 0]), io::ErrorKind::InvalidData);
+        assert_eq!(read(&[0, 0, 0, 1, 0x01]).unwrap(), Request::Challenge);
+    }
+}

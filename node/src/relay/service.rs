@@ -1,0 +1,395 @@
+//! The mailbox service: answers `/mayfly/relay/1` requests from the store
+//! (RELAY.md §3–§5), keeps login state per peer, notifies logged-in owners
+//! and runs the expiry collector.
+//!
+//! The relay's main loop hands each request to [`Service::on_request`],
+//! which spawns a task for it; at most [`MAX_IN_FLIGHT`] run at once (the
+//! main loop stops taking events beyond that, which back-pressures the
+//! swarm). Each task runs its store call on the blocking pool, updates the
+//! login state if it is a login, sends notifications and then answers, so a
+//! client that has seen `Ok` for its login is logged in for its next request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use libp2p::PeerId;
+use libp2p::request_response::ResponseChannel;
+use mayfly_protocol::mailbox::{ErrorCode, Notify, Request, Response, RevokeOutcome};
+use mayfly_protocol::{Applied, DeviceCertificate, SigningPublicKey, UnixMillis};
+use rand_chacha::ChaCha20Rng;
+use tokio::task::JoinSet;
+
+use super::rate::RateLimiter;
+use crate::config::RateLimits;
+use crate::net::Client;
+use crate::store::{RelayStore, StoreError};
+
+/// Requests handled at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// Batches one collector run may delete before it yields to the next tick.
+const MAX_COLLECT_BATCHES: usize = 16;
+
+/// What the relay knows about a connected peer.
+#[derive(Debug)]
+struct Session {
+    /// Distinguishes this session from an earlier one of the same peer, so
+    /// a login that completes after its peer disconnected is not applied to
+    /// the peer's next connection.
+    generation: u64,
+    /// The last challenge issued, good once.
+    nonce: Option<[u8; 32]>,
+    /// The certificate the peer logged in with.
+    login: Option<DeviceCertificate>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    peers: HashMap<PeerId, Session>,
+    next_generation: u64,
+}
+
+/// Shared between the service and its request tasks.
+struct Ctx {
+    store: Arc<RelayStore>,
+    client: Client,
+    relay_peer: PeerId,
+    sessions: Mutex<Sessions>,
+    rng: Mutex<ChaCha20Rng>,
+}
+
+/// The mailbox service of one relay.
+pub struct Service {
+    ctx: Arc<Ctx>,
+    rate: RateLimiter,
+    tasks: JoinSet<()>,
+    collector: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn now() -> UnixMillis {
+    UnixMillis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn store_error(e: &StoreError) -> Response {
+    match e.code() {
+        ErrorCode::Internal => {
+            tracing::error!("store error: {e:#}");
+            Response::error(ErrorCode::Internal, "internal error")
+        }
+        code => Response::error(code, &e.to_string()),
+    }
+}
+
+impl Service {
+    /// A service over `store`, answering through `client`, as `relay_peer`.
+    pub fn new(
+        store: Arc<RelayStore>,
+        client: Client,
+        relay_peer: PeerId,
+        rate: RateLimits,
+        rng: ChaCha20Rng,
+    ) -> Self {
+        Self {
+            ctx: Arc::new(Ctx {
+                store,
+                client,
+                relay_peer,
+                sessions: Mutex::new(Sessions::default()),
+                rng: Mutex::new(rng),
+            }),
+            rate: RateLimiter::new(rate),
+            tasks: JoinSet::new(),
+            collector: None,
+        }
+    }
+
+    /// True if another request may be taken now.
+    pub fn has_room(&self) -> bool {
+        self.tasks.len() < MAX_IN_FLIGHT
+    }
+
+    /// Waits for a request task to finish (pending forever if none runs).
+    pub async fn reap(&mut self) {
+        match self.tasks.join_next().await {
+            Some(Err(e)) if e.is_panic() => tracing::error!("a request task panicked: {e}"),
+            Some(_) => {}
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits for every running request task, e.g. at shutdown.
+    pub async fn drain(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// The peer's last connection closed: its login and nonce are gone.
+    pub fn on_disconnected(&self, peer: &PeerId) {
+        lock(&self.ctx.sessions).peers.remove(peer);
+    }
+
+    /// Takes a request from `peer` and answers it on `channel`.
+    pub fn on_request(
+        &mut self,
+        peer: PeerId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    ) {
+        let ctx = self.ctx.clone();
+        if !self.rate.allow(peer, Instant::now()) {
+            tracing::debug!(%peer, "rate limited");
+            self.tasks.spawn(async move {
+                let r = Response::error(ErrorCode::RateLimited, "too many requests");
+                let _ = ctx.client.respond(channel, r).await;
+            });
+            return;
+        }
+        let generation = {
+            let mut s = lock(&ctx.sessions);
+            let next = s.next_generation;
+            let session = s.peers.entry(peer).or_insert(Session {
+                generation: next,
+                nonce: None,
+                login: None,
+            });
+            let generation = session.generation;
+            if generation == next {
+                s.next_generation += 1;
+            }
+            generation
+        };
+        self.tasks.spawn(async move {
+            let response = ctx.answer(peer, generation, request).await;
+            let _ = ctx.client.respond(channel, response).await;
+        });
+    }
+
+    /// Starts a collector run unless one is still going.
+    pub fn collect(&mut self) {
+        if self.collector.as_ref().is_some_and(|c| !c.is_finished()) {
+            return;
+        }
+        let store = self.ctx.store.clone();
+        self.collector = Some(tokio::task::spawn_blocking(move || {
+            for _ in 0..MAX_COLLECT_BATCHES {
+                match store.collect(now()) {
+                    Ok(stats) => {
+                        if stats.messages + stats.tombstones > 0 {
+                            tracing::info!(
+                                messages = stats.messages,
+                                envelopes = stats.envelopes,
+                                tombstones = stats.tombstones,
+                                "collected expired data"
+                            );
+                        }
+                        if !stats.more {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("collector failed: {e:#}");
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+}
+
+impl Ctx {
+    /// Runs `f` on the store in the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&RelayStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Response> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(store_error(&e)),
+            Err(e) => {
+                tracing::error!("store task failed: {e}");
+                Err(Response::error(ErrorCode::Internal, "internal error"))
+            }
+        }
+    }
+
+    /// The certificate `peer` is logged in with, in this session.
+    fn login(&self, peer: &PeerId, generation: u64) -> Option<DeviceCertificate> {
+        let s = lock(&self.sessions);
+        s.peers
+            .get(peer)
+            .filter(|s| s.generation == generation)
+            .and_then(|s| s.login.clone())
+    }
+
+    async fn answer(&self, peer: PeerId, generation: u64, request: Request) -> Response {
+        match self.dispatch(peer, generation, request).await {
+            Ok(r) | Err(r) => r,
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        peer: PeerId,
+        generation: u64,
+        request: Request,
+    ) -> Result<Response, Response> {
+        let unauthenticated = || Response::error(ErrorCode::Unauthenticated, "log in first");
+        match request {
+            Request::Challenge => {
+                let mut nonce = [0u8; 32];
+                rand_core::Rng::fill_bytes(&mut *lock(&self.rng), &mut nonce);
+                let mut s = lock(&self.sessions);
+                match s.peers.get_mut(&peer) {
+                    Some(session) if session.generation == generation => {
+                        session.nonce = Some(nonce);
+                        Ok(Response::Challenge { nonce })
+                    }
+                    _ => Err(Response::error(ErrorCode::Unauthenticated, "not connected")),
+                }
+            }
+            Request::Login(proof) => {
+                let nonce = {
+                    let mut s = lock(&self.sessions);
+                    s.peers
+                        .get_mut(&peer)
+                        .filter(|s| s.generation == generation)
+                        .and_then(|s| s.nonce.take())
+                };
+                let Some(nonce) = nonce else {
+                    return Err(Response::error(
+                        ErrorCode::Unauthenticated,
+                        "no challenge to answer",
+                    ));
+                };
+                proof
+                    .verify(&self.relay_peer.to_bytes(), &peer.to_bytes(), &nonce)
+                    .map_err(|_| {
+                        Response::error(ErrorCode::Forbidden, "the login proof does not verify")
+                    })?;
+                let cert = proof.certificate;
+                let c = cert.clone();
+                self.blocking(move |s| s.record_certificate(&c)).await?;
+                let mut s = lock(&self.sessions);
+                match s.peers.get_mut(&peer) {
+                    Some(session) if session.generation == generation => {
+                        tracing::debug!(%peer, "logged in");
+                        session.login = Some(cert);
+                        Ok(Response::Ok)
+                    }
+                    _ => Err(Response::error(ErrorCode::Unauthenticated, "not connected")),
+                }
+            }
+            Request::PublishPrekeys {
+                signed_prekey,
+                one_time,
+            } => {
+                let cert = self.login(&peer, generation).ok_or_else(unauthenticated)?;
+                let now = now();
+                self.blocking(move |s| s.publish_prekeys(&cert, signed_prekey, one_time, now))
+                    .await?;
+                Ok(Response::Ok)
+            }
+            Request::FetchBundle { identity_key } => {
+                let now = now();
+                match self
+                    .blocking(move |s| s.take_bundle(&identity_key, now))
+                    .await?
+                {
+                    Some(b) => Ok(Response::Bundle(Box::new(b))),
+                    None => Err(Response::error(ErrorCode::NotFound, "no prekeys")),
+                }
+            }
+            Request::Deposit {
+                mailbox,
+                envelope,
+                manifest,
+            } => {
+                let now = now();
+                let depositor = peer.to_bytes();
+                let d = self
+                    .blocking(move |s| s.deposit(&mailbox, &envelope, &manifest, &depositor, now))
+                    .await?;
+                if let Some(seq) = d.listed {
+                    self.notify(&mailbox, seq).await;
+                }
+                Ok(Response::DepositAccepted { missing: d.missing })
+            }
+            Request::PutChunk {
+                message_id,
+                index,
+                bytes,
+            } => {
+                let listed = self
+                    .blocking(move |s| s.put_chunk(&message_id, index, &bytes))
+                    .await?;
+                for (mailbox, seq) in listed {
+                    self.notify(&mailbox, seq).await;
+                }
+                Ok(Response::Ok)
+            }
+            Request::GetChunk {
+                hash,
+                offset,
+                length,
+            } => {
+                let bytes = self
+                    .blocking(move |s| s.get_chunk(&hash, offset, length))
+                    .await?;
+                Ok(Response::Chunk { bytes })
+            }
+            Request::List { after, limit } => {
+                let cert = self.login(&peer, generation).ok_or_else(unauthenticated)?;
+                let mailbox = cert.identity_key();
+                let (entries, more) = self
+                    .blocking(move |s| s.list(&mailbox, after, limit))
+                    .await?;
+                Ok(Response::Entries { entries, more })
+            }
+            Request::GetManifest { message_id } => {
+                let m = self.blocking(move |s| s.get_manifest(&message_id)).await?;
+                Ok(Response::Manifest(Box::new(m)))
+            }
+            Request::Ack { seqs } => {
+                let cert = self.login(&peer, generation).ok_or_else(unauthenticated)?;
+                let mailbox = cert.identity_key();
+                self.blocking(move |s| s.ack(&mailbox, &seqs)).await?;
+                Ok(Response::Ok)
+            }
+            Request::Revoke(record) => {
+                let now = now();
+                let applied = self.blocking(move |s| s.revoke(&record, now)).await?;
+                Ok(Response::Revoked(match applied {
+                    Applied::Revoked => RevokeOutcome::Revoked,
+                    Applied::AlreadyRevoked => RevokeOutcome::AlreadyRevoked,
+                }))
+            }
+        }
+    }
+
+    /// Tells every peer logged in to `mailbox` about entry `seq`.
+    async fn notify(&self, mailbox: &SigningPublicKey, seq: u64) {
+        let peers: Vec<PeerId> = lock(&self.sessions)
+            .peers
+            .iter()
+            .filter(|(_, s)| {
+                s.login
+                    .as_ref()
+                    .is_some_and(|c| c.identity_key() == *mailbox)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in peers {
+            tracing::debug!(%peer, seq, "notifying");
+            let _ = self.client.notify(peer, Notify::NewDeposit { seq }).await;
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! A `mayfly relay` subprocess for process tests (as in `relay_process.rs`):
+//! its stdout read on a thread, every wait bounded.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Upper bound for anything a test waits on.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `mayfly relay`, killed if the test fails before stopping it.
+pub struct Relay {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    pub peer_id: PeerId,
+    pub listen: Vec<Multiaddr>,
+}
+
+impl Relay {
+    /// Starts `mayfly relay --home <home> <args>` and waits for its peer id
+    /// and `expected_listeners` addresses.
+    pub fn start(home: &Path, args: &[&str], expected_listeners: usize) -> Relay {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mayfly"))
+            .env_remove("RUST_LOG")
+            .arg("relay")
+            .arg("--home")
+            .arg(home)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mayfly starts");
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let mut relay = Relay {
+            child,
+            lines,
+            stderr: Some(stderr),
+            peer_id: PeerId::random(),
+            listen: Vec::new(),
+        };
+        let first = relay.next_line();
+        relay.peer_id = first
+            .strip_prefix("peer id ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| relay.fail(&format!("expected `peer id …`, got {first:?}")));
+        while relay.listen.len() < expected_listeners {
+            let line = relay.next_line();
+            let address = line
+                .strip_prefix("listening ")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| relay.fail(&format!("expected `listening …`, got {line:?}")));
+            relay.listen.push(address);
+        }
+        relay
+    }
+
+    fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(TIMEOUT) {
+            Ok(line) => line,
+            Err(e) => self.fail(&format!("no line from the relay: {e}")),
+        }
+    }
+
+    /// The announced TCP address.
+    pub fn tcp(&self) -> Multiaddr {
+        self.find(|p| matches!(p, Protocol::Tcp(_)))
+    }
+
+    /// The announced QUIC address.
+    pub fn quic(&self) -> Multiaddr {
+        self.find(|p| matches!(p, Protocol::QuicV1))
+    }
+
+    fn find(&self, is: fn(&Protocol) -> bool) -> Multiaddr {
+        self.listen
+            .iter()
+            .find(|a| a.iter().any(|p| is(&p)))
+            .unwrap_or_else(|| panic!("no such address among {:?}", self.listen))
+            .clone()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns stderr.
+    pub fn stop(mut self) -> String {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("signal delivered");
+        let deadline = Instant::now() + TIMEOUT;
+        let status: ExitStatus = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                self.fail("the relay did not exit in time");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = self.stderr.take().expect("once").join().expect("reader");
+        assert!(status.success(), "relay exit {status}; stderr:\n{stderr}");
+        stderr
+    }
+
+    /// Kills the relay and panics with what it logged.
+    pub fn fail(&mut self, message: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        panic!("{message}\nrelay stderr:\n{stderr}");
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

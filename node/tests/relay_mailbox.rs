@@ -1,0 +1,832 @@
+//! The mailbox protocol end to end: `mayfly relay` as a subprocess, clients
+//! built with the library (`net::new`, `Client::request`). Time is the real
+//! clock, since the relay reads it. Every wait is bounded.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Relay, TIMEOUT};
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, tcp, yamux};
+use mayfly_node::config::Limits;
+use mayfly_node::net::{self, Event};
+use mayfly_protocol::mailbox::{
+    ErrorCode, LoginProof, MAX_FRAME_LEN, Notify, RELAY_PROTOCOL, Request, Response, RevokeOutcome,
+    encode_frame,
+};
+use mayfly_protocol::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+fn now() -> UnixMillis {
+    UnixMillis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    )
+}
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&seed.to_le_bytes());
+    ChaCha20Rng::from_seed(s)
+}
+
+/// A user: identity, device, prekeys.
+struct Party {
+    identity: Identity,
+    device: Device,
+    prekeys: PrekeyStore,
+}
+
+impl Party {
+    fn new(rng: &mut ChaCha20Rng) -> Self {
+        let identity = Identity::generate(rng);
+        let device = identity.new_device(1, now(), rng);
+        let prekeys = PrekeyStore::new(&device, now(), rng);
+        Self {
+            identity,
+            device,
+            prekeys,
+        }
+    }
+    fn key(&self) -> SigningPublicKey {
+        self.identity.public()
+    }
+}
+
+/// A sealed clip and its ciphertext chunks.
+struct Clip {
+    sealed: SealedClip,
+    chunks: Vec<Vec<u8>>,
+    content: Vec<u8>,
+}
+
+fn seal(len: usize, rng: &mut ChaCha20Rng) -> Clip {
+    let content: Vec<u8> = (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761) as u8)
+        .collect();
+    let header = ClipHeader {
+        kind: ClipKind::Clip,
+        allow_save: false,
+        duration_ms: 10_000,
+        created_at: now(),
+        expires_at: now().plus(DEFAULT_CLIP_TTL_MS),
+        content_len: len as u64,
+        parent: None,
+        media_type: "video/mp4".into(),
+    };
+    let mut chunks = Vec::new();
+    let sealed = seal_reader(
+        header,
+        &mut &content[..],
+        |_, c| {
+            chunks.push(c.to_vec());
+            Ok(())
+        },
+        rng,
+    )
+    .expect("seals");
+    Clip {
+        sealed,
+        chunks,
+        content,
+    }
+}
+
+/// A client swarm connected to the relay.
+struct Peer {
+    client: net::Client,
+    relay: PeerId,
+    notifications: mpsc::Receiver<Notify>,
+    task: JoinHandle<()>,
+    drain: JoinHandle<()>,
+}
+
+impl Peer {
+    async fn connect(address: &Multiaddr, relay: PeerId, keypair: Keypair) -> Peer {
+        let (client, mut events, event_loop) =
+            net::new(keypair, &Limits::default()).expect("swarm");
+        let task = tokio::spawn(event_loop.run());
+        let (tx, notifications) = mpsc::channel(64);
+        // Keeps the event channel drained, so the swarm never stalls.
+        let drain = tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                if let Event::Notification { notify, .. } = e {
+                    let _ = tx.try_send(notify);
+                }
+            }
+        });
+        let peer = tokio::time::timeout(TIMEOUT, client.dial(address.clone()))
+            .await
+            .expect("dial in time")
+            .expect("dial");
+        assert_eq!(peer, relay);
+        Peer {
+            client,
+            relay,
+            notifications,
+            task,
+            drain,
+        }
+    }
+
+    async fn req(&self, request: Request) -> Response {
+        self.client
+            .request(self.relay, request, TIMEOUT)
+            .await
+            .expect("a response")
+    }
+
+    async fn login(&self, device: &Device) -> Response {
+        let Response::Challenge { nonce } = self.req(Request::Challenge).await else {
+            panic!("no challenge")
+        };
+        let proof = LoginProof::sign(
+            device,
+            &self.relay.to_bytes(),
+            &self.client.local_peer_id().to_bytes(),
+            &nonce,
+        )
+        .unwrap();
+        self.req(Request::Login(proof)).await
+    }
+
+    async fn next_notification(&mut self) -> Notify {
+        tokio::time::timeout(TIMEOUT, self.notifications.recv())
+            .await
+            .expect("a notification in time")
+            .expect("event loop running")
+    }
+
+    async fn close(self) {
+        self.client.shutdown().await;
+        let _ = self.task.await;
+        self.drain.abort();
+    }
+}
+
+fn code(r: &Response) -> ErrorCode {
+    match r {
+        Response::Error { code, .. } => *code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn deposit(to: &Party, envelope: &Envelope, clip: &Clip) -> Request {
+    Request::Deposit {
+        mailbox: to.key(),
+        envelope: envelope.clone(),
+        manifest: clip.sealed.manifest().clone(),
+    }
+}
+
+fn put(clip: &Clip, i: usize) -> Request {
+    Request::PutChunk {
+        message_id: clip.sealed.message_id(),
+        index: i as u32,
+        bytes: clip.chunks[i].clone(),
+    }
+}
+
+fn all(clip: &Clip) -> Vec<u32> {
+    (0..clip.chunks.len() as u32).collect()
+}
+
+/// Bob logs in and publishes prekeys (with `one_time` one-time prekeys).
+async fn bob_publishes(bob_peer: &Peer, bob: &mut Party, one_time: usize, rng: &mut ChaCha20Rng) {
+    assert_eq!(bob_peer.login(&bob.device).await, Response::Ok);
+    let otks = bob
+        .prekeys
+        .issue_one_time(&bob.device, one_time, now(), rng);
+    let r = bob_peer
+        .req(Request::PublishPrekeys {
+            signed_prekey: bob.prekeys.signed_prekey().clone(),
+            one_time: otks,
+        })
+        .await;
+    assert_eq!(r, Response::Ok);
+}
+
+/// Alice fetches Bob's bundle and seals an envelope for `clip` to it.
+async fn envelope_for(
+    alice_peer: &Peer,
+    alice: &Party,
+    bob: &Party,
+    clip: &Clip,
+    rng: &mut ChaCha20Rng,
+) -> (Envelope, PrekeyBundle) {
+    let Response::Bundle(bundle) = alice_peer
+        .req(Request::FetchBundle {
+            identity_key: bob.key(),
+        })
+        .await
+    else {
+        panic!("no bundle")
+    };
+    let to = bundle.verify(&bob.key(), now()).expect("bundle verifies");
+    let env = Envelope::seal(&clip.sealed, &alice.device, &to, rng).unwrap();
+    (env, *bundle)
+}
+
+/// Bob lists, fetches manifest and chunks, and opens the clip: its plaintext.
+async fn bob_fetches(bob_peer: &Peer, bob: &mut Party) -> (u64, Vec<u8>) {
+    let Response::Entries { entries, more } = bob_peer
+        .req(Request::List {
+            after: 0,
+            limit: 64,
+        })
+        .await
+    else {
+        panic!("no entries")
+    };
+    assert!(!more);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    let Response::Manifest(manifest) = bob_peer
+        .req(Request::GetManifest {
+            message_id: entry.message_id,
+        })
+        .await
+    else {
+        panic!("no manifest")
+    };
+    let secret = bob
+        .prekeys
+        .take_secret(&entry.envelope.prekey())
+        .expect("prekey secret");
+    let contents = entry
+        .envelope
+        .open(&bob.key(), &secret)
+        .expect("envelope opens");
+    let hashes = manifest.chunk_hashes().to_vec();
+    let mut opener = contents.open_manifest(*manifest, now()).expect("manifest");
+    let mut out = Vec::new();
+    for hash in hashes {
+        let Response::Chunk { bytes } = bob_peer
+            .req(Request::GetChunk {
+                hash,
+                offset: 0,
+                length: 0,
+            })
+            .await
+        else {
+            panic!("no chunk")
+        };
+        out.extend_from_slice(opener.open_next(&bytes).expect("chunk opens"));
+    }
+    opener.finish().expect("complete");
+    (entry.seq, out)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+const CLIP_LEN: usize = 600 * 1024;
+
+#[test]
+fn a_clip_travels_through_the_relay_over_tcp() {
+    let home = tempfile::tempdir().unwrap();
+    let relay = Relay::start(home.path(), &[], 2);
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    runtime().block_on(async {
+        let mut rng = rng(1);
+        let alice = Party::new(&mut rng);
+        let mut bob = Party::new(&mut rng);
+        let mut bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        bob_publishes(&bob_peer, &mut bob, 2, &mut rng).await;
+
+        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let clip = seal(CLIP_LEN, &mut rng);
+        assert_eq!(clip.chunks.len(), 3);
+        let (env, first) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
+        let first_otk = first.one_time_prekey.clone().expect("a one-time prekey");
+        // The one-time prekey was handed out once: the next fetch gets another or none.
+        let Response::Bundle(second) = alice_peer
+            .req(Request::FetchBundle {
+                identity_key: bob.key(),
+            })
+            .await
+        else {
+            panic!("no second bundle")
+        };
+        assert_ne!(second.one_time_prekey, Some(first_otk.clone()));
+        assert_eq!(env.prekey(), first_otk.public());
+
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(
+            r,
+            Response::DepositAccepted {
+                missing: all(&clip)
+            }
+        );
+        for i in 0..clip.chunks.len() {
+            assert_eq!(alice_peer.req(put(&clip, i)).await, Response::Ok);
+        }
+        let Notify::NewDeposit { seq } = bob_peer.next_notification().await;
+
+        let (listed, plaintext) = bob_fetches(&bob_peer, &mut bob).await;
+        assert_eq!(listed, seq);
+        assert!(plaintext == clip.content, "plaintext differs");
+
+        assert_eq!(
+            bob_peer.req(Request::Ack { seqs: vec![seq] }).await,
+            Response::Ok
+        );
+        let r = bob_peer
+            .req(Request::GetManifest {
+                message_id: clip.sealed.message_id(),
+            })
+            .await;
+        assert_eq!(code(&r), ErrorCode::NotFound);
+        alice_peer.close().await;
+        bob_peer.close().await;
+    });
+    relay.stop();
+}
+
+#[test]
+fn a_clip_travels_through_the_relay_over_quic() {
+    let home = tempfile::tempdir().unwrap();
+    let relay = Relay::start(home.path(), &[], 2);
+    let (addr, relay_id) = (relay.quic(), relay.peer_id);
+    runtime().block_on(async {
+        let mut rng = rng(2);
+        let alice = Party::new(&mut rng);
+        let mut bob = Party::new(&mut rng);
+        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
+        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let clip = seal(100 * 1024, &mut rng);
+        let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(
+            r,
+            Response::DepositAccepted {
+                missing: all(&clip)
+            }
+        );
+        for i in 0..clip.chunks.len() {
+            assert_eq!(alice_peer.req(put(&clip, i)).await, Response::Ok);
+        }
+        let (_, plaintext) = bob_fetches(&bob_peer, &mut bob).await;
+        assert!(plaintext == clip.content, "plaintext differs");
+        alice_peer.close().await;
+        bob_peer.close().await;
+    });
+    relay.stop();
+}
+
+#[test]
+fn an_upload_resumes_after_a_broken_connection() {
+    let home = tempfile::tempdir().unwrap();
+    let relay = Relay::start(home.path(), &[], 2);
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    runtime().block_on(async {
+        let mut rng = rng(3);
+        let alice = Party::new(&mut rng);
+        let mut bob = Party::new(&mut rng);
+        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
+        let alice_key = Keypair::generate_ed25519();
+        let alice_peer = Peer::connect(&addr, relay_id, alice_key.clone()).await;
+        let clip = seal(5 * CHUNK_SIZE, &mut rng);
+        let n = clip.chunks.len();
+        assert!(n >= 4);
+        let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(
+            r,
+            Response::DepositAccepted {
+                missing: all(&clip)
+            }
+        );
+        for i in (0..n).step_by(2) {
+            assert_eq!(alice_peer.req(put(&clip, i)).await, Response::Ok);
+        }
+        alice_peer.close().await;
+
+        // Not listed while incomplete.
+        let r = bob_peer
+            .req(Request::List {
+                after: 0,
+                limit: 64,
+            })
+            .await;
+        assert_eq!(
+            r,
+            Response::Entries {
+                entries: vec![],
+                more: false
+            }
+        );
+
+        let alice_peer = Peer::connect(&addr, relay_id, alice_key).await;
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        let odd: Vec<u32> = (1..n as u32).step_by(2).collect();
+        assert_eq!(
+            r,
+            Response::DepositAccepted {
+                missing: odd.clone()
+            }
+        );
+        for i in odd {
+            assert_eq!(alice_peer.req(put(&clip, i as usize)).await, Response::Ok);
+        }
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(r, Response::DepositAccepted { missing: vec![] });
+        let (_, plaintext) = bob_fetches(&bob_peer, &mut bob).await;
+        assert!(plaintext == clip.content, "plaintext differs");
+        alice_peer.close().await;
+        bob_peer.close().await;
+    });
+    relay.stop();
+}
+
+#[test]
+fn mailboxes_need_a_login_bound_to_the_connection() {
+    let home = tempfile::tempdir().unwrap();
+    let relay = Relay::start(home.path(), &[], 2);
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    runtime().block_on(async {
+        let mut rng = rng(4);
+        let alice = Party::new(&mut rng);
+        let mut bob = Party::new(&mut rng);
+        let anon = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let r = anon.req(Request::List { after: 0, limit: 1 }).await;
+        assert_eq!(code(&r), ErrorCode::Unauthenticated);
+        let r = anon.req(Request::Ack { seqs: vec![1] }).await;
+        assert_eq!(code(&r), ErrorCode::Unauthenticated);
+        let r = anon
+            .req(Request::PublishPrekeys {
+                signed_prekey: bob.prekeys.signed_prekey().clone(),
+                one_time: vec![],
+            })
+            .await;
+        assert_eq!(code(&r), ErrorCode::Unauthenticated);
+
+        // Login without a challenge, with a proof for another nonce, for
+        // another client peer, for another relay: all refused.
+        let client_id = anon.client.local_peer_id().to_bytes();
+        let proof =
+            LoginProof::sign(&bob.device, &relay_id.to_bytes(), &client_id, &[0; 32]).unwrap();
+        assert_ne!(anon.req(Request::Login(proof.clone())).await, Response::Ok);
+        let Response::Challenge { nonce } = anon.req(Request::Challenge).await else {
+            panic!()
+        };
+        assert_ne!(anon.req(Request::Login(proof)).await, Response::Ok);
+        let wrong_peer = PeerId::random().to_bytes();
+        for (relay_bytes, client_bytes) in [
+            (relay_id.to_bytes(), wrong_peer.clone()),
+            (wrong_peer.clone(), client_id.clone()),
+        ] {
+            let Response::Challenge { nonce } = anon.req(Request::Challenge).await else {
+                panic!()
+            };
+            let proof = LoginProof::sign(&bob.device, &relay_bytes, &client_bytes, &nonce).unwrap();
+            assert_ne!(anon.req(Request::Login(proof)).await, Response::Ok);
+        }
+        // A good proof for a nonce already used (the one above) is refused too.
+        let proof =
+            LoginProof::sign(&bob.device, &relay_id.to_bytes(), &client_id, &nonce).unwrap();
+        assert_ne!(anon.req(Request::Login(proof)).await, Response::Ok);
+        let r = anon.req(Request::List { after: 0, limit: 1 }).await;
+        assert_eq!(code(&r), ErrorCode::Unauthenticated);
+
+        // Bob gets a deposit; Alice, logged in as herself, sees only her own mailbox.
+        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
+        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let clip = seal(1000, &mut rng);
+        let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
+        alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(alice_peer.req(put(&clip, 0)).await, Response::Ok);
+        assert_eq!(alice_peer.login(&alice.device).await, Response::Ok);
+        let r = alice_peer
+            .req(Request::List {
+                after: 0,
+                limit: 64,
+            })
+            .await;
+        assert_eq!(
+            r,
+            Response::Entries {
+                entries: vec![],
+                more: false
+            }
+        );
+        assert_eq!(
+            alice_peer.req(Request::Ack { seqs: vec![1] }).await,
+            Response::Ok
+        );
+        let Response::Entries { entries, .. } = bob_peer
+            .req(Request::List {
+                after: 0,
+                limit: 64,
+            })
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(entries.len(), 1);
+        for p in [anon, alice_peer, bob_peer] {
+            p.close().await;
+        }
+    });
+    relay.stop();
+}
+
+/// A swarm that speaks `/mayfly/relay/1` with raw bytes, to send what the
+/// library would never encode.
+mod raw {
+    use std::io;
+
+    use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use libp2p::StreamProtocol;
+    use libp2p::request_response::Codec;
+
+    #[derive(Clone, Default)]
+    pub struct RawCodec;
+
+    impl Codec for RawCodec {
+        type Protocol = StreamProtocol;
+        type Request = Vec<u8>;
+        type Response = Vec<u8>;
+
+        async fn read_request<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+
+        async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            let mut out = Vec::new();
+            io.take(1 << 20).read_to_end(&mut out).await?;
+            Ok(out)
+        }
+
+        async fn write_request<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            req: Vec<u8>,
+        ) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            io.write_all(&req).await?;
+            io.flush().await
+        }
+
+        async fn write_response<T>(
+            &mut self,
+            _: &StreamProtocol,
+            _: &mut T,
+            _: Vec<u8>,
+        ) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+    }
+}
+
+/// Sends `bytes` raw on a `/mayfly/relay/1` stream; returns what came back
+/// (`None` if the relay closed or reset the stream without a response).
+/// Each call is a new connection from a new identity.
+async fn send_raw(addr: &Multiaddr, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::new(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::<raw::RawCodec>::new(
+                [(
+                    StreamProtocol::new(RELAY_PROTOCOL),
+                    ProtocolSupport::Outbound,
+                )],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            )
+        })
+        .unwrap()
+        .build();
+    let relay = addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+        .unwrap();
+    swarm.dial(addr.clone()).unwrap();
+    swarm.behaviour_mut().send_request(&relay, bytes);
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                }) => return Some(response).filter(|r| !r.is_empty()),
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
+                    return None;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the relay answers or closes the stream in time")
+}
+
+fn frame<M: Codec>(m: &M) -> Vec<u8> {
+    encode_frame(&m.to_bytes())
+}
+
+async fn still_serves(addr: &Multiaddr, relay: PeerId) {
+    let p = Peer::connect(addr, relay, Keypair::generate_ed25519()).await;
+    assert!(matches!(
+        p.req(Request::Challenge).await,
+        Response::Challenge { .. }
+    ));
+    p.close().await;
+}
+
+#[test]
+fn revocation_deletes_and_forged_records_do_not_decode() {
+    let home = tempfile::tempdir().unwrap();
+    let relay = Relay::start(home.path(), &[], 2);
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    runtime().block_on(async {
+        let mut rng = rng(5);
+        let alice = Party::new(&mut rng);
+        let mut bob = Party::new(&mut rng);
+        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
+        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let clip = seal(1000, &mut rng);
+        let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
+        alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(alice_peer.req(put(&clip, 0)).await, Response::Ok);
+
+        // A record with a forged signature is not even a request.
+        let record = clip.sealed.revoke(now());
+        let mut forged = frame(&Request::Revoke(record.clone()));
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let answer = send_raw(&addr, forged).await;
+        if let Some(bytes) = answer {
+            let r = Response::decode(&bytes[4..]).expect("a framed response");
+            assert_eq!(code(&r), ErrorCode::Malformed);
+        }
+        let r = alice_peer
+            .req(Request::GetManifest {
+                message_id: clip.sealed.message_id(),
+            })
+            .await;
+        assert!(matches!(r, Response::Manifest(_)), "{r:?}");
+
+        let r = alice_peer.req(Request::Revoke(record.clone())).await;
+        assert_eq!(r, Response::Revoked(RevokeOutcome::Revoked));
+        let r = alice_peer.req(Request::Revoke(record)).await;
+        assert_eq!(r, Response::Revoked(RevokeOutcome::AlreadyRevoked));
+        let r = alice_peer
+            .req(Request::GetManifest {
+                message_id: clip.sealed.message_id(),
+            })
+            .await;
+        assert_eq!(code(&r), ErrorCode::NotFound);
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(code(&r), ErrorCode::Revoked);
+        let r = bob_peer
+            .req(Request::List {
+                after: 0,
+                limit: 64,
+            })
+            .await;
+        assert_eq!(
+            r,
+            Response::Entries {
+                entries: vec![],
+                more: false
+            }
+        );
+        alice_peer.close().await;
+        bob_peer.close().await;
+    });
+    relay.stop();
+}
+
+#[test]
+fn garbage_on_a_stream_does_not_hurt_the_relay() {
+    let home = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(home.path(), &[], 2);
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    runtime().block_on(async {
+        let mut rng = rng(6);
+        let mut random = vec![0u8; 4096];
+        rand_core::Rng::fill_bytes(&mut rng, &mut random);
+        let oversize = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
+        let mut huge = u32::MAX.to_be_bytes().to_vec();
+        huge.extend_from_slice(&[0; 64]);
+        let truncated = {
+            let mut f = frame(&Request::List { after: 1, limit: 2 });
+            f.truncate(f.len() - 3);
+            f
+        };
+        let trailing = {
+            let mut f = encode_frame(&[0x01, 0x00]);
+            f.extend_from_slice(&[9; 9]);
+            f
+        };
+        for bytes in [
+            random,
+            oversize,
+            huge,
+            truncated,
+            vec![0, 0, 0, 0],
+            encode_frame(&[0x7f]),
+            trailing,
+            vec![],
+        ] {
+            if let Some(answer) = send_raw(&addr, bytes).await {
+                // Whatever comes back is a well-formed error response.
+                let r = Response::decode(&answer[4..]).expect("a framed response");
+                assert_eq!(code(&r), ErrorCode::Malformed);
+            }
+        }
+        // A valid request over the raw codec is answered.
+        let answer = send_raw(&addr, frame(&Request::Challenge))
+            .await
+            .expect("answer");
+        assert!(matches!(
+            Response::decode(&answer[4..]).unwrap(),
+            Response::Challenge { .. }
+        ));
+        still_serves(&addr, relay_id).await;
+    });
+    assert!(relay.is_running());
+    relay.stop();
+}
+
+#[test]
+fn a_restarted_relay_keeps_its_mailboxes() {
+    let home = tempfile::tempdir().unwrap();
+    let relay = Relay::start(home.path(), &[], 2);
+    let mut rng = rng(7);
+    let alice = Party::new(&mut rng);
+    let mut bob = Party::new(&mut rng);
+    let clip = seal(300 * 1024, &mut rng);
+    let rt = runtime();
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    rt.block_on(async {
+        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
+        bob_peer.close().await;
+        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(
+            r,
+            Response::DepositAccepted {
+                missing: all(&clip)
+            }
+        );
+        for i in 0..clip.chunks.len() {
+            assert_eq!(alice_peer.req(put(&clip, i)).await, Response::Ok);
+        }
+        alice_peer.close().await;
+    });
+    relay.stop();
+
+    let relay = Relay::start(home.path(), &[], 2);
+    assert_eq!(relay.peer_id, relay_id);
+    let addr = relay.tcp();
+    rt.block_on(async {
+        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        assert_eq!(bob_peer.login(&bob.device).await, Response::Ok);
+        let (_, plaintext) = bob_fetches(&bob_peer, &mut bob).await;
+        assert!(plaintext == clip.content, "plaintext differs");
+        bob_peer.close().await;
+    });
+    relay.stop();
+}

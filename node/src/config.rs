@@ -6,6 +6,7 @@
 //! ```toml
 //! listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
 //! collect_interval_secs = 60
+//! metrics_listen = "127.0.0.1:9090"   # Prometheus metrics; off when absent
 //!
 //! [limits]
 //! max_pending_incoming = 256
@@ -60,6 +61,9 @@ pub struct RelayConfig {
     pub store: StoreLimits,
     /// Seconds between runs of the expiry collector.
     pub collect_interval_secs: u64,
+    /// Serve Prometheus metrics over HTTP at `http://ADDR/metrics` (e.g.
+    /// `"127.0.0.1:9090"`). Off when absent; `--metrics` replaces it.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Per-peer token buckets on mailbox requests: a peer may send `burst`
@@ -99,6 +103,7 @@ impl Default for RelayConfig {
             rate: RateLimits::default(),
             store: StoreLimits::default(),
             collect_interval_secs: 60,
+            metrics_listen: None,
         }
     }
 }
@@ -127,6 +132,10 @@ pub struct Limits {
     pub request_timeout_secs: u64,
     /// Mailbox streams open at once on one connection, per protocol.
     pub max_concurrent_streams: usize,
+    /// For benchmarks only: runs the raw-transfer protocol `/mayfly/bench/1`
+    /// (see `net::bench`): any peer may send it bytes and ask for bytes
+    /// back. Off by default; never enable it on a relay serving users.
+    pub bench_protocol: bool,
 }
 
 impl Default for Limits {
@@ -143,6 +152,7 @@ impl Default for Limits {
             idle_connection_timeout_secs: 60,
             request_timeout_secs: 30,
             max_concurrent_streams: 16,
+            bench_protocol: false,
         }
     }
 }
@@ -306,6 +316,10 @@ mod tests {
             .collect();
         let config = RelayConfig::from_toml(&text).unwrap();
         assert_eq!(config.listen.len(), 2);
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
         assert_eq!(config.limits.max_memory, MemoryLimit::Percent(80.0));
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.rate, RateLimits::default());
@@ -345,6 +359,7 @@ mod tests {
             "collect_interval_secs = 0",
             "[rate]\nburst = 0",
             "[rate]\nrequests_per_sec = -1.0",
+            "metrics_listen = \"localhost\"",
         ] {
             let e = RelayConfig::from_toml(text).expect_err(text);
             assert!(!e.to_string().contains('\n'), "{e}");

@@ -46,6 +46,10 @@ enum Command {
         /// Read listen addresses, limits, rates and store quotas from this TOML file.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090; port 0 picks one);
+        /// replaces the config file's `metrics_listen`.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
 }
 
@@ -57,7 +61,8 @@ fn main() -> ExitCode {
             home,
             listen,
             config,
-        } => relay(&home, listen, config.as_deref()),
+            metrics,
+        } => relay(&home, listen, config.as_deref(), metrics),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,7 +100,12 @@ fn demo(size_kib: u64, seed: Option<u64>) -> anyhow::Result<()> {
 /// stopped.
 const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn relay(home: &Path, listen: Vec<Multiaddr>, config: Option<&Path>) -> anyhow::Result<()> {
+fn relay(
+    home: &Path,
+    listen: Vec<Multiaddr>,
+    config: Option<&Path>,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     init_logging()?;
     let mut config = match config {
         Some(path) => RelayConfig::load(path)?,
@@ -103,6 +113,9 @@ fn relay(home: &Path, listen: Vec<Multiaddr>, config: Option<&Path>) -> anyhow::
     };
     if !listen.is_empty() {
         config.listen = listen;
+    }
+    if metrics.is_some() {
+        config.metrics_listen = metrics;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

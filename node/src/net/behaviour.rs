@@ -4,6 +4,7 @@ use std::convert::Infallible;
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{connection_limits, identify, memory_connection_limits, ping, request_response};
 use mayfly_protocol::mailbox::{Notify, Request, Response};
 
@@ -39,6 +40,9 @@ pub struct Behaviour {
     pub relay: RelayBehaviour,
     /// `/mayfly/notify/1`: notifications from relays to mailbox owners.
     pub notify: NotifyBehaviour,
+    /// `/mayfly/bench/1`, for benchmarks only ([`super::bench`]): present
+    /// when [`Limits::bench_protocol`] is set, otherwise disabled and free.
+    pub bench: Toggle<super::bench::Behaviour>,
 }
 
 /// What [`Behaviour`]'s protocols report. The limits report nothing: they
@@ -53,6 +57,15 @@ pub enum BehaviourEvent {
     Relay(Box<request_response::Event<Request, Response>>),
     /// From the mailbox notification protocol.
     Notify(Box<request_response::Event<Notify, Response>>),
+    /// From the bench protocol, which reports nothing (its streams go to
+    /// its [`super::bench::Control`]); never emitted.
+    Bench,
+}
+
+impl From<()> for BehaviourEvent {
+    fn from((): ()) -> Self {
+        Self::Bench
+    }
 }
 
 impl From<request_response::Event<Request, Response>> for BehaviourEvent {
@@ -112,6 +125,7 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             relay: mailbox::behaviour::relay(role, limits),
             notify: mailbox::behaviour::notify(role, limits),
+            bench: Toggle::from(limits.bench_protocol.then(super::bench::Behaviour::new)),
         }
     }
 }

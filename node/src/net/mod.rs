@@ -25,6 +25,7 @@
 //! ```
 
 mod behaviour;
+pub mod bench;
 mod client;
 mod command;
 mod event;
@@ -68,13 +69,54 @@ pub fn new_with_role(
     limits: &Limits,
     role: Role,
 ) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), BuildError> {
+    let (client, events, event_loop, _) = new_with_bench(keypair, limits, role)?;
+    Ok((client, events, event_loop))
+}
+
+/// Like [`new_with_role`], and also returns the [`bench::Control`] when
+/// `limits` enable the bench protocol ([`Limits::bench_protocol`], for
+/// benchmarks only), with which to open `/mayfly/bench/1` streams
+/// ([`bench::transfer`]). Such a swarm also answers them: called within a
+/// tokio runtime, this spawns the [`bench::serve`] task on it.
+#[allow(clippy::type_complexity)]
+pub fn new_with_bench(
+    keypair: Keypair,
+    limits: &Limits,
+    role: Role,
+) -> Result<
+    (
+        Client,
+        mpsc::Receiver<Event>,
+        EventLoop,
+        Option<bench::Control>,
+    ),
+    BuildError,
+> {
     let local_peer_id = keypair.public().to_peer_id();
-    let swarm = swarm::build(keypair, limits, role)?;
+    let mut swarm = swarm::build(keypair, limits, role)?;
+    let bench = swarm
+        .behaviour_mut()
+        .bench
+        .as_mut()
+        .map(|b| b.new_control());
+    if let Some(control) = &bench {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(bench::serve(control.clone()));
+                tracing::warn!(
+                    protocol = %bench::BENCH_PROTOCOL,
+                    "the bench protocol is on: for benchmarks only"
+                );
+            }
+            Err(_) => tracing::warn!("no tokio runtime: the bench protocol is not served"),
+        }
+    }
     let (command_sender, command_receiver) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_sender, event_receiver) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     Ok((
         Client::new(command_sender, local_peer_id),
         event_receiver,
         EventLoop::new(swarm, command_receiver, event_sender),
+        bench,
     ))
 }

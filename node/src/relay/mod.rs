@@ -12,7 +12,15 @@
 //! ```
 //!
 //! one `listening` line per address as it becomes ready, each flushed at
-//! once. Everything else goes to the log.
+//! once. With metrics on (`metrics_listen`, `--metrics`), once every
+//! listener has announced an address it adds
+//!
+//! ```text
+//! metrics http://127.0.0.1:9090/metrics
+//! ```
+//!
+//! with the bound address ([`crate::metrics`]). Everything else goes to the
+//! log.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -26,6 +34,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
 use crate::config::RelayConfig;
+use crate::metrics::{self, RelayMetrics};
 use crate::net::{self, BuildError, Client, Event, NetError, PROTOCOL_VERSION, Role};
 use crate::node_key::{self, NodeKeyError};
 use crate::store::{RelayStore, StoreError};
@@ -73,6 +82,14 @@ pub enum RelayError {
         /// Why.
         source: StoreError,
     },
+    /// The metrics listener could not be bound.
+    #[error("cannot serve metrics on {address}")]
+    Metrics {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
     /// The operating system's random generator failed.
     #[error("cannot seed the random generator")]
     Rng(#[source] io::Error),
@@ -112,18 +129,41 @@ pub async fn run(
             })?
     };
     tracing::info!(path = %store_dir.display(), "store open");
+    let store = Arc::new(store);
+    let metrics = Arc::new(RelayMetrics::new());
+    let metrics_server = match config.metrics_listen {
+        Some(address) => {
+            let listener = metrics::bind(address)
+                .await
+                .map_err(|source| RelayError::Metrics { address, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| RelayError::Metrics { address, source })?;
+            tracing::info!(%bound, "serving metrics");
+            let task = tokio::spawn(metrics::serve(listener, metrics.clone(), store.clone()));
+            Some((bound, AbortOnDrop(task)))
+        }
+        None => None,
+    };
     let (client, events, event_loop) =
         net::new_with_role(key.keypair, &config.limits, Role::Relay)?;
     let task = tokio::spawn(event_loop.run());
     let service = Service::new(
-        Arc::new(store),
+        store,
         client.clone(),
         peer,
         config.rate.clone(),
         crate::rng::node_rng(None).map_err(RelayError::Rng)?,
+        metrics.clone(),
     );
 
-    let result = serve(config, &client, events, service, peer, out, shutdown).await;
+    let served = Served {
+        service,
+        metrics,
+        metrics_address: metrics_server.as_ref().map(|(a, _)| *a),
+    };
+    let result = serve(config, &client, events, served, peer, out, shutdown).await;
+    drop(metrics_server);
 
     // `serve` dropped the event receiver, so the loop cannot be stuck
     // delivering an event and sees the request.
@@ -135,20 +175,45 @@ pub async fn run(
     result
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the main loop drives besides the swarm.
+struct Served {
+    service: Service,
+    metrics: Arc<RelayMetrics>,
+    /// The bound metrics address, announced once every listener has
+    /// announced an address.
+    metrics_address: Option<std::net::SocketAddr>,
+}
+
 async fn serve(
     config: &RelayConfig,
     client: &Client,
     mut events: mpsc::Receiver<Event>,
-    mut service: Service,
+    served: Served,
     peer: PeerId,
     out: &mut (dyn Write + Send),
     shutdown: impl Future,
 ) -> Result<(), RelayError> {
+    let Served {
+        mut service,
+        metrics,
+        mut metrics_address,
+    } = served;
     announce(out, format_args!("peer id {peer}"))?;
     let mut listeners = HashSet::<ListenerId>::new();
     for address in &config.listen {
         listeners.insert(client.listen_on(address.clone()).await?);
     }
+    // Listeners that have not announced an address yet.
+    let mut unannounced = listeners.clone();
     tracing::info!(
         protocol = PROTOCOL_VERSION,
         agent = %net::agent_version(),
@@ -176,22 +241,34 @@ async fn serve(
             }
         };
         match event {
-            Event::ListenAddr { address, .. } => {
+            Event::ListenAddr { address, listener } => {
                 let full = with_peer(address, peer);
                 tracing::info!(address = %full, "listening");
                 announce(out, format_args!("listening {full}"))?;
+                unannounced.remove(&listener);
+                if unannounced.is_empty()
+                    && let Some(bound) = metrics_address.take()
+                {
+                    announce(out, format_args!("metrics http://{bound}/metrics"))?;
+                }
             }
             Event::ListenAddrExpired { address, .. } => {
                 tracing::info!(%address, "no longer listening");
             }
             Event::ListenerClosed { listener, error } => {
                 listeners.remove(&listener);
+                unannounced.remove(&listener);
                 match &error {
                     Some(e) => tracing::error!(?listener, "listener closed: {e}"),
                     None => tracing::warn!(?listener, "listener closed"),
                 }
                 if listeners.is_empty() {
                     return Err(RelayError::ListenersClosed(error));
+                }
+                if unannounced.is_empty()
+                    && let Some(bound) = metrics_address.take()
+                {
+                    announce(out, format_args!("metrics http://{bound}/metrics"))?;
                 }
             }
             Event::ConnectionEstablished {
@@ -201,6 +278,7 @@ async fn serve(
                 ..
             } => {
                 tracing::debug!(%peer, ?direction, %address, "connection established");
+                metrics.connection_opened();
             }
             Event::ConnectionClosed {
                 peer,
@@ -208,6 +286,7 @@ async fn serve(
                 remaining,
                 ..
             } => {
+                metrics.connection_closed();
                 match cause {
                     Some(cause) => tracing::debug!(%peer, "connection closed: {cause}"),
                     None => tracing::debug!(%peer, "connection closed"),

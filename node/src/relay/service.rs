@@ -1,6 +1,9 @@
 //! The mailbox service: answers `/mayfly/relay/1` requests from the store
 //! (RELAY.md §3–§5), keeps login state per peer, notifies logged-in owners
-//! and runs the expiry collector.
+//! and runs the expiry collector. One device per identity is active: every
+//! logged-in request checks that no newer device certificate of the identity
+//! has been recorded since the login; if one has, it is refused (Forbidden)
+//! and the session is dropped.
 //!
 //! The relay's main loop hands each request to [`Service::on_request`],
 //! which spawns a task for it; at most [`MAX_IN_FLIGHT`] run at once (the
@@ -22,6 +25,7 @@ use tokio::task::JoinSet;
 
 use super::rate::RateLimiter;
 use crate::config::RateLimits;
+use crate::metrics::{RelayMetrics, RequestType};
 use crate::net::Client;
 use crate::store::{RelayStore, StoreError};
 
@@ -57,6 +61,7 @@ struct Ctx {
     relay_peer: PeerId,
     sessions: Mutex<Sessions>,
     rng: Mutex<ChaCha20Rng>,
+    metrics: Arc<RelayMetrics>,
 }
 
 /// The mailbox service of one relay.
@@ -90,13 +95,15 @@ fn store_error(e: &StoreError) -> Response {
 }
 
 impl Service {
-    /// A service over `store`, answering through `client`, as `relay_peer`.
+    /// A service over `store`, answering through `client`, as `relay_peer`,
+    /// counting what it does in `metrics`.
     pub fn new(
         store: Arc<RelayStore>,
         client: Client,
         relay_peer: PeerId,
         rate: RateLimits,
         rng: ChaCha20Rng,
+        metrics: Arc<RelayMetrics>,
     ) -> Self {
         Self {
             ctx: Arc::new(Ctx {
@@ -105,6 +112,7 @@ impl Service {
                 relay_peer,
                 sessions: Mutex::new(Sessions::default()),
                 rng: Mutex::new(rng),
+                metrics,
             }),
             rate: RateLimiter::new(rate),
             tasks: JoinSet::new(),
@@ -144,11 +152,13 @@ impl Service {
         channel: ResponseChannel<Response>,
     ) {
         let ctx = self.ctx.clone();
+        ctx.metrics.request(RequestType::of(&request));
         if !self.rate.allow(peer, Instant::now()) {
             tracing::debug!(%peer, "rate limited");
+            ctx.metrics.rate_limited();
             self.tasks.spawn(async move {
                 let r = Response::error(ErrorCode::RateLimited, "too many requests");
-                let _ = ctx.client.respond(channel, r).await;
+                ctx.respond(channel, r).await;
             });
             return;
         }
@@ -168,7 +178,7 @@ impl Service {
         };
         self.tasks.spawn(async move {
             let response = ctx.answer(peer, generation, request).await;
-            let _ = ctx.client.respond(channel, response).await;
+            ctx.respond(channel, response).await;
         });
     }
 
@@ -178,10 +188,12 @@ impl Service {
             return;
         }
         let store = self.ctx.store.clone();
+        let metrics = self.ctx.metrics.clone();
         self.collector = Some(tokio::task::spawn_blocking(move || {
             for _ in 0..MAX_COLLECT_BATCHES {
                 match store.collect(now()) {
                     Ok(stats) => {
+                        metrics.collected(&stats);
                         if stats.messages + stats.tombstones > 0 {
                             tracing::info!(
                                 messages = stats.messages,
@@ -205,6 +217,44 @@ impl Service {
 }
 
 impl Ctx {
+    /// Sends `response` on `channel`, counting its outcome.
+    async fn respond(&self, channel: ResponseChannel<Response>, response: Response) {
+        self.metrics.response(&response);
+        let _ = self.client.respond(channel, response).await;
+    }
+
+    /// The certificate `peer` is logged in with in this session, if it is
+    /// still the identity's newest device (RELAY.md §4: one active device
+    /// per identity). A session whose device was superseded since it logged
+    /// in is dropped and answered Forbidden.
+    async fn current_login(
+        &self,
+        peer: &PeerId,
+        generation: u64,
+    ) -> Result<DeviceCertificate, Response> {
+        let cert = self
+            .login(peer, generation)
+            .ok_or_else(|| Response::error(ErrorCode::Unauthenticated, "log in first"))?;
+        let identity = cert.identity_key();
+        let newest = self.blocking(move |s| s.device_serial(&identity)).await?;
+        if newest.is_some_and(|serial| serial > cert.serial()) {
+            let mut s = lock(&self.sessions);
+            if s.peers
+                .get(peer)
+                .is_some_and(|session| session.generation == generation)
+            {
+                s.peers.remove(peer);
+                self.metrics.session_superseded();
+                tracing::debug!(%peer, "a newer device logged in: session dropped");
+            }
+            return Err(Response::error(
+                ErrorCode::Forbidden,
+                "a newer device of this identity has logged in",
+            ));
+        }
+        Ok(cert)
+    }
+
     /// Runs `f` on the store in the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -242,7 +292,6 @@ impl Ctx {
         generation: u64,
         request: Request,
     ) -> Result<Response, Response> {
-        let unauthenticated = || Response::error(ErrorCode::Unauthenticated, "log in first");
         match request {
             Request::Challenge => {
                 let mut nonce = [0u8; 32];
@@ -292,7 +341,7 @@ impl Ctx {
                 signed_prekey,
                 one_time,
             } => {
-                let cert = self.login(&peer, generation).ok_or_else(unauthenticated)?;
+                let cert = self.current_login(&peer, generation).await?;
                 let now = now();
                 self.blocking(move |s| s.publish_prekeys(&cert, signed_prekey, one_time, now))
                     .await?;
@@ -319,6 +368,7 @@ impl Ctx {
                     .blocking(move |s| s.deposit(&mailbox, &envelope, &manifest, &depositor, now))
                     .await?;
                 if let Some(seq) = d.listed {
+                    self.metrics.deposits_completed(1);
                     self.notify(&mailbox, seq).await;
                 }
                 Ok(Response::DepositAccepted { missing: d.missing })
@@ -328,9 +378,12 @@ impl Ctx {
                 index,
                 bytes,
             } => {
+                let len = bytes.len();
                 let listed = self
                     .blocking(move |s| s.put_chunk(&message_id, index, &bytes))
                     .await?;
+                self.metrics.chunk_stored(len);
+                self.metrics.deposits_completed(listed.len());
                 for (mailbox, seq) in listed {
                     self.notify(&mailbox, seq).await;
                 }
@@ -344,10 +397,11 @@ impl Ctx {
                 let bytes = self
                     .blocking(move |s| s.get_chunk(&hash, offset, length))
                     .await?;
+                self.metrics.served(bytes.len());
                 Ok(Response::Chunk { bytes })
             }
             Request::List { after, limit } => {
-                let cert = self.login(&peer, generation).ok_or_else(unauthenticated)?;
+                let cert = self.current_login(&peer, generation).await?;
                 let mailbox = cert.identity_key();
                 let (entries, more) = self
                     .blocking(move |s| s.list(&mailbox, after, limit))
@@ -359,7 +413,7 @@ impl Ctx {
                 Ok(Response::Manifest(Box::new(m)))
             }
             Request::Ack { seqs } => {
-                let cert = self.login(&peer, generation).ok_or_else(unauthenticated)?;
+                let cert = self.current_login(&peer, generation).await?;
                 let mailbox = cert.identity_key();
                 self.blocking(move |s| s.ack(&mailbox, &seqs)).await?;
                 Ok(Response::Ok)
@@ -368,7 +422,10 @@ impl Ctx {
                 let now = now();
                 let applied = self.blocking(move |s| s.revoke(&record, now)).await?;
                 Ok(Response::Revoked(match applied {
-                    Applied::Revoked => RevokeOutcome::Revoked,
+                    Applied::Revoked => {
+                        self.metrics.revocation_applied();
+                        RevokeOutcome::Revoked
+                    }
                     Applied::AlreadyRevoked => RevokeOutcome::AlreadyRevoked,
                 }))
             }
@@ -377,19 +434,35 @@ impl Ctx {
 
     /// Tells every peer logged in to `mailbox` about entry `seq`.
     async fn notify(&self, mailbox: &SigningPublicKey, seq: u64) {
-        let peers: Vec<PeerId> = lock(&self.sessions)
+        let peers: Vec<(PeerId, u64)> = lock(&self.sessions)
             .peers
             .iter()
-            .filter(|(_, s)| {
-                s.login
-                    .as_ref()
-                    .is_some_and(|c| c.identity_key() == *mailbox)
+            .filter_map(|(p, s)| {
+                let cert = s.login.as_ref()?;
+                (cert.identity_key() == *mailbox).then(|| (*p, cert.serial()))
             })
-            .map(|(p, _)| *p)
             .collect();
-        for peer in peers {
+        if peers.is_empty() {
+            return;
+        }
+        // A superseded device is not told (its next request is refused).
+        let identity = *mailbox;
+        let newest = self
+            .blocking(move |s| s.device_serial(&identity))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        for (peer, _) in peers.into_iter().filter(|&(_, serial)| serial >= newest) {
             tracing::debug!(%peer, seq, "notifying");
-            let _ = self.client.notify(peer, Notify::NewDeposit { seq }).await;
+            if self
+                .client
+                .notify(peer, Notify::NewDeposit { seq })
+                .await
+                .is_ok()
+            {
+                self.metrics.notification_sent();
+            }
         }
     }
 }

@@ -81,7 +81,8 @@ impl Relay {
         relay
     }
 
-    fn next_line(&mut self) -> String {
+    /// The relay's next line of output (after those `start` read).
+    pub fn next_line(&mut self) -> String {
         match self.lines.recv_timeout(TIMEOUT) {
             Ok(line) => line,
             Err(e) => self.fail(&format!("no line from the relay: {e}")),
@@ -149,4 +150,21 @@ impl Drop for Relay {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Kills the relay with SIGKILL (no shutdown, no flush) and reaps it; returns
+/// its stderr.
+pub fn kill9(mut relay: Relay) -> String {
+    kill(Pid::from_raw(relay.child.id() as i32), Signal::SIGKILL).expect("signal delivered");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if relay.child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            relay.fail("the relay did not die in time");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    relay.stderr.take().expect("once").join().expect("reader")
 }

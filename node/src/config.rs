@@ -32,7 +32,7 @@
 //! `[store]` takes every field of [`StoreLimits`] (`max_clip_bytes`,
 //! `mailbox_bytes`, `mailbox_entries`, `depositor_bytes`, `total_bytes`,
 //! `max_messages`, `max_identities`, `max_one_time_prekeys`,
-//! `max_tombstones`, `collect_batch`).
+//! `max_tombstones`, `collect_batch`, `cache_bytes`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

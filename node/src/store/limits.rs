@@ -43,6 +43,10 @@ pub struct StoreLimits {
     /// Most messages, and most tombstones, one [`super::RelayStore::collect`]
     /// call deletes, so that one transaction stays bounded. Default 256.
     pub collect_batch: u32,
+    /// Bytes of page cache the database may hold in memory. Default 64 MiB:
+    /// redb's own default (1 GiB) would let a busy relay's resident memory
+    /// grow far past what small hosts have.
+    pub cache_bytes: u64,
 }
 
 impl Default for StoreLimits {
@@ -58,6 +62,7 @@ impl Default for StoreLimits {
             max_one_time_prekeys: MAX_ONE_TIME_PREKEYS as u32,
             max_tombstones: DEFAULT_LEDGER_CAPACITY as u64,
             collect_batch: 256,
+            cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

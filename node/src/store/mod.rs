@@ -158,7 +158,9 @@ impl RelayStore {
     pub fn open(dir: &Path, limits: StoreLimits, rng: ChaCha20Rng) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         let (keys, slots) = KeyFile::open(dir)?;
-        let db = Database::create(dir.join(DB_FILE_NAME))?;
+        let db = Database::builder()
+            .set_cache_size(usize::try_from(limits.cache_bytes).unwrap_or(usize::MAX))
+            .create(dir.join(DB_FILE_NAME))?;
         {
             let txn = db.begin_write()?;
             Tables::open(&txn)?;

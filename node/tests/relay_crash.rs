@@ -10,170 +10,31 @@
 //! bounded.
 
 mod common;
+mod mailbox_client;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use common::{Relay, TIMEOUT, kill9};
 use futures::future::join_all;
-use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
-use mayfly_node::config::Limits;
-use mayfly_node::net::{self, NetError};
-use mayfly_protocol::mailbox::{Entry, ErrorCode, LoginProof, Request, Response};
+use mailbox_client::{
+    Clip, Party, Peer, list_all, now, open_entry, rng as seeded, seal_salted as seal,
+};
+use mayfly_protocol::mailbox::{Entry, ErrorCode, Request, Response};
 use mayfly_protocol::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::Rng;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 const ROUNDS: usize = 5;
 const MAILBOXES: usize = 3;
 const MIB: usize = 1 << 20;
 
-fn now() -> UnixMillis {
-    UnixMillis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
-}
-
-fn seeded(seed: u64) -> ChaCha20Rng {
-    let mut s = [0u8; 32];
-    s[..8].copy_from_slice(&seed.to_le_bytes());
-    ChaCha20Rng::from_seed(s)
-}
-
 /// A number in `lo..=hi` from `rng`.
 fn pick(rng: &mut ChaCha20Rng, lo: usize, hi: usize) -> usize {
     lo + (rng.next_u64() % (hi - lo + 1) as u64) as usize
-}
-
-/// A recipient: identity, device, prekeys.
-struct Party {
-    identity: Identity,
-    device: Device,
-    prekeys: PrekeyStore,
-}
-
-impl Party {
-    fn new(rng: &mut ChaCha20Rng) -> Self {
-        let identity = Identity::generate(rng);
-        let device = identity.new_device(1, now(), rng);
-        let prekeys = PrekeyStore::new(&device, now(), rng);
-        Self {
-            identity,
-            device,
-            prekeys,
-        }
-    }
-    fn key(&self) -> SigningPublicKey {
-        self.identity.public()
-    }
-}
-
-/// A sealed clip, its ciphertext chunks and its plaintext.
-struct Clip {
-    sealed: SealedClip,
-    chunks: Vec<Vec<u8>>,
-    content: Vec<u8>,
-}
-
-impl Clip {
-    fn id(&self) -> MessageId {
-        self.sealed.message_id()
-    }
-}
-
-fn seal(len: usize, salt: u8, rng: &mut ChaCha20Rng) -> Clip {
-    let content: Vec<u8> = (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761) as u8 ^ salt)
-        .collect();
-    let header = ClipHeader {
-        kind: ClipKind::Clip,
-        allow_save: false,
-        duration_ms: 10_000,
-        created_at: now(),
-        expires_at: now().plus(DEFAULT_CLIP_TTL_MS),
-        content_len: len as u64,
-        parent: None,
-        media_type: "video/mp4".into(),
-    };
-    let mut chunks = Vec::new();
-    let sealed = seal_reader(
-        header,
-        &mut &content[..],
-        |_, c| {
-            chunks.push(c.to_vec());
-            Ok(())
-        },
-        rng,
-    )
-    .expect("seals");
-    Clip {
-        sealed,
-        chunks,
-        content,
-    }
-}
-
-/// A client swarm connected to the relay.
-struct Peer {
-    client: net::Client,
-    relay: PeerId,
-    task: JoinHandle<()>,
-    drain: JoinHandle<()>,
-}
-
-impl Peer {
-    async fn connect(address: &Multiaddr, relay: PeerId) -> Peer {
-        let (client, mut events, event_loop) =
-            net::new(Keypair::generate_ed25519(), &Limits::default()).expect("swarm");
-        let task = tokio::spawn(event_loop.run());
-        let drain = tokio::spawn(async move { while events.recv().await.is_some() {} });
-        let peer = tokio::time::timeout(TIMEOUT, client.dial(address.clone()))
-            .await
-            .expect("dial in time")
-            .expect("dial");
-        assert_eq!(peer, relay);
-        Peer {
-            client,
-            relay,
-            task,
-            drain,
-        }
-    }
-
-    async fn try_req(&self, request: Request) -> Result<Response, NetError> {
-        self.client.request(self.relay, request, TIMEOUT).await
-    }
-
-    async fn req(&self, request: Request) -> Response {
-        self.try_req(request).await.expect("a response")
-    }
-
-    async fn login(&self, device: &Device) {
-        let Response::Challenge { nonce } = self.req(Request::Challenge).await else {
-            panic!("no challenge")
-        };
-        let proof = LoginProof::sign(
-            device,
-            &self.relay.to_bytes(),
-            &self.client.local_peer_id().to_bytes(),
-            &nonce,
-        )
-        .unwrap();
-        assert_eq!(self.req(Request::Login(proof)).await, Response::Ok);
-    }
-
-    async fn close(self) {
-        self.client.shutdown().await;
-        let _ = self.task.await;
-        self.drain.abort();
-    }
 }
 
 /// One upload: the clip, its recipient, its envelope, and what the relay
@@ -216,61 +77,6 @@ impl Upload {
 struct Progress {
     sent: Vec<BTreeSet<u32>>,
     acked: Vec<BTreeSet<u32>>,
-}
-
-/// Every complete entry of a mailbox, page by page.
-async fn list_all(peer: &Peer) -> Vec<Entry> {
-    let mut out: Vec<Entry> = Vec::new();
-    loop {
-        let after = out.last().map_or(0, |e| e.seq);
-        let Response::Entries { entries, more } =
-            peer.req(Request::List { after, limit: 64 }).await
-        else {
-            panic!("no entries")
-        };
-        out.extend(entries);
-        if !more {
-            return out;
-        }
-    }
-}
-
-/// Fetches the manifest and every chunk of `entry` and opens it.
-async fn open_entry(peer: &Peer, bob: &mut Party, entry: &Entry) -> Vec<u8> {
-    let Response::Manifest(manifest) = peer
-        .req(Request::GetManifest {
-            message_id: entry.message_id,
-        })
-        .await
-    else {
-        panic!("no manifest for a listed entry")
-    };
-    let secret = bob
-        .prekeys
-        .take_secret(&entry.envelope.prekey())
-        .expect("prekey secret");
-    let contents = entry
-        .envelope
-        .open(&bob.key(), &secret)
-        .expect("envelope opens");
-    let hashes = manifest.chunk_hashes().to_vec();
-    let mut opener = contents.open_manifest(*manifest, now()).expect("manifest");
-    let mut out = Vec::new();
-    for hash in hashes {
-        let Response::Chunk { bytes } = peer
-            .req(Request::GetChunk {
-                hash,
-                offset: 0,
-                length: 0,
-            })
-            .await
-        else {
-            panic!("a chunk of a listed entry is missing")
-        };
-        out.extend_from_slice(opener.open_next(&bytes).expect("chunk opens"));
-    }
-    opener.finish().expect("complete");
-    out
 }
 
 /// Counts of what the rounds saw, for the summary line.
@@ -326,7 +132,7 @@ async fn check_mailbox(
     gone: &BTreeSet<MessageId>,
 ) -> (Vec<MessageId>, usize) {
     let peer = Peer::connect(addr, relay_id).await;
-    peer.login(&bob.device).await;
+    peer.login_ok(&bob.device).await;
     let entries = list_all(&peer).await;
     let listed: BTreeMap<MessageId, &Entry> = entries.iter().map(|e| (e.message_id, e)).collect();
     assert_eq!(listed.len(), entries.len(), "an id listed twice");
@@ -516,7 +322,7 @@ fn acknowledged_uploads_survive_sigkill_and_partial_ones_resume() {
         let addr = relay.tcp();
         for bob in bobs.iter_mut() {
             let peer = Peer::connect(&addr, relay_id).await;
-            peer.login(&bob.device).await;
+            peer.login_ok(&bob.device).await;
             let one_time = bob
                 .prekeys
                 .issue_one_time(&bob.device, ROUNDS + 2, now(), &mut rng);
@@ -547,17 +353,7 @@ fn acknowledged_uploads_survive_sigkill_and_partial_ones_resume() {
             for (to, bob) in bobs.iter().enumerate() {
                 let len = pick(&mut rng, MIB / 4, MIB);
                 let clip = seal(len, (round * MAILBOXES + to) as u8, &mut rng);
-                let Response::Bundle(bundle) = peer
-                    .req(Request::FetchBundle {
-                        identity_key: bob.key(),
-                    })
-                    .await
-                else {
-                    panic!("no bundle")
-                };
-                let prekeys = bundle.verify(&bob.key(), now()).expect("bundle verifies");
-                let envelope = Envelope::seal(&clip.sealed, &alice.device, &prekeys, &mut rng)
-                    .expect("envelope");
+                let envelope = peer.envelope(&alice, bob, &clip, &mut rng).await;
                 uploads.push(Upload {
                     round,
                     to,

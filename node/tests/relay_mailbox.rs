@@ -3,8 +3,9 @@
 //! clock, since the relay reads it. Every wait is bounded.
 
 mod common;
+mod mailbox_client;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{Relay, TIMEOUT};
 use futures::StreamExt;
@@ -12,286 +13,35 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, tcp, yamux};
-use mayfly_node::config::Limits;
-use mayfly_node::net::{self, Event};
+use mailbox_client::{
+    Clip, Party, Peer, all, code, deposit, envelope_for, now, open_entry, put, rng, runtime,
+};
 use mayfly_protocol::mailbox::{
     ErrorCode, LoginProof, MAX_FRAME_LEN, Notify, RELAY_PROTOCOL, Request, Response, RevokeOutcome,
     encode_frame,
 };
 use mayfly_protocol::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-fn now() -> UnixMillis {
-    UnixMillis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
-}
-
-fn rng(seed: u64) -> ChaCha20Rng {
-    let mut s = [0u8; 32];
-    s[..8].copy_from_slice(&seed.to_le_bytes());
-    ChaCha20Rng::from_seed(s)
-}
-
-/// A user: identity, device, prekeys.
-struct Party {
-    identity: Identity,
-    device: Device,
-    prekeys: PrekeyStore,
-}
-
-impl Party {
-    fn new(rng: &mut ChaCha20Rng) -> Self {
-        let identity = Identity::generate(rng);
-        let device = identity.new_device(1, now(), rng);
-        let prekeys = PrekeyStore::new(&device, now(), rng);
-        Self {
-            identity,
-            device,
-            prekeys,
-        }
-    }
-    fn key(&self) -> SigningPublicKey {
-        self.identity.public()
-    }
-}
-
-/// A sealed clip and its ciphertext chunks.
-struct Clip {
-    sealed: SealedClip,
-    chunks: Vec<Vec<u8>>,
-    content: Vec<u8>,
-}
-
+/// Seals `len` bytes of a pattern that does not repeat within a chunk.
 fn seal(len: usize, rng: &mut ChaCha20Rng) -> Clip {
-    let content: Vec<u8> = (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761) as u8)
-        .collect();
-    let header = ClipHeader {
-        kind: ClipKind::Clip,
-        allow_save: false,
-        duration_ms: 10_000,
-        created_at: now(),
-        expires_at: now().plus(DEFAULT_CLIP_TTL_MS),
-        content_len: len as u64,
-        parent: None,
-        media_type: "video/mp4".into(),
-    };
-    let mut chunks = Vec::new();
-    let sealed = seal_reader(
-        header,
-        &mut &content[..],
-        |_, c| {
-            chunks.push(c.to_vec());
-            Ok(())
-        },
-        rng,
-    )
-    .expect("seals");
-    Clip {
-        sealed,
-        chunks,
-        content,
-    }
-}
-
-/// A client swarm connected to the relay.
-struct Peer {
-    client: net::Client,
-    relay: PeerId,
-    notifications: mpsc::Receiver<Notify>,
-    task: JoinHandle<()>,
-    drain: JoinHandle<()>,
-}
-
-impl Peer {
-    async fn connect(address: &Multiaddr, relay: PeerId, keypair: Keypair) -> Peer {
-        let (client, mut events, event_loop) =
-            net::new(keypair, &Limits::default()).expect("swarm");
-        let task = tokio::spawn(event_loop.run());
-        let (tx, notifications) = mpsc::channel(64);
-        // Keeps the event channel drained, so the swarm never stalls.
-        let drain = tokio::spawn(async move {
-            while let Some(e) = events.recv().await {
-                if let Event::Notification { notify, .. } = e {
-                    let _ = tx.try_send(notify);
-                }
-            }
-        });
-        let peer = tokio::time::timeout(TIMEOUT, client.dial(address.clone()))
-            .await
-            .expect("dial in time")
-            .expect("dial");
-        assert_eq!(peer, relay);
-        Peer {
-            client,
-            relay,
-            notifications,
-            task,
-            drain,
-        }
-    }
-
-    async fn req(&self, request: Request) -> Response {
-        self.client
-            .request(self.relay, request, TIMEOUT)
-            .await
-            .expect("a response")
-    }
-
-    async fn login(&self, device: &Device) -> Response {
-        let Response::Challenge { nonce } = self.req(Request::Challenge).await else {
-            panic!("no challenge")
-        };
-        let proof = LoginProof::sign(
-            device,
-            &self.relay.to_bytes(),
-            &self.client.local_peer_id().to_bytes(),
-            &nonce,
-        )
-        .unwrap();
-        self.req(Request::Login(proof)).await
-    }
-
-    async fn next_notification(&mut self) -> Notify {
-        tokio::time::timeout(TIMEOUT, self.notifications.recv())
-            .await
-            .expect("a notification in time")
-            .expect("event loop running")
-    }
-
-    async fn close(self) {
-        self.client.shutdown().await;
-        let _ = self.task.await;
-        self.drain.abort();
-    }
-}
-
-fn code(r: &Response) -> ErrorCode {
-    match r {
-        Response::Error { code, .. } => *code,
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
-
-fn deposit(to: &Party, envelope: &Envelope, clip: &Clip) -> Request {
-    Request::Deposit {
-        mailbox: to.key(),
-        envelope: envelope.clone(),
-        manifest: clip.sealed.manifest().clone(),
-    }
-}
-
-fn put(clip: &Clip, i: usize) -> Request {
-    Request::PutChunk {
-        message_id: clip.sealed.message_id(),
-        index: i as u32,
-        bytes: clip.chunks[i].clone(),
-    }
-}
-
-fn all(clip: &Clip) -> Vec<u32> {
-    (0..clip.chunks.len() as u32).collect()
+    mailbox_client::seal_salted(len, 0, rng)
 }
 
 /// Bob logs in and publishes prekeys (with `one_time` one-time prekeys).
 async fn bob_publishes(bob_peer: &Peer, bob: &mut Party, one_time: usize, rng: &mut ChaCha20Rng) {
-    assert_eq!(bob_peer.login(&bob.device).await, Response::Ok);
-    let otks = bob
-        .prekeys
-        .issue_one_time(&bob.device, one_time, now(), rng);
-    let r = bob_peer
-        .req(Request::PublishPrekeys {
-            signed_prekey: bob.prekeys.signed_prekey().clone(),
-            one_time: otks,
-        })
-        .await;
-    assert_eq!(r, Response::Ok);
-}
-
-/// Alice fetches Bob's bundle and seals an envelope for `clip` to it.
-async fn envelope_for(
-    alice_peer: &Peer,
-    alice: &Party,
-    bob: &Party,
-    clip: &Clip,
-    rng: &mut ChaCha20Rng,
-) -> (Envelope, PrekeyBundle) {
-    let Response::Bundle(bundle) = alice_peer
-        .req(Request::FetchBundle {
-            identity_key: bob.key(),
-        })
-        .await
-    else {
-        panic!("no bundle")
-    };
-    let to = bundle.verify(&bob.key(), now()).expect("bundle verifies");
-    let env = Envelope::seal(&clip.sealed, &alice.device, &to, rng).unwrap();
-    (env, *bundle)
+    bob_peer.login_and_publish(bob, one_time, rng).await;
 }
 
 /// Bob lists, fetches manifest and chunks, and opens the clip: its plaintext.
 async fn bob_fetches(bob_peer: &Peer, bob: &mut Party) -> (u64, Vec<u8>) {
-    let Response::Entries { entries, more } = bob_peer
-        .req(Request::List {
-            after: 0,
-            limit: 64,
-        })
-        .await
-    else {
+    let Response::Entries { entries, more } = bob_peer.list().await else {
         panic!("no entries")
     };
     assert!(!more);
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = &entries[0];
-    let Response::Manifest(manifest) = bob_peer
-        .req(Request::GetManifest {
-            message_id: entry.message_id,
-        })
-        .await
-    else {
-        panic!("no manifest")
-    };
-    let secret = bob
-        .prekeys
-        .take_secret(&entry.envelope.prekey())
-        .expect("prekey secret");
-    let contents = entry
-        .envelope
-        .open(&bob.key(), &secret)
-        .expect("envelope opens");
-    let hashes = manifest.chunk_hashes().to_vec();
-    let mut opener = contents.open_manifest(*manifest, now()).expect("manifest");
-    let mut out = Vec::new();
-    for hash in hashes {
-        let Response::Chunk { bytes } = bob_peer
-            .req(Request::GetChunk {
-                hash,
-                offset: 0,
-                length: 0,
-            })
-            .await
-        else {
-            panic!("no chunk")
-        };
-        out.extend_from_slice(opener.open_next(&bytes).expect("chunk opens"));
-    }
-    opener.finish().expect("complete");
-    (entry.seq, out)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    (entry.seq, open_entry(bob_peer, bob, entry).await)
 }
 
 const CLIP_LEN: usize = 600 * 1024;
@@ -305,10 +55,10 @@ fn a_clip_travels_through_the_relay_over_tcp() {
         let mut rng = rng(1);
         let alice = Party::new(&mut rng);
         let mut bob = Party::new(&mut rng);
-        let mut bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let mut bob_peer = Peer::connect(&addr, relay_id).await;
         bob_publishes(&bob_peer, &mut bob, 2, &mut rng).await;
 
-        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let alice_peer = Peer::connect(&addr, relay_id).await;
         let clip = seal(CLIP_LEN, &mut rng);
         assert_eq!(clip.chunks.len(), 3);
         let (env, first) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
@@ -366,9 +116,9 @@ fn a_clip_travels_through_the_relay_over_quic() {
         let mut rng = rng(2);
         let alice = Party::new(&mut rng);
         let mut bob = Party::new(&mut rng);
-        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let bob_peer = Peer::connect(&addr, relay_id).await;
         bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
-        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let alice_peer = Peer::connect(&addr, relay_id).await;
         let clip = seal(100 * 1024, &mut rng);
         let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
         let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
@@ -398,10 +148,10 @@ fn an_upload_resumes_after_a_broken_connection() {
         let mut rng = rng(3);
         let alice = Party::new(&mut rng);
         let mut bob = Party::new(&mut rng);
-        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let bob_peer = Peer::connect(&addr, relay_id).await;
         bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
         let alice_key = Keypair::generate_ed25519();
-        let alice_peer = Peer::connect(&addr, relay_id, alice_key.clone()).await;
+        let alice_peer = Peer::connect_with(&addr, relay_id, alice_key.clone()).await;
         let clip = seal(5 * CHUNK_SIZE, &mut rng);
         let n = clip.chunks.len();
         assert!(n >= 4);
@@ -433,7 +183,7 @@ fn an_upload_resumes_after_a_broken_connection() {
             }
         );
 
-        let alice_peer = Peer::connect(&addr, relay_id, alice_key).await;
+        let alice_peer = Peer::connect_with(&addr, relay_id, alice_key).await;
         let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
         let odd: Vec<u32> = (1..n as u32).step_by(2).collect();
         assert_eq!(
@@ -464,7 +214,7 @@ fn mailboxes_need_a_login_bound_to_the_connection() {
         let mut rng = rng(4);
         let alice = Party::new(&mut rng);
         let mut bob = Party::new(&mut rng);
-        let anon = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let anon = Peer::connect(&addr, relay_id).await;
         let r = anon.req(Request::List { after: 0, limit: 1 }).await;
         assert_eq!(code(&r), ErrorCode::Unauthenticated);
         let r = anon.req(Request::Ack { seqs: vec![1] }).await;
@@ -506,9 +256,9 @@ fn mailboxes_need_a_login_bound_to_the_connection() {
         assert_eq!(code(&r), ErrorCode::Unauthenticated);
 
         // Bob gets a deposit; Alice, logged in as herself, sees only her own mailbox.
-        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let bob_peer = Peer::connect(&addr, relay_id).await;
         bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
-        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let alice_peer = Peer::connect(&addr, relay_id).await;
         let clip = seal(1000, &mut rng);
         let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
         alice_peer.req(deposit(&bob, &env, &clip)).await;
@@ -663,7 +413,7 @@ fn frame<M: Codec>(m: &M) -> Vec<u8> {
 }
 
 async fn still_serves(addr: &Multiaddr, relay: PeerId) {
-    let p = Peer::connect(addr, relay, Keypair::generate_ed25519()).await;
+    let p = Peer::connect(addr, relay).await;
     assert!(matches!(
         p.req(Request::Challenge).await,
         Response::Challenge { .. }
@@ -680,9 +430,9 @@ fn revocation_deletes_and_forged_records_do_not_decode() {
         let mut rng = rng(5);
         let alice = Party::new(&mut rng);
         let mut bob = Party::new(&mut rng);
-        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let bob_peer = Peer::connect(&addr, relay_id).await;
         bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
-        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let alice_peer = Peer::connect(&addr, relay_id).await;
         let clip = seal(1000, &mut rng);
         let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
         alice_peer.req(deposit(&bob, &env, &clip)).await;
@@ -799,10 +549,10 @@ fn a_restarted_relay_keeps_its_mailboxes() {
     let rt = runtime();
     let (addr, relay_id) = (relay.tcp(), relay.peer_id);
     rt.block_on(async {
-        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let bob_peer = Peer::connect(&addr, relay_id).await;
         bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
         bob_peer.close().await;
-        let alice_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let alice_peer = Peer::connect(&addr, relay_id).await;
         let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
         let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
         assert_eq!(
@@ -822,7 +572,7 @@ fn a_restarted_relay_keeps_its_mailboxes() {
     assert_eq!(relay.peer_id, relay_id);
     let addr = relay.tcp();
     rt.block_on(async {
-        let bob_peer = Peer::connect(&addr, relay_id, Keypair::generate_ed25519()).await;
+        let bob_peer = Peer::connect(&addr, relay_id).await;
         assert_eq!(bob_peer.login(&bob.device).await, Response::Ok);
         let (_, plaintext) = bob_fetches(&bob_peer, &mut bob).await;
         assert!(plaintext == clip.content, "plaintext differs");

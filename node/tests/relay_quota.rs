@@ -3,43 +3,18 @@
 //! Every wait is bounded.
 
 mod common;
+mod mailbox_client;
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{Relay, TIMEOUT};
-use libp2p::identity::Keypair;
-use libp2p::{Multiaddr, PeerId};
-use mayfly_node::config::Limits;
-use mayfly_node::net;
-use mayfly_protocol::mailbox::{ErrorCode, LoginProof, Request, Response};
+use common::Relay;
+use mailbox_client::{
+    Clip, Party, Peer, accepted_all, code, now, rng as seeded, runtime, seal_salted,
+};
+use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
 use mayfly_protocol::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
-use tokio::task::JoinHandle;
-
-fn now() -> UnixMillis {
-    UnixMillis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
-}
-
-fn seeded(seed: u64) -> ChaCha20Rng {
-    let mut s = [0u8; 32];
-    s[..8].copy_from_slice(&seed.to_le_bytes());
-    ChaCha20Rng::from_seed(s)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Starts the relay with `config` written to a file in `dir` (not its home).
 fn start_with(home: &Path, dir: &Path, config: &str) -> Relay {
@@ -48,207 +23,14 @@ fn start_with(home: &Path, dir: &Path, config: &str) -> Relay {
     Relay::start(home, &["--config", path.to_str().unwrap()], 2)
 }
 
-/// A user: identity, device, prekeys.
-struct Party {
-    identity: Identity,
-    device: Device,
-    prekeys: PrekeyStore,
-}
-
-impl Party {
-    fn new(rng: &mut ChaCha20Rng) -> Self {
-        let identity = Identity::generate(rng);
-        let device = identity.new_device(1, now(), rng);
-        let prekeys = PrekeyStore::new(&device, now(), rng);
-        Self {
-            identity,
-            device,
-            prekeys,
-        }
-    }
-    fn key(&self) -> SigningPublicKey {
-        self.identity.public()
-    }
-}
-
-/// A sealed clip and its ciphertext chunks.
-struct Clip {
-    sealed: SealedClip,
-    chunks: Vec<Vec<u8>>,
-    content: Vec<u8>,
-}
-
-impl Clip {
-    /// What the store charges for it.
-    fn charge(&self) -> u64 {
-        self.sealed.manifest().ciphertext_len()
-    }
-}
-
+/// Seals `len` bytes of a pattern that does not repeat within a chunk.
 fn seal(len: usize, rng: &mut ChaCha20Rng) -> Clip {
-    let content: Vec<u8> = (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761) as u8)
-        .collect();
-    let header = ClipHeader {
-        kind: ClipKind::Clip,
-        allow_save: false,
-        duration_ms: 10_000,
-        created_at: now(),
-        expires_at: now().plus(DEFAULT_CLIP_TTL_MS),
-        content_len: len as u64,
-        parent: None,
-        media_type: "video/mp4".into(),
-    };
-    let mut chunks = Vec::new();
-    let sealed = seal_reader(
-        header,
-        &mut &content[..],
-        |_, c| {
-            chunks.push(c.to_vec());
-            Ok(())
-        },
-        rng,
-    )
-    .expect("seals");
-    Clip {
-        sealed,
-        chunks,
-        content,
-    }
-}
-
-/// A client swarm connected to the relay.
-struct Peer {
-    client: net::Client,
-    relay: PeerId,
-    task: JoinHandle<()>,
-    drain: JoinHandle<()>,
-}
-
-impl Peer {
-    async fn connect(address: &Multiaddr, relay: PeerId) -> Peer {
-        let (client, mut events, event_loop) =
-            net::new(Keypair::generate_ed25519(), &Limits::default()).expect("swarm");
-        let task = tokio::spawn(event_loop.run());
-        let drain = tokio::spawn(async move { while events.recv().await.is_some() {} });
-        let peer = tokio::time::timeout(TIMEOUT, client.dial(address.clone()))
-            .await
-            .expect("dial in time")
-            .expect("dial");
-        assert_eq!(peer, relay);
-        Peer {
-            client,
-            relay,
-            task,
-            drain,
-        }
-    }
-
-    async fn req(&self, request: Request) -> Response {
-        self.client
-            .request(self.relay, request, TIMEOUT)
-            .await
-            .expect("a response")
-    }
-
-    async fn login(&self, device: &Device) {
-        let Response::Challenge { nonce } = self.req(Request::Challenge).await else {
-            panic!("no challenge")
-        };
-        let proof = LoginProof::sign(
-            device,
-            &self.relay.to_bytes(),
-            &self.client.local_peer_id().to_bytes(),
-            &nonce,
-        )
-        .unwrap();
-        assert_eq!(self.req(Request::Login(proof)).await, Response::Ok);
-    }
-
-    /// Logs in as `party` and publishes its signed prekey and one one-time prekey.
-    async fn publish(&self, party: &mut Party, rng: &mut ChaCha20Rng) {
-        self.login(&party.device).await;
-        let one_time = party.prekeys.issue_one_time(&party.device, 1, now(), rng);
-        let r = self
-            .req(Request::PublishPrekeys {
-                signed_prekey: party.prekeys.signed_prekey().clone(),
-                one_time,
-            })
-            .await;
-        assert_eq!(r, Response::Ok);
-    }
-
-    /// Fetches `to`'s bundle and seals an envelope for `clip` from `from`.
-    async fn envelope(
-        &self,
-        from: &Party,
-        to: &Party,
-        clip: &Clip,
-        rng: &mut ChaCha20Rng,
-    ) -> Envelope {
-        let Response::Bundle(bundle) = self
-            .req(Request::FetchBundle {
-                identity_key: to.key(),
-            })
-            .await
-        else {
-            panic!("no bundle")
-        };
-        let prekeys = bundle.verify(&to.key(), now()).expect("bundle verifies");
-        Envelope::seal(&clip.sealed, &from.device, &prekeys, rng).unwrap()
-    }
-
-    async fn deposit(&self, to: &Party, envelope: &Envelope, clip: &Clip) -> Response {
-        self.req(Request::Deposit {
-            mailbox: to.key(),
-            envelope: envelope.clone(),
-            manifest: clip.sealed.manifest().clone(),
-        })
-        .await
-    }
-
-    async fn upload(&self, clip: &Clip) {
-        for (i, bytes) in clip.chunks.iter().enumerate() {
-            let r = self
-                .req(Request::PutChunk {
-                    message_id: clip.sealed.message_id(),
-                    index: i as u32,
-                    bytes: bytes.clone(),
-                })
-                .await;
-            assert_eq!(r, Response::Ok);
-        }
-    }
-
-    async fn close(self) {
-        self.client.shutdown().await;
-        let _ = self.task.await;
-        self.drain.abort();
-    }
-}
-
-fn code(r: &Response) -> ErrorCode {
-    match r {
-        Response::Error { code, .. } => *code,
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
-
-fn accepted_all(clip: &Clip) -> Response {
-    Response::DepositAccepted {
-        missing: (0..clip.chunks.len() as u32).collect(),
-    }
+    seal_salted(len, 0, rng)
 }
 
 /// `(seq, message id)` of every entry of the logged-in mailbox.
 async fn listed(peer: &Peer) -> Vec<(u64, MessageId)> {
-    let Response::Entries { entries, more } = peer
-        .req(Request::List {
-            after: 0,
-            limit: 64,
-        })
-        .await
-    else {
+    let Response::Entries { entries, more } = peer.list().await else {
         panic!("no entries")
     };
     assert!(!more);
@@ -287,10 +69,10 @@ fn mailbox_depositor_and_clip_size_quotas_hold_and_free_up() {
     let (addr, relay_id) = (relay.tcp(), relay.peer_id);
     runtime().block_on(async {
         let bob_peer = Peer::connect(&addr, relay_id).await;
-        bob_peer.publish(&mut bob, &mut rng).await;
+        bob_peer.login_and_publish(&mut bob, 1, &mut rng).await;
         for party in [&mut carol, &mut dave] {
             let p = Peer::connect(&addr, relay_id).await;
-            p.publish(party, &mut rng).await;
+            p.login_and_publish(party, 1, &mut rng).await;
             p.close().await;
         }
         let alice_peer = Peer::connect(&addr, relay_id).await;
@@ -404,7 +186,7 @@ fn a_mailbox_entry_quota_counts_pending_deposits() {
     let (addr, relay_id) = (relay.tcp(), relay.peer_id);
     runtime().block_on(async {
         let bob_peer = Peer::connect(&addr, relay_id).await;
-        bob_peer.publish(&mut bob, &mut rng).await;
+        bob_peer.login_and_publish(&mut bob, 1, &mut rng).await;
         let alice_peer = Peer::connect(&addr, relay_id).await;
         let mut envs = Vec::new();
         for clip in &clips {

@@ -5,160 +5,27 @@
 //! and every wait is bounded, so a broken relay fails a test instead of
 //! hanging it.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use mayfly_node::config::Limits;
 use mayfly_node::net::{self, Direction, Event, PROTOCOL_VERSION};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-/// Upper bound for anything the relay or a client is waiting on.
-const TIMEOUT: Duration = Duration::from_secs(30);
+mod common;
+
+use common::{Relay, TIMEOUT, wait_with_timeout};
 
 fn mayfly() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mayfly"));
     // The default log filter, whatever the environment running the tests.
     cmd.env_remove("RUST_LOG");
     cmd
-}
-
-/// A running `mayfly relay`, killed if the test fails before stopping it.
-struct Relay {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
-    peer_id: PeerId,
-    listen: Vec<Multiaddr>,
-}
-
-impl Relay {
-    /// Starts `mayfly relay --home <home> <args>` and waits until it has
-    /// announced its peer id and `expected_listeners` listen addresses.
-    fn start(home: &Path, args: &[&str], expected_listeners: usize) -> Relay {
-        let mut child = mayfly()
-            .arg("relay")
-            .arg("--home")
-            .arg(home)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mayfly starts");
-        let (sender, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped");
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("piped");
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let mut relay = Relay {
-            child,
-            lines,
-            stderr: Some(stderr),
-            peer_id: PeerId::random(),
-            listen: Vec::new(),
-        };
-        let first = relay.next_line();
-        relay.peer_id = first
-            .strip_prefix("peer id ")
-            .unwrap_or_else(|| relay.fail(&format!("expected `peer id …`, got {first:?}")))
-            .parse()
-            .unwrap_or_else(|e| relay.fail(&format!("bad peer id in {first:?}: {e}")));
-        while relay.listen.len() < expected_listeners {
-            let line = relay.next_line();
-            let address: Multiaddr = line
-                .strip_prefix("listening ")
-                .unwrap_or_else(|| relay.fail(&format!("expected `listening …`, got {line:?}")))
-                .parse()
-                .unwrap_or_else(|e| relay.fail(&format!("bad multiaddr in {line:?}: {e}")));
-            assert_eq!(
-                address.iter().last(),
-                Some(Protocol::P2p(relay.peer_id)),
-                "{line}"
-            );
-            relay.listen.push(address);
-        }
-        relay
-    }
-
-    fn next_line(&mut self) -> String {
-        match self.lines.recv_timeout(TIMEOUT) {
-            Ok(line) => line,
-            Err(e) => self.fail(&format!("no line from the relay: {e}")),
-        }
-    }
-
-    /// The announced address whose transport part is `protocol`.
-    fn address(&self, is_transport: fn(&Protocol) -> bool) -> Multiaddr {
-        self.listen
-            .iter()
-            .find(|a| a.iter().any(|p| is_transport(&p)))
-            .unwrap_or_else(|| panic!("no such address among {:?}", self.listen))
-            .clone()
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal delivered");
-    }
-
-    /// Waits for the relay to exit; returns its status and stderr.
-    fn wait(mut self) -> (ExitStatus, String) {
-        let status = wait_with_timeout(&mut self.child)
-            .unwrap_or_else(|| self.fail("the relay did not exit in time"));
-        let stderr = self.stderr.take().expect("once").join().expect("reader");
-        (status, stderr)
-    }
-
-    /// Kills the relay and panics with what it logged.
-    fn fail(&mut self, message: &str) -> ! {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        panic!("{message}\nrelay stderr:\n{stderr}");
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Polls `child` until it exits, for at most [`TIMEOUT`].
-fn wait_with_timeout(child: &mut Child) -> Option<ExitStatus> {
-    let deadline = Instant::now() + TIMEOUT;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return Some(status);
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 /// Runs a `mayfly` command expected to exit by itself; returns its status,
@@ -286,7 +153,7 @@ fn a_client_connects_over_tcp_and_the_relay_stops_on_sigterm() {
             relay.listen
         );
     }
-    let tcp = relay.address(is_tcp);
+    let tcp = relay.tcp();
     assert!(!tcp.iter().any(|p| is_quic(&p)), "{tcp}");
     assert_contact(&relay, &tcp);
 
@@ -300,7 +167,7 @@ fn a_client_connects_over_tcp_and_the_relay_stops_on_sigterm() {
 fn a_client_connects_over_quic_and_the_relay_stops_on_sigint() {
     let home = tempfile::tempdir().unwrap();
     let relay = Relay::start(home.path(), &[], 2);
-    let quic = relay.address(is_quic);
+    let quic = relay.quic();
     assert_contact(&relay, &quic);
 
     relay.signal(Signal::SIGINT);

@@ -16,7 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// Upper bound for anything a test waits on.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `mayfly relay`, killed if the test fails before stopping it.
 pub struct Relay {
@@ -68,14 +68,21 @@ impl Relay {
         let first = relay.next_line();
         relay.peer_id = first
             .strip_prefix("peer id ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| relay.fail(&format!("expected `peer id …`, got {first:?}")));
+            .unwrap_or_else(|| relay.fail(&format!("expected `peer id …`, got {first:?}")))
+            .parse()
+            .unwrap_or_else(|e| relay.fail(&format!("bad peer id in {first:?}: {e}")));
         while relay.listen.len() < expected_listeners {
             let line = relay.next_line();
-            let address = line
+            let address: Multiaddr = line
                 .strip_prefix("listening ")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| relay.fail(&format!("expected `listening …`, got {line:?}")));
+                .unwrap_or_else(|| relay.fail(&format!("expected `listening …`, got {line:?}")))
+                .parse()
+                .unwrap_or_else(|e| relay.fail(&format!("bad multiaddr in {line:?}: {e}")));
+            assert_eq!(
+                address.iter().last(),
+                Some(Protocol::P2p(relay.peer_id)),
+                "{line}"
+            );
             relay.listen.push(address);
         }
         relay
@@ -112,20 +119,23 @@ impl Relay {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends SIGTERM and waits for a clean exit; returns stderr.
-    pub fn stop(mut self) -> String {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("signal delivered");
-        let deadline = Instant::now() + TIMEOUT;
-        let status: ExitStatus = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                self.fail("the relay did not exit in time");
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
+    /// Sends `signal` to the relay process.
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal delivered");
+    }
+
+    /// Waits (bounded) for the relay to exit; returns its status and stderr.
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let status = wait_with_timeout(&mut self.child)
+            .unwrap_or_else(|| self.fail("the relay did not exit in time"));
         let stderr = self.stderr.take().expect("once").join().expect("reader");
+        (status, stderr)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns stderr.
+    pub fn stop(self) -> String {
+        self.signal(Signal::SIGTERM);
+        let (status, stderr) = self.wait();
         assert!(status.success(), "relay exit {status}; stderr:\n{stderr}");
         stderr
     }
@@ -154,17 +164,19 @@ impl Drop for Relay {
 
 /// Kills the relay with SIGKILL (no shutdown, no flush) and reaps it; returns
 /// its stderr.
-pub fn kill9(mut relay: Relay) -> String {
-    kill(Pid::from_raw(relay.child.id() as i32), Signal::SIGKILL).expect("signal delivered");
+pub fn kill9(relay: Relay) -> String {
+    relay.signal(Signal::SIGKILL);
+    relay.wait().1
+}
+
+/// Polls `child` until it exits, for at most [`TIMEOUT`].
+pub fn wait_with_timeout(child: &mut Child) -> Option<ExitStatus> {
     let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if relay.child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            relay.fail("the relay did not die in time");
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
         }
         thread::sleep(Duration::from_millis(5));
     }
-    relay.stderr.take().expect("once").join().expect("reader")
+    None
 }

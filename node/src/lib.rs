@@ -9,6 +9,7 @@
 pub mod config;
 pub mod demo;
 pub mod mailbox;
+pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod node_key;

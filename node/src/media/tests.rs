@@ -1,0 +1,199 @@
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
+
+use mayfly_protocol::header::ClipKind;
+
+use super::*;
+
+fn info(duration_ms: u32, has_video: bool) -> MediaInfo {
+    MediaInfo {
+        duration_ms,
+        media_type: MP4_MEDIA_TYPE,
+        has_video,
+        dimensions: None,
+    }
+}
+
+fn wave() -> &'static [u8] {
+    DEFAULT_FLIKS[0].1
+}
+
+#[test]
+fn check_enforces_each_kind_limit() {
+    check(&info(180_000, true), ClipKind::Clip).unwrap();
+    check(&info(5_000, true), ClipKind::Reaction).unwrap();
+    check(&info(1, true), ClipKind::Reaction).unwrap();
+    let e = check(&info(181_000, true), ClipKind::Clip).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "clip is 181.0 s; video messages are at most 180 s"
+    );
+    let e = check(&info(5_001, true), ClipKind::Reaction).unwrap_err();
+    assert_eq!(e.to_string(), "clip is 5.1 s; fliks are at most 5 s");
+    assert!(matches!(
+        check(&info(10_001, true), ClipKind::LiveSegment),
+        Err(MediaError::TooLong {
+            duration_ms: 10_001,
+            limit_ms: 10_000,
+            kind: ClipKind::LiveSegment
+        })
+    ));
+}
+
+#[test]
+fn check_wants_video_and_a_duration() {
+    assert!(matches!(
+        check(&info(1_000, false), ClipKind::Clip),
+        Err(MediaError::NoVideoTrack)
+    ));
+    assert!(matches!(
+        check(&info(0, true), ClipKind::Clip),
+        Err(MediaError::NoDuration)
+    ));
+}
+
+#[test]
+fn default_fliks_probe_and_pass_as_fliks() {
+    let names: Vec<_> = DEFAULT_FLIKS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["wave", "nod"]);
+    for (name, bytes) in DEFAULT_FLIKS {
+        let info = probe(Cursor::new(bytes)).unwrap();
+        assert!(info.has_video, "{name}");
+        assert_eq!(info.dimensions, Some((160, 120)), "{name}");
+        check(&info, ClipKind::Reaction).unwrap();
+    }
+}
+
+/// Every prefix, and thousands of seeded bit flips, byte overwrites and
+/// splices of a real clip: each gives a result or an error, never a panic.
+#[test]
+fn damaged_input_gives_errors_not_panics() {
+    let good = wave();
+    for len in 0..good.len() {
+        let _ = probe(Cursor::new(&good[..len]));
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..4000 {
+        let mut bytes = good.to_vec();
+        // Most damage lands in the first 2 KiB, where ftyp and moov are.
+        let span = if round % 2 == 0 { 2048 } else { bytes.len() };
+        for _ in 0..1 + next() % 8 {
+            let at = (next() as usize) % span;
+            match next() % 3 {
+                0 => bytes[at] ^= 1 << (next() % 8),
+                1 => bytes[at] = next() as u8,
+                _ => bytes[at] = [0x00, 0xff, 0x01, 0x7f][(next() % 4) as usize],
+            }
+        }
+        if round % 5 == 0 {
+            bytes.truncate((next() as usize) % bytes.len());
+        }
+        let _ = probe(Cursor::new(&bytes));
+    }
+    for len in 0..64 {
+        let garbage: Vec<u8> = (0..len * 37).map(|_| next() as u8).collect();
+        assert!(probe(Cursor::new(&garbage)).is_err());
+    }
+}
+
+#[test]
+fn odd_box_headers_are_errors() {
+    let cases: &[&[u8]] = &[
+        b"",
+        b"\0\0\0",
+        b"\0\0\0\x04ftyp",
+        b"\0\0\0\x01ftyp\0\0\0\0\0\0\0\x02",
+        b"\0\0\0\x0cftypisom",
+        b"\0\0\0\0ftypisom",
+        b"\0\0\0\x0cftypisom\0\0\x10\x00moov",
+    ];
+    for bytes in cases {
+        let e = probe(Cursor::new(bytes)).unwrap_err();
+        assert!(matches!(e, MediaError::NotMp4 { .. }), "{bytes:?}: {e}");
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+    // An empty moov is well formed but holds nothing a clip needs.
+    let empty = probe(Cursor::new(b"\0\0\0\x0cftypisom\0\0\0\x08moov")).unwrap();
+    assert_eq!(empty, info(0, false));
+    assert!(matches!(
+        check(&empty, ClipKind::Clip),
+        Err(MediaError::NoVideoTrack)
+    ));
+}
+
+/// A file of `head`, then `gap` virtual bytes nobody should read, then `tail`.
+struct Sparse {
+    head: Vec<u8>,
+    gap: u64,
+    tail: Vec<u8>,
+    pos: u64,
+    bytes_read: u64,
+}
+
+impl Read for Sparse {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let head = self.head.len() as u64;
+        let (src, off) = if self.pos < head {
+            (&self.head[..], self.pos)
+        } else if self.pos < head + self.gap {
+            let n = buf.len().min((head + self.gap - self.pos) as usize);
+            buf[..n].fill(0);
+            self.pos += n as u64;
+            self.bytes_read += n as u64;
+            return Ok(n);
+        } else {
+            (&self.tail[..], self.pos - head - self.gap)
+        };
+        let n = (&src[off.min(src.len() as u64) as usize..]).read(buf)?;
+        self.pos += n as u64;
+        self.bytes_read += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Sparse {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let end = (self.head.len() + self.tail.len()) as u64 + self.gap;
+        self.pos = match to {
+            SeekFrom::Start(p) => p,
+            SeekFrom::End(d) => end.saturating_add_signed(d),
+            SeekFrom::Current(d) => self.pos.saturating_add_signed(d),
+        };
+        Ok(self.pos)
+    }
+}
+
+/// The top-level boxes of a plain (32-bit sized) MP4, by type.
+fn top_box<'a>(mut bytes: &'a [u8], kind: &[u8; 4]) -> &'a [u8] {
+    loop {
+        let size = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+        if &bytes[4..8] == kind {
+            return &bytes[..size];
+        }
+        bytes = &bytes[size..];
+    }
+}
+
+#[test]
+fn a_gigabyte_of_mdat_before_moov_is_skipped_not_read() {
+    let gap = 1u64 << 30;
+    let mut head = top_box(wave(), b"ftyp").to_vec();
+    head.extend_from_slice(&1u32.to_be_bytes());
+    head.extend_from_slice(b"mdat");
+    head.extend_from_slice(&(gap + 16).to_be_bytes());
+    let mut file = Sparse {
+        head,
+        gap,
+        tail: top_box(wave(), b"moov").to_vec(),
+        pos: 0,
+        bytes_read: 0,
+    };
+    let sparse = probe(&mut file).unwrap();
+    assert_eq!(sparse, probe(Cursor::new(wave())).unwrap());
+    assert!(file.bytes_read < 64 * 1024, "read {}", file.bytes_read);
+}

@@ -8,7 +8,7 @@
 //!
 //! | Metric | Type | Labels |
 //! | --- | --- | --- |
-//! | `mayfly_relay_requests_total` | counter | `type`: `challenge`, `login`, `publish_prekeys`, `fetch_bundle`, `deposit`, `put_chunk`, `get_chunk`, `list`, `get_manifest`, `ack`, `revoke` |
+//! | `mayfly_relay_requests_total` | counter | `type`: `challenge`, `login`, `publish_prekeys`, `fetch_bundle`, `deposit`, `put_chunk`, `get_chunk`, `list`, `get_manifest`, `ack`, `revoke`, `announce`, `locate` |
 //! | `mayfly_relay_responses_total` | counter | `outcome`: `ok` or an error code name (`malformed`, `unauthenticated`, `forbidden`, `not_found`, `too_large`, `quota_exceeded`, `rate_limited`, `revoked`, `expired`, `conflict`, `internal`, `unsupported`, `other`) |
 //! | `mayfly_relay_deposits_completed_total` | counter | envelopes that became complete (listed) |
 //! | `mayfly_relay_chunks_stored_total` | counter | chunks answered `Ok` (including ones already held) |
@@ -77,6 +77,10 @@ pub enum RequestType {
     Ack,
     /// Revoke.
     Revoke,
+    /// Announce.
+    Announce,
+    /// Locate.
+    Locate,
 }
 
 impl RequestType {
@@ -95,6 +99,8 @@ impl RequestType {
             R::GetManifest { .. } => Self::GetManifest,
             R::Ack { .. } => Self::Ack,
             R::Revoke(_) => Self::Revoke,
+            R::Announce { .. } => Self::Announce,
+            R::Locate { .. } => Self::Locate,
         }
     }
 
@@ -111,6 +117,8 @@ impl RequestType {
             Self::GetManifest => "get_manifest",
             Self::Ack => "ack",
             Self::Revoke => "revoke",
+            Self::Announce => "announce",
+            Self::Locate => "locate",
         }
     }
 }

@@ -73,6 +73,10 @@ pub const MAX_PREKEYS_PER_PUBLISH: usize = 100;
 pub const MAX_LIST_ENTRIES: usize = 64;
 /// Most sequence numbers one acknowledgement carries.
 pub const MAX_ACKS: usize = 256;
+/// Most direct-dial addresses one Announce (or Located) carries.
+pub const MAX_ANNOUNCE_ADDRS: usize = 8;
+/// Longest direct-dial address (a binary multiaddr) in an Announce or Located, in bytes.
+pub const MAX_ADDR_LEN: usize = 256;
 /// Longest human-readable error detail in a response, in bytes.
 pub const MAX_ERROR_DETAIL_LEN: usize = 256;
 /// Largest encoded manifest (one with [`MAX_CHUNKS`] chunk hashes).

@@ -76,7 +76,26 @@ fn requests(w: &World, seed: u64) -> Vec<Request> {
             seqs: vec![1, 5, seed.max(6)],
         },
         Request::Revoke(w.clip.revoke(NOW)),
+        Request::Announce { addrs: vec![] },
+        Request::Announce { addrs: addrs(seed) },
+        Request::Locate {
+            identity_key: w.alice.identity.public(),
+        },
     ]
+}
+
+/// Up to [`MAX_ANNOUNCE_ADDRS`] distinct addresses of varied lengths
+/// (1 to [`MAX_ADDR_LEN`] bytes), chosen by `seed`.
+fn addrs(seed: u64) -> Vec<Vec<u8>> {
+    let n = 1 + (seed as usize % MAX_ANNOUNCE_ADDRS);
+    (0..n)
+        .map(|i| {
+            let len = 1 + (seed as usize * 31 + i * 97) % MAX_ADDR_LEN;
+            let mut a = vec![seed as u8; len];
+            a[0] = i as u8;
+            a
+        })
+        .collect()
 }
 
 fn responses(w: &World, seed: u64) -> Vec<Response> {
@@ -110,6 +129,10 @@ fn responses(w: &World, seed: u64) -> Vec<Response> {
         },
         Response::Manifest(Box::new(w.clip.manifest().clone())),
         Response::Revoked(RevokeOutcome::AlreadyRevoked),
+        Response::Located {
+            certificate: Box::new(w.bob.device.certificate().clone()),
+            addrs: addrs(seed),
+        },
     ]
 }
 
@@ -213,4 +236,104 @@ fn login_proofs_bind_the_connection_and_the_nonce() {
     assert!(proof.verify(b"relay-pee", b"rbob-peer", &[1; 32]).is_err());
     assert_eq!(proof.certificate.identity_key(), w.bob.identity.public());
     assert!(LoginProof::sign(&w.alice.device, &[0; 65], b"x", &[0; 32]).is_err());
+}
+
+#[test]
+fn address_lists_are_bounded_and_canonical() {
+    let w = world(3);
+    let announce = |addrs: Vec<Vec<u8>>| Request::Announce { addrs }.to_bytes();
+    let located = |addrs: Vec<Vec<u8>>| {
+        Response::Located {
+            certificate: Box::new(w.bob.device.certificate().clone()),
+            addrs,
+        }
+        .to_bytes()
+    };
+    let most: Vec<Vec<u8>> = (0..MAX_ANNOUNCE_ADDRS)
+        .map(|i| vec![i as u8; MAX_ADDR_LEN])
+        .collect();
+    assert!(Request::decode(&announce(most.clone())).is_ok());
+    assert!(Response::decode(&located(most.clone())).is_ok());
+    let mut too_many = most.clone();
+    too_many.push(vec![0xee]);
+    assert!(matches!(
+        Request::decode(&announce(too_many.clone())),
+        Err(DecodeError::TooLong { .. })
+    ));
+    assert!(Response::decode(&located(too_many)).is_err());
+    let too_long = vec![vec![1; MAX_ADDR_LEN + 1]];
+    assert!(matches!(
+        Request::decode(&announce(too_long.clone())),
+        Err(DecodeError::TooLong { .. })
+    ));
+    assert!(Response::decode(&located(too_long)).is_err());
+    for bad in [vec![vec![]], vec![vec![4, 1], vec![4, 1]]] {
+        assert!(Request::decode(&announce(bad.clone())).is_err(), "{bad:?}");
+        assert!(Response::decode(&located(bad.clone())).is_err(), "{bad:?}");
+    }
+    // Announcing nothing withdraws; locating nothing is not an answer.
+    assert!(Request::decode(&announce(vec![])).is_ok());
+    assert!(Response::decode(&located(vec![])).is_err());
+    // A count that promises more than the body holds is truncated, not allocated.
+    assert!(Request::decode(&[0x0c, 0x00, 0x08, 0x00, 0x01]).is_err());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn locate_and_announce_encodings_are_stable() {
+    // /ip4/127.0.0.1/tcp/4001 and /ip6/::1/udp/4001/quic-v1, as binary multiaddrs.
+    let tcp = vec![0x04, 127, 0, 0, 1, 0x06, 0x0f, 0xa1];
+    let mut quic = vec![0x29];
+    quic.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    quic.extend_from_slice(&[0x91, 0x02, 0x0f, 0xa1, 0xcc, 0x03]);
+    let announce = Request::Announce {
+        addrs: vec![tcp.clone(), quic.clone()],
+    };
+    assert_eq!(
+        hex(&announce.to_bytes()),
+        "0c00020008047f000001060fa100172900000000000000000000000000000001910\
+         20fa1cc03"
+    );
+    let identity = Identity::from_secret(SigningSecret::from_seed(&[7; 32]));
+    let locate = Request::Locate {
+        identity_key: identity.public(),
+    };
+    assert_eq!(
+        hex(&locate.to_bytes()),
+        "0dea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
+    );
+    let device = identity.certify(
+        SigningSecret::from_seed(&[8; 32]).public(),
+        1,
+        UnixMillis(1_700_000_000_000),
+    );
+    let located = Response::Located {
+        certificate: Box::new(device),
+        addrs: vec![tcp],
+    };
+    // Type, the certificate (146 bytes: version, type, identity key, device
+    // key, serial, issued_at, signature), one address of 8 bytes.
+    assert_eq!(
+        hex(&located.to_bytes()),
+        "89\
+         0101\
+         ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c\
+         1398f62c6d1a457c51ba6a4b5f3dbd2f69fca93216218dc8997e416bd17d93ca\
+         0000000000000001\
+         0000018bcfe56800\
+         55e426f1d228c4571ced04c322740012ba942ad9813ab59895eca212d097b5ec\
+         eb224c0d3d16c9a0b9e1109946733596083b918865de1c4a7934a4e97446150e\
+         0001\
+         0008047f000001060fa1"
+    );
+    for (bytes, snapshot) in [
+        (announce.to_bytes(), &announce),
+        (locate.to_bytes(), &locate),
+    ] {
+        assert_eq!(&Request::decode(&bytes).unwrap(), snapshot);
+    }
+    assert_eq!(Response::decode(&located.to_bytes()).unwrap(), located);
 }

@@ -17,22 +17,24 @@
 
 use libp2p::StreamProtocol;
 use libp2p::request_response::{self, ProtocolSupport};
-use mayfly_protocol::mailbox::{NOTIFY_PROTOCOL, RELAY_PROTOCOL};
+use mayfly_protocol::mailbox::{DIRECT_PROTOCOL, NOTIFY_PROTOCOL, RELAY_PROTOCOL};
 
 use super::protocol::{NotifyCodec, RelayCodec};
 use crate::config::Limits;
 
-/// The behaviour for `/mayfly/relay/1`.
+/// The behaviour for `/mayfly/relay/1` and `/mayfly/direct/1`.
 pub type RelayBehaviour = request_response::Behaviour<RelayCodec>;
 /// The behaviour for `/mayfly/notify/1`.
 pub type NotifyBehaviour = request_response::Behaviour<NotifyCodec>;
 
 /// Which side of the mailbox protocol a node plays. It decides which
 /// direction of each protocol the node supports, so a client never accepts
-/// relay requests and a relay never accepts notifications.
+/// relay requests and a relay never accepts notifications or direct
+/// requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Sends requests to relays, receives notifications.
+    /// Sends requests to relays, receives notifications, and sends and
+    /// receives direct requests (`/mayfly/direct/1`) from other clients.
     Client,
     /// Answers requests, sends notifications to logged-in owners.
     Relay,
@@ -44,16 +46,27 @@ fn config(limits: &Limits) -> request_response::Config {
         .with_max_concurrent_streams(limits.max_concurrent_streams)
 }
 
-/// The `/mayfly/relay/1` behaviour for `role`.
+/// The request behaviour for `role`: the same frames and messages on
+/// `/mayfly/relay/1` and `/mayfly/direct/1`.
+///
+/// A relay answers `/mayfly/relay/1` only. A client sends on
+/// `/mayfly/relay/1` and sends and answers on `/mayfly/direct/1`. An
+/// outbound request offers the protocols in that order and uses the first
+/// the remote supports: `/mayfly/relay/1` to a relay, `/mayfly/direct/1`
+/// to another client (which does not answer relay requests). So
+/// [`Client::request`](crate::net::Client::request) reaches either, and
+/// every inbound request a client receives came on `/mayfly/direct/1`.
 pub fn relay(role: Role, limits: &Limits) -> RelayBehaviour {
-    let support = match role {
-        Role::Client => ProtocolSupport::Outbound,
-        Role::Relay => ProtocolSupport::Inbound,
+    let relay = StreamProtocol::new(RELAY_PROTOCOL);
+    let direct = StreamProtocol::new(DIRECT_PROTOCOL);
+    let protocols = match role {
+        Role::Client => vec![
+            (relay, ProtocolSupport::Outbound),
+            (direct, ProtocolSupport::Full),
+        ],
+        Role::Relay => vec![(relay, ProtocolSupport::Inbound)],
     };
-    request_response::Behaviour::new(
-        [(StreamProtocol::new(RELAY_PROTOCOL), support)],
-        config(limits),
-    )
+    request_response::Behaviour::new(protocols, config(limits))
 }
 
 /// The `/mayfly/notify/1` behaviour for `role`.

@@ -1,5 +1,6 @@
 //! The libp2p side of the mailbox protocol (`spec/RELAY.md`): the stream
-//! codec for `/mayfly/relay/1` and `/mayfly/notify/1`, and the
+//! codec for `/mayfly/relay/1`, `/mayfly/direct/1` (the same messages,
+//! client to client, RELAY.md §8) and `/mayfly/notify/1`, and the
 //! request-response behaviours that run them. Laid out like a rust-libp2p
 //! protocol crate: [`protocol`] is the wire (one length-prefixed frame each
 //! way, decoded strictly by `mayfly-protocol`), [`behaviour`] configures the

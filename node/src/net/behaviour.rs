@@ -36,7 +36,8 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     /// Measures round trips and detects dead connections.
     pub ping: ping::Behaviour,
-    /// `/mayfly/relay/1`: requests from clients to relays.
+    /// `/mayfly/relay/1`: requests from clients to relays; and
+    /// `/mayfly/direct/1`: requests between clients (client role only).
     pub relay: RelayBehaviour,
     /// `/mayfly/notify/1`: notifications from relays to mailbox owners.
     pub notify: NotifyBehaviour,

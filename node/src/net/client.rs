@@ -124,8 +124,10 @@ impl Client {
             })
     }
 
-    /// Sends `request` to `peer` on `/mayfly/relay/1` (dialing it if not
-    /// connected and its address is known) and waits at most `timeout` for
+    /// Sends `request` to `peer` on `/mayfly/relay/1`, or on
+    /// `/mayfly/direct/1` if `peer` is a client that answers direct requests
+    /// (the first of the two the peer supports), dialing it if not
+    /// connected and its address is known, and waits at most `timeout` for
     /// the response. An error response is a response: it is `Ok` here.
     pub async fn request(
         &self,

@@ -83,7 +83,8 @@ pub enum Event {
         /// The round-trip time.
         rtt: Duration,
     },
-    /// A peer sent a mailbox request (relays only). Answer it with
+    /// A peer sent a mailbox request: on `/mayfly/relay/1` to a relay, on
+    /// `/mayfly/direct/1` to a client (direct delivery). Answer it with
     /// [`Client::respond`](super::Client::respond); dropping `channel`
     /// closes the stream without an answer.
     InboundRequest {

@@ -53,7 +53,8 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 /// Builds a client swarm for `keypair` under `limits` and returns a handle
 /// on it, its events, and the event loop to spawn. A client sends mailbox
 /// requests ([`Client::request`]) and receives notifications
-/// ([`Event::Notification`]).
+/// ([`Event::Notification`]) and direct requests from other clients
+/// ([`Event::InboundRequest`], on `/mayfly/direct/1`).
 pub fn new(
     keypair: Keypair,
     limits: &Limits,

@@ -39,9 +39,12 @@ use crate::net::{self, BuildError, Client, Event, NetError, PROTOCOL_VERSION, Ro
 use crate::node_key::{self, NodeKeyError};
 use crate::store::{RelayStore, StoreError};
 
+pub mod locate;
+mod personal;
 pub mod rate;
 pub mod service;
 
+pub use personal::PersonalEvent;
 use service::Service;
 
 /// The store's directory under the relay's home.

@@ -1,6 +1,9 @@
 //! The mailbox service: answers `/mayfly/relay/1` requests from the store
-//! (RELAY.md §3–§5), keeps login state per peer, notifies logged-in owners
-//! and runs the expiry collector. One device per identity is active: every
+//! (RELAY.md §3–§5), keeps login state and announced addresses per peer
+//! ([`super::locate`]), notifies logged-in owners and runs the expiry
+//! collector. In personal mode ([`Service::personal`], `relay/personal.rs`)
+//! it answers a client's direct requests (`/mayfly/direct/1`, RELAY.md §8)
+//! instead. One device per identity is active: every
 //! logged-in request checks that no newer device certificate of the identity
 //! has been recorded since the login; if one has, it is refused (Forbidden)
 //! and the session is dropped.
@@ -19,10 +22,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
 use mayfly_protocol::mailbox::{ErrorCode, Notify, Request, Response, RevokeOutcome};
-use mayfly_protocol::{Applied, DeviceCertificate, SigningPublicKey, UnixMillis};
+use mayfly_protocol::{Applied, DeviceCertificate, MessageId, SigningPublicKey, UnixMillis};
 use rand_chacha::ChaCha20Rng;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::personal::{self, Mode, PersonalEvent};
 use super::rate::RateLimiter;
 use crate::config::RateLimits;
 use crate::metrics::{RelayMetrics, RequestType};
@@ -37,31 +42,37 @@ const MAX_COLLECT_BATCHES: usize = 16;
 
 /// What the relay knows about a connected peer.
 #[derive(Debug)]
-struct Session {
+pub(super) struct Session {
     /// Distinguishes this session from an earlier one of the same peer, so
     /// a login that completes after its peer disconnected is not applied to
     /// the peer's next connection.
-    generation: u64,
+    pub(super) generation: u64,
     /// The last challenge issued, good once.
     nonce: Option<[u8; 32]>,
     /// The certificate the peer logged in with.
-    login: Option<DeviceCertificate>,
+    pub(super) login: Option<DeviceCertificate>,
+    /// The direct-dial addresses the logged-in peer announced (binary
+    /// multiaddrs), cleared by every login. They live and die with the
+    /// session.
+    pub(super) addrs: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
-struct Sessions {
-    peers: HashMap<PeerId, Session>,
+pub(super) struct Sessions {
+    pub(super) peers: HashMap<PeerId, Session>,
     next_generation: u64,
 }
 
 /// Shared between the service and its request tasks.
-struct Ctx {
+pub(super) struct Ctx {
     store: Arc<RelayStore>,
     client: Client,
     relay_peer: PeerId,
-    sessions: Mutex<Sessions>,
+    pub(super) sessions: Mutex<Sessions>,
     rng: Mutex<ChaCha20Rng>,
-    metrics: Arc<RelayMetrics>,
+    pub(super) metrics: Arc<RelayMetrics>,
+    /// A relay, or a client's personal service.
+    pub(super) mode: Mode,
 }
 
 /// The mailbox service of one relay.
@@ -80,7 +91,7 @@ fn now() -> UnixMillis {
     )
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -105,6 +116,46 @@ impl Service {
         rng: ChaCha20Rng,
         metrics: Arc<RelayMetrics>,
     ) -> Self {
+        Self::with_mode(store, client, relay_peer, rate, rng, metrics, Mode::Relay)
+    }
+
+    /// A client's personal service over its own `store`, answering direct
+    /// requests (`/mayfly/direct/1`, RELAY.md §8) through `client`, the
+    /// swarm of `local_peer`, for the identity `owner`.
+    ///
+    /// It accepts Deposit for `owner`'s mailbox only (another mailbox is
+    /// Forbidden), PutChunk, GetChunk, GetManifest and Revoke, and answers
+    /// every other request Unsupported. `store` must serve `owner` (its
+    /// device certificate recorded with [`RelayStore::record_certificate`]),
+    /// or deposits are NotFound. Each deposit that becomes complete is
+    /// reported on `deliveries` as [`PersonalEvent::Deposited`], each
+    /// revocation applied as [`PersonalEvent::Revoked`], with `try_send`: a
+    /// full channel loses the event (logged), never blocks the service; the
+    /// deposit is in `store` either way.
+    #[allow(clippy::too_many_arguments)]
+    pub fn personal(
+        store: Arc<RelayStore>,
+        client: Client,
+        local_peer: PeerId,
+        owner: SigningPublicKey,
+        rate: RateLimits,
+        rng: ChaCha20Rng,
+        metrics: Arc<RelayMetrics>,
+        deliveries: mpsc::Sender<PersonalEvent>,
+    ) -> Self {
+        let mode = Mode::Personal { owner, deliveries };
+        Self::with_mode(store, client, local_peer, rate, rng, metrics, mode)
+    }
+
+    fn with_mode(
+        store: Arc<RelayStore>,
+        client: Client,
+        relay_peer: PeerId,
+        rate: RateLimits,
+        rng: ChaCha20Rng,
+        metrics: Arc<RelayMetrics>,
+        mode: Mode,
+    ) -> Self {
         Self {
             ctx: Arc::new(Ctx {
                 store,
@@ -113,6 +164,7 @@ impl Service {
                 sessions: Mutex::new(Sessions::default()),
                 rng: Mutex::new(rng),
                 metrics,
+                mode,
             }),
             rate: RateLimiter::new(rate),
             tasks: JoinSet::new(),
@@ -139,7 +191,8 @@ impl Service {
         while self.tasks.join_next().await.is_some() {}
     }
 
-    /// The peer's last connection closed: its login and nonce are gone.
+    /// The peer's last connection closed: its login, nonce and announced
+    /// addresses are gone.
     pub fn on_disconnected(&self, peer: &PeerId) {
         lock(&self.ctx.sessions).peers.remove(peer);
     }
@@ -169,6 +222,7 @@ impl Service {
                 generation: next,
                 nonce: None,
                 login: None,
+                addrs: Vec::new(),
             });
             let generation = session.generation;
             if generation == next {
@@ -227,7 +281,7 @@ impl Ctx {
     /// still the identity's newest device (RELAY.md §4: one active device
     /// per identity). A session whose device was superseded since it logged
     /// in is dropped and answered Forbidden.
-    async fn current_login(
+    pub(super) async fn current_login(
         &self,
         peer: &PeerId,
         generation: u64,
@@ -256,7 +310,7 @@ impl Ctx {
     }
 
     /// Runs `f` on the store in the blocking pool.
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&RelayStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Response> {
@@ -292,6 +346,9 @@ impl Ctx {
         generation: u64,
         request: Request,
     ) -> Result<Response, Response> {
+        if let Mode::Personal { owner, .. } = &self.mode {
+            personal::admit(owner, &request)?;
+        }
         match request {
             Request::Challenge => {
                 let mut nonce = [0u8; 32];
@@ -332,6 +389,7 @@ impl Ctx {
                     Some(session) if session.generation == generation => {
                         tracing::debug!(%peer, "logged in");
                         session.login = Some(cert);
+                        session.addrs.clear();
                         Ok(Response::Ok)
                     }
                     _ => Err(Response::error(ErrorCode::Unauthenticated, "not connected")),
@@ -364,12 +422,13 @@ impl Ctx {
             } => {
                 let now = now();
                 let depositor = peer.to_bytes();
+                let message_id = manifest.message_id();
                 let d = self
                     .blocking(move |s| s.deposit(&mailbox, &envelope, &manifest, &depositor, now))
                     .await?;
                 if let Some(seq) = d.listed {
                     self.metrics.deposits_completed(1);
-                    self.notify(&mailbox, seq).await;
+                    self.completed(&mailbox, seq, message_id).await;
                 }
                 Ok(Response::DepositAccepted { missing: d.missing })
             }
@@ -385,7 +444,7 @@ impl Ctx {
                 self.metrics.chunk_stored(len);
                 self.metrics.deposits_completed(listed.len());
                 for (mailbox, seq) in listed {
-                    self.notify(&mailbox, seq).await;
+                    self.completed(&mailbox, seq, message_id).await;
                 }
                 Ok(Response::Ok)
             }
@@ -420,14 +479,32 @@ impl Ctx {
             }
             Request::Revoke(record) => {
                 let now = now();
-                let applied = self.blocking(move |s| s.revoke(&record, now)).await?;
+                let r = record.clone();
+                let applied = self.blocking(move |s| s.revoke(&r, now)).await?;
                 Ok(Response::Revoked(match applied {
                     Applied::Revoked => {
                         self.metrics.revocation_applied();
+                        if let Mode::Personal { deliveries, .. } = &self.mode {
+                            personal::deliver(deliveries, PersonalEvent::Revoked(record));
+                        }
                         RevokeOutcome::Revoked
                     }
                     Applied::AlreadyRevoked => RevokeOutcome::AlreadyRevoked,
                 }))
+            }
+            Request::Announce { addrs } => self.announce(peer, generation, addrs).await,
+            Request::Locate { identity_key } => self.locate(identity_key).await,
+        }
+    }
+
+    /// Entry `seq` of `mailbox`, holding `message_id`, became complete: a
+    /// relay notifies the logged-in owner, a personal service tells its
+    /// application.
+    async fn completed(&self, mailbox: &SigningPublicKey, seq: u64, message_id: MessageId) {
+        match &self.mode {
+            Mode::Relay => self.notify(mailbox, seq).await,
+            Mode::Personal { deliveries, .. } => {
+                personal::deliver(deliveries, PersonalEvent::Deposited { seq, message_id });
             }
         }
     }

@@ -8,8 +8,8 @@ use crate::identity::DeviceCertificate;
 use crate::kdf::MessageId;
 use crate::keys::SigningPublicKey;
 use crate::limits::{
-    CIPHERTEXT_CHUNK_SIZE, MAX_ACKS, MAX_CHUNKS, MAX_ERROR_DETAIL_LEN, MAX_LIST_ENTRIES,
-    MAX_MANIFEST_LEN, MAX_PREKEYS_PER_PUBLISH,
+    CIPHERTEXT_CHUNK_SIZE, MAX_ACKS, MAX_ADDR_LEN, MAX_ANNOUNCE_ADDRS, MAX_CHUNKS,
+    MAX_ERROR_DETAIL_LEN, MAX_LIST_ENTRIES, MAX_MANIFEST_LEN, MAX_PREKEYS_PER_PUBLISH,
 };
 use crate::mailbox::login::LoginProof;
 use crate::manifest::{ChunkHash, Manifest};
@@ -82,6 +82,19 @@ pub enum Request {
     },
     /// Revoke a clip.
     Revoke(RevocationRecord),
+    /// Announce the logged-in device's direct-dial addresses, replacing any
+    /// announced before; an empty list withdraws them (logged in).
+    Announce {
+        /// Binary multiaddrs, each 1 to [`MAX_ADDR_LEN`] bytes, no two
+        /// equal, at most [`MAX_ANNOUNCE_ADDRS`], in the owner's order of
+        /// preference.
+        addrs: Vec<Vec<u8>>,
+    },
+    /// Ask where an identity's logged-in device can be dialed directly.
+    Locate {
+        /// Whose device.
+        identity_key: SigningPublicKey,
+    },
 }
 
 /// One mailbox entry: a complete deposit.
@@ -217,6 +230,17 @@ pub enum Response {
     Manifest(Box<Manifest>),
     /// The revocation was applied.
     Revoked(RevokeOutcome),
+    /// Where an identity's device can be dialed: the answer to
+    /// [`Request::Locate`].
+    Located {
+        /// The certificate the device logged in with; its device key is the
+        /// device's transport (peer) key (boxed: it is the largest field of
+        /// any response).
+        certificate: Box<DeviceCertificate>,
+        /// Its announced binary multiaddrs: 1 to [`MAX_ANNOUNCE_ADDRS`],
+        /// each 1 to [`MAX_ADDR_LEN`] bytes, no two equal.
+        addrs: Vec<Vec<u8>>,
+    },
 }
 
 impl Response {
@@ -257,6 +281,43 @@ fn strictly_increasing<T: PartialOrd>(v: &[T], field: &'static str) -> Result<()
     } else {
         Err(DecodeError::NonCanonical(field))
     }
+}
+
+fn put_addrs(out: &mut Vec<u8>, addrs: &[Vec<u8>]) {
+    out.put_u16(addrs.len() as u16);
+    for a in addrs {
+        out.put_u16(a.len() as u16);
+        out.put(a);
+    }
+}
+
+/// Reads `count16<MAX_ANNOUNCE_ADDRS>` of `opaque16<MAX_ADDR_LEN>`, each
+/// non-empty and no two equal; with `non_empty`, at least one. Every length
+/// is checked before anything is copied.
+fn read_addrs(r: &mut Reader<'_>, non_empty: bool) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let n = r.count_u16("addresses", MAX_ANNOUNCE_ADDRS)?;
+    if non_empty && n == 0 {
+        return Err(DecodeError::Invalid("no addresses"));
+    }
+    let mut addrs: Vec<Vec<u8>> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = usize::from(r.u16()?);
+        if len > MAX_ADDR_LEN {
+            return Err(DecodeError::TooLong {
+                field: "address",
+                limit: MAX_ADDR_LEN,
+            });
+        }
+        if len == 0 {
+            return Err(DecodeError::Invalid("empty address"));
+        }
+        let a = r.take(len)?;
+        if addrs.iter().any(|b| b == a) {
+            return Err(DecodeError::NonCanonical("duplicate address"));
+        }
+        addrs.push(a.to_vec());
+    }
+    Ok(addrs)
 }
 
 impl Codec for Request {
@@ -334,6 +395,14 @@ impl Codec for Request {
                 out.put_u8(0x0b);
                 rec.encode(out);
             }
+            Self::Announce { addrs } => {
+                out.put_u8(0x0c);
+                put_addrs(out, addrs);
+            }
+            Self::Locate { identity_key } => {
+                out.put_u8(0x0d);
+                out.put(&identity_key.to_bytes());
+            }
         }
     }
 
@@ -400,6 +469,12 @@ impl Codec for Request {
                 Self::Ack { seqs }
             }
             0x0b => Self::Revoke(RevocationRecord::read(r)?),
+            0x0c => Self::Announce {
+                addrs: read_addrs(r, false)?,
+            },
+            0x0d => Self::Locate {
+                identity_key: SigningPublicKey::read(r)?,
+            },
             _ => return Err(DecodeError::Invalid("request type")),
         })
     }
@@ -452,6 +527,11 @@ impl Codec for Response {
             Self::Revoked(o) => {
                 out.put_u8(0x88);
                 out.put_u8(*o as u8);
+            }
+            Self::Located { certificate, addrs } => {
+                out.put_u8(0x89);
+                certificate.encode(out);
+                put_addrs(out, addrs);
             }
         }
     }
@@ -508,6 +588,10 @@ impl Codec for Response {
                 2 => RevokeOutcome::AlreadyRevoked,
                 _ => return Err(DecodeError::Invalid("revoke outcome")),
             }),
+            0x89 => Self::Located {
+                certificate: Box::new(DeviceCertificate::read(r)?),
+                addrs: read_addrs(r, true)?,
+            },
             _ => return Err(DecodeError::Invalid("response type")),
         })
     }

@@ -13,5 +13,8 @@ pub use message::{Entry, ErrorCode, Notify, Request, Response, RevokeOutcome};
 
 /// libp2p protocol id of request/response streams: one request, one response.
 pub const RELAY_PROTOCOL: &str = "/mayfly/relay/1";
+/// libp2p protocol id of direct delivery: the same frames and messages as
+/// [`RELAY_PROTOCOL`], spoken from one client to another (RELAY.md §8).
+pub const DIRECT_PROTOCOL: &str = "/mayfly/direct/1";
 /// libp2p protocol id of the relay-to-owner notification stream.
 pub const NOTIFY_PROTOCOL: &str = "/mayfly/notify/1";

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod home;
 pub mod mailbox;
 pub mod media;
 pub mod metrics;

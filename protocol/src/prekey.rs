@@ -327,8 +327,153 @@ impl PrekeyStore {
     }
 }
 
+/// A signed prekey with its secret, as held in a [`PrekeySnapshot`].
+#[derive(Debug, Clone)]
+pub struct SignedPrekeySecret {
+    /// The signed prekey (public half, creation time, device signature).
+    pub prekey: Prekey,
+    /// Its X25519 secret.
+    pub secret: DhSecret,
+}
+
+/// An unused one-time prekey with its secret, as held in a [`PrekeySnapshot`].
+#[derive(Debug, Clone)]
+pub struct OneTimePrekeySecret {
+    /// The public half.
+    pub public: DhPublicKey,
+    /// Its X25519 secret.
+    pub secret: DhSecret,
+    /// When it was issued.
+    pub created_at: UnixMillis,
+}
+
+/// Everything a [`PrekeyStore`] holds, secrets included, for a caller that
+/// persists it ([`PrekeyStore::snapshot`], [`PrekeyStore::restore`]).
+/// Handle with care: it is the device's ability to open envelopes.
+#[derive(Debug, Clone)]
+pub struct PrekeySnapshot {
+    /// The signed prekey published now.
+    pub current: SignedPrekeySecret,
+    /// Retired signed prekeys still kept, oldest first.
+    pub retired: Vec<SignedPrekeySecret>,
+    /// Unused one-time prekeys, in public-key order.
+    pub one_time: Vec<OneTimePrekeySecret>,
+}
+
+impl PrekeyStore {
+    /// A copy of every prekey and secret the store holds.
+    pub fn snapshot(&self) -> PrekeySnapshot {
+        let signed = |e: &SignedEntry| SignedPrekeySecret {
+            prekey: e.prekey.clone(),
+            secret: e.secret.clone(),
+        };
+        PrekeySnapshot {
+            current: signed(&self.current),
+            retired: self.retired.iter().map(signed).collect(),
+            one_time: self
+                .one_time
+                .iter()
+                .map(|(public, (secret, created_at))| OneTimePrekeySecret {
+                    public: *public,
+                    secret: secret.clone(),
+                    created_at: *created_at,
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a store from a snapshot of `device`'s store. Fails if a
+    /// signed prekey is not a signed prekey of `device`, if any secret does
+    /// not match its public key, or if there are more retired or one-time
+    /// prekeys than a store ever holds.
+    pub fn restore(device: &Device, snapshot: PrekeySnapshot) -> Result<Self, Error> {
+        let device_key = device.certificate().device_key();
+        let signed = |s: SignedPrekeySecret| -> Result<SignedEntry, Error> {
+            if s.prekey.kind != PrekeyKind::Signed {
+                return Err(Error::InvalidParams("a signed prekey of another kind"));
+            }
+            s.prekey.verify(&device_key)?;
+            if s.secret.public() != s.prekey.public {
+                return Err(Error::InvalidParams("a prekey secret does not match"));
+            }
+            Ok(SignedEntry {
+                prekey: s.prekey,
+                secret: s.secret,
+            })
+        };
+        if snapshot.retired.len() > MAX_RETIRED_SIGNED_PREKEYS {
+            return Err(Error::InvalidParams("too many retired signed prekeys"));
+        }
+        if snapshot.one_time.len() > MAX_ONE_TIME_PREKEYS {
+            return Err(Error::InvalidParams("too many one-time prekeys"));
+        }
+        let current = signed(snapshot.current)?;
+        let retired = snapshot
+            .retired
+            .into_iter()
+            .map(signed)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut one_time = BTreeMap::new();
+        for o in snapshot.one_time {
+            if o.secret.public() != o.public {
+                return Err(Error::InvalidParams("a prekey secret does not match"));
+            }
+            one_time.insert(o.public, (o.secret, o.created_at));
+        }
+        Ok(Self {
+            current,
+            retired,
+            one_time,
+        })
+    }
+}
+
 fn new_signed<R: CryptoRng + ?Sized>(device: &Device, now: UnixMillis, rng: &mut R) -> SignedEntry {
     let secret = DhSecret::generate(rng);
     let prekey = Prekey::issue(device, PrekeyKind::Signed, secret.public(), now);
     SignedEntry { prekey, secret }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::identity::Identity;
+
+    #[test]
+    fn snapshot_restore_round_trip() {
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let t0 = UnixMillis(1_800_000_000_000);
+        let id = Identity::generate(&mut rng);
+        let dev = id.new_device(1, t0, &mut rng);
+        let mut store = PrekeyStore::new(&dev, t0, &mut rng);
+        let otks = store.issue_one_time(&dev, 3, t0, &mut rng);
+        let t1 = t0.plus(SIGNED_PREKEY_ROTATION_MS);
+        let old_spk = store.signed_prekey().clone();
+        store.rotate_if_due(&dev, t1, &mut rng).unwrap();
+
+        let snap = store.snapshot();
+        assert_eq!(snap.retired.len(), 1);
+        assert_eq!(snap.one_time.len(), 3);
+        let mut back = PrekeyStore::restore(&dev, snap).unwrap();
+        assert_eq!(back.signed_prekey(), store.signed_prekey());
+        assert_eq!(back.one_time_count(), 3);
+        for p in &otks {
+            assert_eq!(
+                back.take_secret(&p.public()).unwrap().as_bytes(),
+                store.take_secret(&p.public()).unwrap().as_bytes()
+            );
+        }
+        assert!(back.take_secret(&old_spk.public()).is_some());
+        assert_eq!(back.one_time_count(), 0);
+
+        // Another device's store, or a secret that does not match, is refused.
+        let other = id.new_device(2, t1, &mut rng);
+        assert!(PrekeyStore::restore(&other, store.snapshot()).is_err());
+        let mut bad = store.snapshot();
+        bad.current.secret = DhSecret::generate(&mut rng);
+        assert!(PrekeyStore::restore(&dev, bad).is_err());
+    }
 }

@@ -31,13 +31,15 @@ const SCAN_BATCH: usize = 1024;
 /// The open key file. Reads and writes are positioned, so `&self` suffices
 /// and readers need no lock; the store's writer lock orders the writes.
 #[derive(Debug)]
-pub(super) struct KeyFile {
+pub(crate) struct KeyFile {
     file: File,
 }
 
 /// What a scan found in one used slot.
-pub(super) struct UsedSlot {
+pub(crate) struct UsedSlot {
+    /// The slot number.
     pub slot: u32,
+    /// The 32-byte id (name) written in it.
     pub id: [u8; 32],
 }
 
@@ -46,7 +48,18 @@ impl KeyFile {
     /// count. A torn slot at the end (a crash while appending one, before
     /// any database commit could refer to it) is wiped and cut off.
     pub(super) fn open(dir: &Path) -> Result<(Self, u32), StoreError> {
-        let path = dir.join(KEY_FILE_NAME);
+        Self::open_named(dir, KEY_FILE_NAME, &KEY_FILE_MAGIC)
+    }
+
+    /// Opens or creates the slot file `name` in `dir`, whose header starts
+    /// with `magic` (the same layout as `keys.slots`, for other stores that
+    /// keep 32-byte secrets under 32-byte ids).
+    pub(crate) fn open_named(
+        dir: &Path,
+        name: &str,
+        magic: &[u8; 16],
+    ) -> Result<(Self, u32), StoreError> {
+        let path = dir.join(name);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -61,18 +74,18 @@ impl KeyFile {
                 kf.write_at(&vec![0; len as usize], 0)?;
             }
             let mut header = [0u8; KEY_FILE_HEADER_LEN as usize];
-            header[..KEY_FILE_MAGIC.len()].copy_from_slice(&KEY_FILE_MAGIC);
+            header[..magic.len()].copy_from_slice(magic);
             kf.write_at(&header, 0)?;
             kf.file.set_len(KEY_FILE_HEADER_LEN)?;
             kf.file.sync_all()?;
             sync_dir(dir);
             return Ok((kf, 0));
         }
-        let mut magic = [0u8; KEY_FILE_MAGIC.len()];
-        kf.read_at(&mut magic, 0)?;
-        if magic != KEY_FILE_MAGIC {
+        let mut found = [0u8; 16];
+        kf.read_at(&mut found, 0)?;
+        if found != *magic {
             return Err(StoreError::corrupt(format!(
-                "{} is not a Mayfly key file",
+                "{} is not a Mayfly slot file",
                 path.display()
             )));
         }
@@ -93,7 +106,7 @@ impl KeyFile {
 
     /// Calls `f` with every used slot among the first `slots`, in order,
     /// reading [`SCAN_BATCH`] slots at a time.
-    pub(super) fn scan(
+    pub(crate) fn scan(
         &self,
         slots: u32,
         mut f: impl FnMut(UsedSlot) -> Result<(), StoreError>,
@@ -121,6 +134,15 @@ impl KeyFile {
 
     /// The key in `slot` if the slot belongs to message `id`, else `None`.
     pub(super) fn key_for(&self, slot: u32, id: &[u8; 32]) -> Result<Option<DataKey>, StoreError> {
+        Ok(self.secret_for(slot, id)?.map(|k| DataKey::from_bytes(&k)))
+    }
+
+    /// The 32-byte secret in `slot` if the slot belongs to `id`, else `None`.
+    pub(crate) fn secret_for(
+        &self,
+        slot: u32,
+        id: &[u8; 32],
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
         let mut s = Zeroizing::new([0u8; KEY_SLOT_LEN]);
         match self.read_at(s.as_mut(), slot_offset(slot)) {
             Ok(()) => {}
@@ -133,21 +155,31 @@ impl KeyFile {
         }
         let mut k = Zeroizing::new([0u8; 32]);
         k.copy_from_slice(&s[32..]);
-        Ok(Some(DataKey::from_bytes(&k)))
+        Ok(Some(k))
     }
 
     /// Writes `id ‖ key` into `slot` and makes it durable.
     pub(super) fn store(&self, slot: u32, id: &[u8; 32], key: &DataKey) -> Result<(), StoreError> {
+        self.store_secret(slot, id, key.as_bytes())
+    }
+
+    /// Writes `id ‖ secret` into `slot` and makes it durable.
+    pub(crate) fn store_secret(
+        &self,
+        slot: u32,
+        id: &[u8; 32],
+        secret: &[u8; 32],
+    ) -> Result<(), StoreError> {
         let mut s = Zeroizing::new([0u8; KEY_SLOT_LEN]);
         s[..32].copy_from_slice(id);
-        s[32..].copy_from_slice(key.as_bytes());
+        s[32..].copy_from_slice(secret);
         self.write_at(s.as_ref(), slot_offset(slot))?;
         self.file.sync_data()?;
         Ok(())
     }
 
     /// Overwrites `slots` with zeros in place, then makes that durable.
-    pub(super) fn wipe(&self, slots: &[u32]) -> Result<(), StoreError> {
+    pub(crate) fn wipe(&self, slots: &[u32]) -> Result<(), StoreError> {
         if slots.is_empty() {
             return Ok(());
         }
@@ -161,7 +193,7 @@ impl KeyFile {
 
     /// Cuts the file after its first `slots` slots (all later ones are free,
     /// hence already zero).
-    pub(super) fn truncate(&self, slots: u32) -> Result<(), StoreError> {
+    pub(crate) fn truncate(&self, slots: u32) -> Result<(), StoreError> {
         self.file.set_len(slot_offset(slots))?;
         self.file.sync_all()?;
         Ok(())

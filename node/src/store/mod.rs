@@ -95,7 +95,7 @@ mod deposit;
 mod erase;
 mod error;
 mod fetch;
-mod keyfile;
+pub(crate) mod keyfile;
 mod limits;
 mod outcome;
 mod prekeys;

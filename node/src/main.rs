@@ -15,30 +15,94 @@ use mayfly_node::shutdown::ShutdownSignals;
 use mayfly_protocol::UnixMillis;
 use tracing_subscriber::EnvFilter;
 
+mod cli;
+
 /// Mayfly: end-to-end encrypted, expiring, revocable video clips over libp2p.
 #[derive(Debug, Parser)]
 #[command(name = "mayfly", version)]
 struct Cli {
+    /// The home directory of this device (default: $MAYFLY_HOME, else ~/.mayfly).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print results as one JSON object per line, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Seal a clip for a second identity, open it as a stream, revoke it and show it no longer opens.
-    Demo {
-        /// Size of the synthetic clip, in KiB.
-        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
-        size_kib: u64,
-        /// Seed keys from this number instead of the OS RNG (reproducible runs).
+    /// Create a home: an identity, a device, prekeys and the default fliks.
+    Init {
+        /// Your display name, as contacts see it.
         #[arg(long)]
-        seed: Option<u64>,
+        name: String,
+        /// A relay to receive through, as /ip4/…/tcp/…/p2p/<peer id> (repeatable).
+        #[arg(long = "relay", value_name = "MULTIADDR")]
+        relays: Vec<String>,
+    },
+    /// Print your contact card.
+    Card,
+    /// Add or list contacts.
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Print an invite for someone who does not have Mayfly yet, or accept one.
+    Invite {
+        #[command(subcommand)]
+        command: Option<InviteCommand>,
+    },
+    /// Send an MP4 clip (at most 180 s) to one or more contacts.
+    Send {
+        /// Contacts, by name or identity prefix, separated by commas.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<String>,
+        /// The clip.
+        file: PathBuf,
+        /// Lifetime, e.g. 2d, 12h, 30m (at most 14d; default 14d).
+        #[arg(long, value_parser = cli::parse_duration)]
+        expires: Option<Duration>,
+        /// Let recipients keep a copy (`open --out FILE`). A modified client can keep one anyway.
+        #[arg(long)]
+        allow_save: bool,
+    },
+    /// React to a received clip with a flik from your library.
+    React {
+        /// The message id (or a unique prefix of at least 6 hex digits).
+        id: String,
+        /// The flik's name (default: the first in your library).
+        flik: Option<String>,
+    },
+    /// Sync with your relays and list received and sent clips.
+    Inbox {
+        /// Do not contact the relays; list what is already here.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Decrypt a clip as it streams, to a file (if the sender allowed saving) or to stdout (`-`).
+    Open {
+        /// The message id (or a unique prefix of at least 6 hex digits).
+        id: String,
+        /// Where to write it: a file, or `-` for stdout (e.g. piped into a player).
+        #[arg(long, value_name = "FILE|-")]
+        out: String,
+    },
+    /// Revoke a clip you sent: relays delete it and recipients erase it.
+    Revoke {
+        /// The message id (or a unique prefix of at least 6 hex digits).
+        id: String,
+    },
+    /// Manage this identity's device.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Stay online: receive direct deliveries and relay pushes until SIGINT or SIGTERM.
+    Online {
+        /// Accept direct deliveries on this address (repeatable; default /ip4/127.0.0.1/tcp/0).
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<Multiaddr>,
     },
     /// Run a relay: print its peer id and listen addresses, serve mailboxes until SIGTERM or SIGINT.
     Relay {
-        /// Directory for the relay's state; its identity is DIR/node.key, created on first start.
-        #[arg(long, value_name = "DIR")]
-        home: PathBuf,
         /// Listen on this address (repeatable); replaces the config file's `listen`.
         /// Default: /ip4/127.0.0.1/tcp/0 and /ip4/127.0.0.1/udp/0/quic-v1.
         #[arg(long, value_name = "MULTIADDR")]
@@ -51,24 +115,113 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
     },
+    /// Run a relay and three clients on loopback: send, stream, react, revoke.
+    Demo {
+        /// Keep the temporary homes and print where they are.
+        #[arg(long)]
+        keep: bool,
+        /// Run the single-process walk-through of the clip format instead (no network).
+        #[arg(long)]
+        local: bool,
+        /// With --local: size of the synthetic clip, in KiB.
+        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+        size_kib: u64,
+        /// With --local: seed keys from this number (reproducible runs).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactCommand {
+    /// Add a contact from their card (`mfcard1…`) or invite (`mfinvite1…`).
+    Add {
+        /// The card or invite text.
+        text: String,
+    },
+    /// List contacts with their safety numbers.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// Accept an invite: both sides become contacts.
+    Accept {
+        /// The invite text (`mfinvite1…`).
+        text: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Make a new device for this identity; relays and contacts stop accepting the old one.
+    Replace,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo { size_kib, seed } => demo(size_kib, seed),
-        Command::Relay {
-            home,
-            listen,
-            config,
-            metrics,
-        } => relay(&home, listen, config.as_deref(), metrics),
-    };
+    let json = cli.json;
+    let result = dispatch(cli);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({"error": format!("{e:#}")}));
+            }
             eprintln!("mayfly: error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    let home = || cli::home_dir(cli.home.clone());
+    match cli.command {
+        Command::Demo {
+            keep,
+            local,
+            size_kib,
+            seed,
+        } => {
+            if local {
+                demo(size_kib, seed)
+            } else {
+                cli::demo::run(keep)
+            }
+        }
+        Command::Relay {
+            listen,
+            config,
+            metrics,
+        } => {
+            let dir = cli.home.clone().context("mayfly relay needs --home DIR")?;
+            relay(&dir, listen, config.as_deref(), metrics)
+        }
+        Command::Init { name, relays } => cli::commands::init(&home()?, name, relays, json),
+        Command::Card => cli::commands::card(&home()?, json),
+        Command::Contact(ContactCommand::Add { text }) => {
+            cli::commands::contact_add(&home()?, &text, json)
+        }
+        Command::Contact(ContactCommand::List) => cli::commands::contact_list(&home()?, json),
+        Command::Invite { command: None } => cli::commands::invite(&home()?, json),
+        Command::Invite {
+            command: Some(InviteCommand::Accept { text }),
+        } => cli::commands::invite_accept(&home()?, &text, json),
+        Command::Send {
+            to,
+            file,
+            expires,
+            allow_save,
+        } => cli::commands::send(&home()?, &to, &file, expires, allow_save, json),
+        Command::React { id, flik } => cli::commands::react(&home()?, &id, flik.as_deref(), json),
+        Command::Inbox { offline } => cli::commands::inbox(&home()?, offline, json),
+        Command::Open { id, out } => cli::commands::open(&home()?, &id, &out, json),
+        Command::Revoke { id } => cli::commands::revoke(&home()?, &id, json),
+        Command::Device(DeviceCommand::Replace) => cli::commands::device_replace(&home()?, json),
+        Command::Online { listen } => {
+            init_logging()?;
+            cli::commands::online(&home()?, listen, json)
         }
     }
 }

@@ -9,7 +9,7 @@ fn mayfly() -> Command {
 #[test]
 fn demo_seals_opens_revokes_and_shows_the_clip_no_longer_opens() {
     let out = mayfly()
-        .args(["demo", "--seed", "7", "--size-kib", "600"])
+        .args(["demo", "--local", "--seed", "7", "--size-kib", "600"])
         .output()
         .expect("mayfly runs");
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
@@ -41,7 +41,7 @@ fn demo_seals_opens_revokes_and_shows_the_clip_no_longer_opens() {
 #[test]
 fn bad_arguments_give_one_clear_error_and_a_nonzero_exit() {
     let out = mayfly()
-        .args(["demo", "--size-kib", "0"])
+        .args(["demo", "--local", "--size-kib", "0"])
         .output()
         .expect("runs");
     assert!(!out.status.success());

@@ -222,6 +222,10 @@ pub mod tag {
     pub const ENVELOPE: u8 = 0x06;
     /// Revocation record.
     pub const REVOCATION: u8 = 0x07;
+    /// Control message between clients.
+    pub const CONTROL: u8 = 0x08;
+    /// Invite.
+    pub const INVITE: u8 = 0x09;
 }
 
 /// The protocol version byte this implementation writes and reads.

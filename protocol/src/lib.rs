@@ -62,6 +62,7 @@
 
 pub mod card;
 pub mod codec;
+pub mod control;
 pub mod envelope;
 pub mod error;
 pub mod fuzzing;
@@ -83,6 +84,7 @@ pub mod time;
 
 pub use card::{ContactCard, safety_number};
 pub use codec::Codec;
+pub use control::{CONTROL_MEDIA_TYPE, Control, Invite};
 pub use envelope::{Envelope, EnvelopeContents};
 pub use error::{DecodeError, Error};
 pub use header::{ClipHeader, ClipKind};

@@ -1,0 +1,422 @@
+//! `mayfly demo`: a relay on loopback and three clients (alice, bob, carol),
+//! each in its own temporary home, walking through the whole protocol and
+//! printing each step with its timing.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, SendOptions};
+use mayfly_node::config::RelayConfig;
+use mayfly_node::home::{Home, Profile, Via};
+use mayfly_node::media::DEFAULT_FLIKS;
+use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
+use mayfly_protocol::{MessageId, UnixMillis};
+use tokio::sync::mpsc;
+
+/// The clip alice sends.
+const SAMPLE: &[u8] = include_bytes!("../../../samples/hello.mp4");
+
+/// How long any one step may take before the demo gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the demo, printing to stdout.
+pub fn run(keep: bool) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("mayfly-demo-{}-{}", std::process::id(), now().0));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = super::runtime()?.block_on(demo(&dir));
+    if keep {
+        println!("homes kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn now() -> UnixMillis {
+    UnixMillis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    )
+}
+
+struct Steps {
+    n: usize,
+    at: Instant,
+}
+
+impl Steps {
+    fn done(&mut self, text: &str) {
+        self.n += 1;
+        let ms = self.at.elapsed().as_secs_f64() * 1000.0;
+        println!("{:>2}. {text} ({ms:.1} ms)", self.n);
+        let _ = std::io::stdout().flush();
+        self.at = Instant::now();
+    }
+}
+
+/// A writer that forwards the relay's announcement lines.
+struct Lines(std_mpsc::SyncSender<String>, Vec<u8>);
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.extend_from_slice(buf);
+        while let Some(i) = self.1.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.1.drain(..=i).collect();
+            let _ = self
+                .0
+                .try_send(String::from_utf8_lossy(&line).trim().to_owned());
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Party {
+    name: &'static str,
+    dir: PathBuf,
+    client: Option<(Client, mpsc::Receiver<Event>)>,
+}
+
+impl Party {
+    fn create(root: &Path, name: &'static str, relay: &str) -> anyhow::Result<Self> {
+        let dir = root.join(name);
+        let mut rng = mayfly_node::rng::node_rng(None)?;
+        let home = Home::create(
+            &dir,
+            Profile {
+                display_name: name.into(),
+                relays: vec![relay.to_owned()],
+            },
+            now(),
+            &mut rng,
+        )?;
+        for (flik, bytes) in DEFAULT_FLIKS {
+            home.add_flik(flik, bytes)?;
+        }
+        Ok(Self {
+            name,
+            dir,
+            client: None,
+        })
+    }
+
+    async fn online(&mut self) -> anyhow::Result<()> {
+        let home = Home::open(&self.dir)?;
+        let (client, events, event_loop) = client::new(home, ClientConfig::default())?;
+        tokio::spawn(event_loop.run());
+        client.start().await?;
+        self.client = Some((client, events));
+        Ok(())
+    }
+
+    async fn offline(&mut self) {
+        if let Some((client, _)) = self.client.take() {
+            // Waits for the event loop; dropping the handle then closes the home.
+            client.shutdown().await;
+        }
+    }
+
+    fn client(&self) -> &Client {
+        &self.client.as_ref().expect("online").0
+    }
+
+    /// Waits for an event `f` picks, skipping others.
+    async fn wait<T>(&mut self, mut f: impl FnMut(&Event) -> Option<T>) -> anyhow::Result<T> {
+        let name = self.name;
+        let events = &mut self.client.as_mut().expect("online").1;
+        tokio::time::timeout(STEP_TIMEOUT, async {
+            while let Some(e) = events.recv().await {
+                if let Some(t) = f(&e) {
+                    return Ok(t);
+                }
+            }
+            bail!("{name}'s client stopped")
+        })
+        .await
+        .with_context(|| format!("{name} waited too long"))?
+    }
+}
+
+async fn demo(root: &Path) -> anyhow::Result<()> {
+    let mut steps = Steps {
+        n: 0,
+        at: Instant::now(),
+    };
+    // 1. A relay on loopback.
+    let (tx, rx) = std_mpsc::sync_channel(16);
+    let relay_home = root.join("relay");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = RelayConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        ..RelayConfig::default()
+    };
+    let relay_task = tokio::spawn(async move {
+        let mut out = Lines(tx, Vec::new());
+        mayfly_node::relay::run(&config, &relay_home, &mut out, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let relay_addr = tokio::task::spawn_blocking(move || {
+        while let Ok(line) = rx.recv_timeout(STEP_TIMEOUT) {
+            if let Some(a) = line.strip_prefix("listening ") {
+                return Ok(a.to_owned());
+            }
+        }
+        bail!("the relay did not start")
+    })
+    .await??;
+    steps.done(&format!("relay listening on {relay_addr}"));
+
+    // 2. Three people, each with a home; alice and bob swap cards, carol
+    // joins through alice's invite.
+    let mut alice = Party::create(root, "alice", &relay_addr)?;
+    let mut bob = Party::create(root, "bob", &relay_addr)?;
+    let mut carol = Party::create(root, "carol", &relay_addr)?;
+    {
+        let a = Home::open(&alice.dir)?;
+        let b = Home::open(&bob.dir)?;
+        a.add_contact(&b.card()?, now())?;
+        b.add_contact(&a.card()?, now())?;
+    }
+    steps.done("homes for alice, bob and carol; alice and bob added each other's cards");
+
+    alice.online().await?;
+    bob.online().await?;
+    bob.offline().await;
+    carol.online().await?;
+    let invite = alice.client().invite()?;
+    carol.client().accept_invite(&invite).await?;
+    let carol_name = alice
+        .wait(|e| match e {
+            Event::ContactAdded { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .await?;
+    steps.done(&format!(
+        "alice invited carol ({} characters); {carol_name} accepted and both are contacts; bob published prekeys and went offline",
+        invite_len(&invite)
+    ));
+
+    // 3. alice sends a clip to bob (offline: via the relay) and carol
+    // (online: direct).
+    let clip_path = root.join("hello.mp4");
+    std::fs::write(&clip_path, SAMPLE)?;
+    let to = alice.client().with_home(|h| -> anyhow::Result<_> {
+        Ok(vec![
+            h.find_contact("bob")?.card.identity_key(),
+            h.find_contact("carol")?.card.identity_key(),
+        ])
+    })?;
+    let report = alice
+        .client()
+        .send_file(&to, &clip_path, SendOptions::default())
+        .await?;
+    let id = report.message_id;
+    ensure!(
+        report.failed.is_empty(),
+        "a delivery failed: {:?}",
+        report.failed
+    );
+    let vias: Vec<String> = report
+        .delivered
+        .iter()
+        .map(|d| match &d.via {
+            Via::Direct => format!("{} direct", d.name),
+            Via::Relay { .. } => format!("{} via the relay", d.name),
+        })
+        .collect();
+    steps.done(&format!(
+        "alice sent samples/hello.mp4 ({} bytes, {} bytes sealed) as {}: {}",
+        SAMPLE.len(),
+        report.ciphertext_len,
+        short(&id),
+        vias.join(", ")
+    ));
+    carol
+        .wait(|e| {
+            matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
+        })
+        .await?;
+    steps.done("carol received it straight from alice; the relay carried none of it");
+
+    // 4. bob comes online and opens it while it streams.
+    bob.online().await?;
+    let (sink, written) = Sink::new();
+    let report = bob
+        .client()
+        .open(
+            &id,
+            OpenTarget::Writer(Box::new(sink)),
+            client::progress_none(),
+        )
+        .await?;
+    ensure!(written.take() == SAMPLE, "bob's clip differs from alice's");
+    let first = report.chunk_latencies.first().copied().unwrap_or_default();
+    steps.done(&format!(
+        "bob came online, synced and streamed the clip from the relay: {} bytes intact, first plaintext {:.2} ms after its chunk arrived",
+        report.bytes,
+        first.as_secs_f64() * 1000.0
+    ));
+    let bob_key = bob
+        .client()
+        .with_home(|h| h.received_key(&id))?
+        .context("bob holds the key")?;
+
+    // 5. carol reacts with a flik.
+    let reaction = carol
+        .client()
+        .react(&id, Some("wave"), SendOptions::default())
+        .await?;
+    alice
+        .wait(|e| {
+            matches!(e, Event::Received { message_id, .. } if *message_id == reaction.message_id)
+                .then_some(())
+        })
+        .await?;
+    steps.done(&format!(
+        "carol reacted with the flik \"wave\" ({}); alice received it",
+        short(&reaction.message_id)
+    ));
+
+    // 6. alice revokes the clip.
+    let revoked = alice.client().revoke(&id).await?;
+    for party in [&mut bob, &mut carol] {
+        party
+            .wait(|e| matches!(e, Event::Revoked { message_id } if *message_id == id).then_some(()))
+            .await?;
+    }
+    steps.done(&format!(
+        "alice revoked {}: {} relay deleted it, {} recipients erased it, {} reaction erased with it",
+        short(&id),
+        revoked.relays.len(),
+        revoked.notified.len(),
+        revoked.reactions
+    ));
+
+    // 7. Nothing left that opens it.
+    let relay_peer = mayfly_node::client::parse_relay(&relay_addr)?.0;
+    let answer = bob
+        .client()
+        .relay_request(relay_peer, Request::GetManifest { message_id: id })
+        .await?;
+    ensure!(
+        matches!(
+            answer,
+            Response::Error {
+                code: ErrorCode::NotFound | ErrorCode::Revoked,
+                ..
+            }
+        ),
+        "the relay still serves the manifest: {answer:?}"
+    );
+    let in_bob = bob.client().with_home(|h| h.received(&id))?.is_some();
+    ensure!(!in_bob, "bob's home still lists the clip");
+    let found = scan(&bob.dir, bob_key.as_bytes())?;
+    ensure!(found.is_empty(), "bob's key is still in {found:?}");
+    let gone = bob
+        .client()
+        .open(
+            &id,
+            OpenTarget::Writer(Box::new(std::io::sink())),
+            client::progress_none(),
+        )
+        .await;
+    ensure!(gone.is_err(), "bob can still open the clip");
+    steps.done(&format!(
+        "the relay answers {} for it; bob's home has no record of it and none of its {} files holds its key; opening it fails",
+        match answer {
+            Response::Error { code, .. } => format!("{code:?}"),
+            _ => String::new(),
+        },
+        count_files(&bob.dir)
+    ));
+
+    for p in [&mut alice, &mut bob, &mut carol] {
+        p.offline().await;
+    }
+    let _ = stop_tx.send(());
+    relay_task.await??;
+    println!(
+        "demo complete: {} sent, streamed, reacted to and revoked",
+        short(&id)
+    );
+    Ok(())
+}
+
+fn short(id: &MessageId) -> String {
+    id.to_hex()[..12].to_owned()
+}
+
+fn invite_len(invite: &mayfly_protocol::Invite) -> usize {
+    invite.to_text().len()
+}
+
+/// Every file under `dir` that contains `needle`.
+fn scan(dir: &Path, needle: &[u8]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in walk(dir)? {
+        let bytes = std::fs::read(&entry)?;
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            found.push(entry);
+        }
+    }
+    Ok(found)
+}
+
+fn count_files(dir: &Path) -> usize {
+    walk(dir).map(|v| v.len()).unwrap_or(0)
+}
+
+fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A writer that collects what a player would receive.
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+struct Written(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Written {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Sink {
+    fn new() -> (Self, Written) {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        (Self(buf.clone()), Written(buf))
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

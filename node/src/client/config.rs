@@ -1,0 +1,56 @@
+//! The client's settings, with defaults in one place.
+
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+
+use crate::config::Limits;
+
+/// How a client behaves on the network.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Where to accept direct deliveries from peers. Empty: none (the client
+    /// then receives through its relays only).
+    pub listen: Vec<Multiaddr>,
+    /// Whether to tell the relays where this device can be reached directly
+    /// (RELAY.md, Announce). Whoever knows the identity key can then learn
+    /// the addresses while the client is online.
+    pub announce: bool,
+    /// Whether to try delivering straight to an online recipient first.
+    pub direct: bool,
+    /// How long to wait for a peer to answer a dial.
+    pub dial_timeout: Duration,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+    /// Chunk uploads or downloads in flight at once per transfer.
+    pub pipeline: usize,
+    /// One-time prekeys to keep published.
+    pub one_time_prekeys: usize,
+    /// How often the event loop looks for expired clips.
+    pub expiry_interval: Duration,
+    /// Network limits of the swarm.
+    pub limits: Limits,
+    /// Offset added to the system clock (tests only).
+    pub clock_offset_ms: i64,
+    /// A fixed seed for the client's randomness (tests only; `None` in
+    /// production, which draws from the operating system).
+    pub seed: Option<u64>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
+            announce: true,
+            direct: true,
+            dial_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            pipeline: 8,
+            one_time_prekeys: 50,
+            expiry_interval: Duration::from_secs(5),
+            limits: Limits::default(),
+            clock_offset_ms: 0,
+            seed: None,
+        }
+    }
+}

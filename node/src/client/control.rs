@@ -1,0 +1,99 @@
+//! Contacts, invites and device changes.
+
+use mayfly_protocol::{ContactCard, Control, Invite};
+
+use super::inner::lock;
+use super::{Client, ClientError};
+use crate::home::Contact;
+
+impl Client {
+    /// This device's contact card, as others add it.
+    pub fn card(&self) -> Result<ContactCard, ClientError> {
+        Ok(self.inner.home().card()?)
+    }
+
+    /// Adds `card` as a contact (one way: they learn of us when we send).
+    pub fn add_contact(&self, card: &ContactCard) -> Result<Contact, ClientError> {
+        let now = self.inner.now();
+        Ok(self.inner.home().add_contact(card, now)?)
+    }
+
+    /// A new invite: our card and a one-time token. Whoever accepts it
+    /// becomes a contact on both sides.
+    pub fn invite(&self) -> Result<Invite, ClientError> {
+        let now = self.inner.now();
+        let home = self.inner.home();
+        let token = home.new_invite_token(now, &mut lock(&self.inner.rng))?;
+        Ok(Invite {
+            token,
+            card: home.card()?,
+        })
+    }
+
+    /// Accepts `invite`: adds the inviter and sends them our card with the
+    /// invite's token, so they add us.
+    pub async fn accept_invite(&self, invite: &Invite) -> Result<Contact, ClientError> {
+        if invite.card.identity_key() == self.inner.identity {
+            return Err(ClientError::Invite("this is your own invite".into()));
+        }
+        let contact = self.add_contact(&invite.card)?;
+        let reply = Control::InviteReply {
+            token: invite.token,
+            card: self.card()?,
+        };
+        self.inner.send_control(&contact, &reply).await?;
+        Ok(contact)
+    }
+
+    /// Sends our current card to every contact, e.g. after
+    /// [`crate::home::Home::replace_device`], so they seal to the new device
+    /// at once. Returns the contacts that could not be told.
+    pub async fn send_card_update(&self) -> Result<Vec<(String, ClientError)>, ClientError> {
+        let update = Control::CardUpdate(self.card()?);
+        let contacts = self.inner.home().contacts()?;
+        let mut failed = Vec::new();
+        for contact in contacts {
+            if let Err(e) = self.inner.send_control(&contact, &update).await {
+                failed.push((contact.name.clone(), e));
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The local peer id (derived from the device key).
+    pub fn peer_id(&self) -> libp2p::PeerId {
+        self.inner.net.local_peer_id()
+    }
+
+    /// Stops the client and waits for its event loop to finish. The home
+    /// is released when the last handle is dropped.
+    pub async fn shutdown(&self) {
+        self.inner.net.shutdown().await;
+        let mut stopped = self.inner.stopped.subscribe();
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
+    /// Sends `request` to `peer` as is and returns its answer, error answers
+    /// included (for tools and tests).
+    pub async fn relay_request(
+        &self,
+        peer: libp2p::PeerId,
+        request: mayfly_protocol::mailbox::Request,
+    ) -> Result<mayfly_protocol::mailbox::Response, ClientError> {
+        Ok(self
+            .inner
+            .net
+            .request(peer, request, self.inner.config.request_timeout)
+            .await?)
+    }
+
+    /// Moves the client's clock `ms` ahead (tests and demos of expiry).
+    pub fn advance_clock(&self, ms: i64) {
+        self.inner.clock.advance(ms);
+    }
+
+    /// Runs `f` on the home (for listing the inbox, contacts, fliks).
+    pub fn with_home<T>(&self, f: impl FnOnce(&crate::home::Home) -> T) -> T {
+        f(&self.inner.home())
+    }
+}

@@ -1,0 +1,260 @@
+//! Delivering a sealed clip to one recipient: a fresh prekey bundle, an
+//! envelope, then the upload — straight to the recipient's device when it is
+//! online, otherwise to its relays.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use libp2p::{Multiaddr, PeerId};
+use mayfly_protocol::mailbox::{Request, Response};
+use mayfly_protocol::{Envelope, Manifest, Recipient, SealedClip, SigningPublicKey};
+
+use super::ClientError;
+use super::inner::{Inner, card_relays, lock, unexpected};
+use super::peer;
+use super::progress::{Progress, ProgressFn};
+use super::send::Delivered;
+use super::spool::Spool;
+use crate::home::{Contact, Via};
+
+impl Inner {
+    /// Delivers `sealed` to `contact`, directly if it is online and
+    /// [`super::ClientConfig::direct`] is on, else through its relays.
+    pub async fn deliver(
+        &self,
+        contact: &Contact,
+        sealed: &SealedClip,
+        spool: &Spool,
+        progress: &ProgressFn,
+    ) -> Result<Delivered, ClientError> {
+        let start = Instant::now();
+        let identity = contact.card.identity_key();
+        let relays = card_relays(&contact.card);
+        let recipient = self.recipient(contact, &relays).await?;
+        let envelope = {
+            let home = self.home();
+            let mut rng = lock(&self.rng);
+            Envelope::seal(sealed, home.device(), &recipient, &mut *rng)?
+        };
+        let manifest = sealed.manifest();
+        let mut last_error = None;
+        if self.config.direct {
+            match self.locate(&identity, &relays).await {
+                Ok(Some((peer, addrs))) => {
+                    let label = format!("{} (direct)", contact.name);
+                    match self
+                        .upload_direct(
+                            peer, &addrs, identity, &envelope, manifest, spool, &label, progress,
+                        )
+                        .await
+                    {
+                        Ok(()) => {
+                            return Ok(Delivered {
+                                name: contact.name.clone(),
+                                identity,
+                                via: Via::Direct,
+                                elapsed: start.elapsed(),
+                            });
+                        }
+                        Err(e) => {
+                            tracing::info!("direct delivery to {} failed: {e}", contact.name);
+                            last_error = Some(e);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("locating {} failed: {e}", contact.name),
+            }
+        }
+        for (address, relay, dial) in relays {
+            let label = format!("{} (via relay)", contact.name);
+            let attempt = async {
+                self.connect(relay, &dial).await?;
+                self.upload(
+                    relay, identity, &envelope, manifest, spool, &label, progress,
+                )
+                .await
+            };
+            match attempt.await {
+                Ok(()) => {
+                    return Ok(Delivered {
+                        name: contact.name.clone(),
+                        identity,
+                        via: Via::Relay { address },
+                        elapsed: start.elapsed(),
+                    });
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(ClientError::Undeliverable {
+            name: contact.name.clone(),
+            reason: last_error.map_or_else(|| "the contact has no relay".into(), |e| e.to_string()),
+        })
+    }
+
+    /// A verified recipient for `contact`: a fresh bundle from one of its
+    /// relays (using a one-time prekey), else the signed prekey of its card.
+    async fn recipient(
+        &self,
+        contact: &Contact,
+        relays: &[(String, PeerId, Multiaddr)],
+    ) -> Result<Recipient, ClientError> {
+        let identity = contact.card.identity_key();
+        let now = self.now();
+        for (_, relay, dial) in relays {
+            let fetched = async {
+                self.connect(*relay, dial).await?;
+                match self
+                    .request(
+                        *relay,
+                        Request::FetchBundle {
+                            identity_key: identity,
+                        },
+                    )
+                    .await?
+                {
+                    Response::Bundle(b) => Ok(*b),
+                    _ => Err(unexpected(*relay, "fetch bundle")),
+                }
+            };
+            match fetched.await {
+                Ok(bundle) => match bundle.verify(&identity, now) {
+                    Ok(r) => {
+                        self.home().update_certificate(&bundle.certificate)?;
+                        return Ok(r);
+                    }
+                    Err(e) => tracing::warn!("relay {relay} gave a bad bundle: {e}"),
+                },
+                Err(e) => tracing::debug!("no bundle from {relay}: {e}"),
+            }
+        }
+        Ok(contact.card.recipient(now)?)
+    }
+
+    /// Where `identity`'s current device can be reached directly, if it is
+    /// online: asks its relays.
+    pub(super) async fn locate(
+        &self,
+        identity: &SigningPublicKey,
+        relays: &[(String, PeerId, Multiaddr)],
+    ) -> Result<Option<(PeerId, Vec<Multiaddr>)>, ClientError> {
+        for (_, relay, dial) in relays {
+            self.connect(*relay, dial).await?;
+            let request = Request::Locate {
+                identity_key: *identity,
+            };
+            match self.request(*relay, request).await {
+                Ok(Response::Located { certificate, addrs }) => {
+                    if certificate.identity_key() != *identity {
+                        continue;
+                    }
+                    let peer = peer::peer_id(&certificate.device_key());
+                    let addrs = addrs
+                        .into_iter()
+                        .filter_map(|a| Multiaddr::try_from(a).ok())
+                        .collect::<Vec<_>>();
+                    if !addrs.is_empty() {
+                        return Ok(Some((peer, addrs)));
+                    }
+                }
+                Ok(_) => return Err(unexpected(*relay, "locate")),
+                Err(ClientError::Refused { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_direct(
+        &self,
+        peer: PeerId,
+        addrs: &[Multiaddr],
+        mailbox: SigningPublicKey,
+        envelope: &Envelope,
+        manifest: &Manifest,
+        spool: &Spool,
+        label: &str,
+        progress: &ProgressFn,
+    ) -> Result<(), ClientError> {
+        let mut last = None;
+        for addr in addrs {
+            match self.connect(peer, addr).await {
+                Ok(()) => {
+                    return self
+                        .upload(peer, mailbox, envelope, manifest, spool, label, progress)
+                        .await;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(ClientError::Undeliverable {
+            name: label.to_owned(),
+            reason: "no address".into(),
+        }))
+    }
+
+    /// Deposits `envelope` for `mailbox` at `peer` (a relay or the
+    /// recipient's own device) and uploads the chunks it is missing, several
+    /// in flight at once.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload(
+        &self,
+        peer: PeerId,
+        mailbox: SigningPublicKey,
+        envelope: &Envelope,
+        manifest: &Manifest,
+        spool: &Spool,
+        label: &str,
+        progress: &ProgressFn,
+    ) -> Result<(), ClientError> {
+        let request = Request::Deposit {
+            mailbox,
+            envelope: envelope.clone(),
+            manifest: manifest.clone(),
+        };
+        let Response::DepositAccepted { missing } = self.request(peer, request).await? else {
+            return Err(unexpected(peer, "deposit"));
+        };
+        let total: u64 = missing
+            .iter()
+            .map(|&i| manifest.chunk_ciphertext_len(i) as u64)
+            .sum();
+        progress(Progress::Start {
+            label: label.to_owned(),
+            total,
+        });
+        let id = manifest.message_id();
+        let mut queue = missing.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.config.pipeline.max(1) {
+                let Some(index) = queue.next() else { break };
+                let bytes = spool.chunk(manifest, index)?;
+                let len = bytes.len() as u64;
+                let request = Request::PutChunk {
+                    message_id: id,
+                    index,
+                    bytes,
+                };
+                in_flight.push(async move { (len, self.request(peer, request).await) });
+            }
+            let Some((len, result)) = in_flight.next().await else {
+                break;
+            };
+            match result? {
+                Response::Ok => progress(Progress::Advance {
+                    label: label.to_owned(),
+                    bytes: len,
+                }),
+                _ => return Err(unexpected(peer, "put chunk")),
+            }
+        }
+        progress(Progress::Finish {
+            label: label.to_owned(),
+        });
+        Ok(())
+    }
+}

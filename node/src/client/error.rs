@@ -1,0 +1,105 @@
+//! Why a client operation failed.
+
+use mayfly_protocol::mailbox::ErrorCode;
+
+use crate::home::HomeError;
+use crate::media::MediaError;
+use crate::net::NetError;
+use crate::store::StoreError;
+
+/// A client error: one clear line each.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The home directory failed.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// The local mailbox store failed.
+    #[error("local mailbox: {0}")]
+    Store(#[from] StoreError),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The file is not a clip this kind allows.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// A file could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The protocol refused something (a bad signature, an expired clip, a
+    /// clip that does not open).
+    #[error("{0}")]
+    Protocol(#[from] mayfly_protocol::Error),
+    /// A relay or peer answered with an error.
+    #[error("{peer} refused: {detail} ({code:?})")]
+    Refused {
+        /// Who answered.
+        peer: String,
+        /// The typed code.
+        code: ErrorCode,
+        /// The detail it gave.
+        detail: String,
+    },
+    /// A relay or peer answered something the request does not expect.
+    #[error("{peer} answered a {request} request with something else")]
+    UnexpectedResponse {
+        /// Who answered.
+        peer: String,
+        /// The request.
+        request: &'static str,
+    },
+    /// A relay address in the profile or a card is not `/…/p2p/<peer id>`.
+    #[error("bad relay address {address:?}: {reason}")]
+    BadRelayAddress {
+        /// The address.
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The home has no relay to use.
+    #[error("no relay configured: run `mayfly init --relay MULTIADDR` or `mayfly relays set`")]
+    NoRelay,
+    /// No relay of the recipient could be reached, and it was not online.
+    #[error("could not deliver to {name}: {reason}")]
+    Undeliverable {
+        /// The recipient.
+        name: String,
+        /// The last failure.
+        reason: String,
+    },
+    /// No such message in the inbox or outbox.
+    #[error("no message {0} (see `mayfly inbox`)")]
+    UnknownMessage(String),
+    /// The message id given is not valid hex or is ambiguous.
+    #[error("message id {0:?}: {1}")]
+    BadMessageId(String, &'static str),
+    /// The clip is past its expiry.
+    #[error("message {0} has expired")]
+    Expired(String),
+    /// The sender did not allow saving and the output is a file.
+    #[error("the sender did not allow saving this clip; open it with `--out -` to play it")]
+    SaveNotAllowed,
+    /// This device was replaced by a newer one of the same identity.
+    #[error("this device was replaced by a newer device of the same identity")]
+    DeviceReplaced,
+    /// The invite is not valid, or was already used.
+    #[error("invite: {0}")]
+    Invite(String),
+    /// The client has stopped.
+    #[error("the client has stopped")]
+    Stopped,
+}
+
+impl ClientError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}

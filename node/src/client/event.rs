@@ -1,0 +1,58 @@
+//! What the client tells the application.
+
+use libp2p::Multiaddr;
+use mayfly_protocol::{ClipKind, MessageId, SigningPublicKey};
+
+/// Something the application may show or act on.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The client accepts direct deliveries at `address`.
+    Listening {
+        /// The address, with `/p2p/<peer id>`.
+        address: Multiaddr,
+    },
+    /// A clip arrived and can be opened.
+    Received {
+        /// The clip.
+        message_id: MessageId,
+        /// Its sender's identity.
+        sender: SigningPublicKey,
+        /// The sender's name, if a contact.
+        sender_name: Option<String>,
+        /// Clip or reaction.
+        kind: ClipKind,
+        /// Whether it came straight from the sender (not through a relay).
+        direct: bool,
+    },
+    /// A clip was revoked by its sender and erased here.
+    Revoked {
+        /// The clip.
+        message_id: MessageId,
+    },
+    /// Clips expired and were erased here.
+    Expired {
+        /// The clips.
+        message_ids: Vec<MessageId>,
+    },
+    /// Someone accepted an invite and is now a contact.
+    ContactAdded {
+        /// Their identity.
+        identity: SigningPublicKey,
+        /// Their name.
+        name: String,
+    },
+    /// A contact moved to a new device.
+    ContactUpdated {
+        /// Their identity.
+        identity: SigningPublicKey,
+    },
+    /// This device was replaced by a newer one of the same identity; relays
+    /// refuse it from now on.
+    DeviceReplaced,
+    /// Something went wrong in the background; the client goes on.
+    Warning {
+        /// What.
+        message: String,
+    },
+}

@@ -1,0 +1,169 @@
+//! The client's event loop: it runs the network, serves direct deliveries
+//! from peers (a personal mailbox service over the local store), follows
+//! relay notifications, and erases expired clips on a timer.
+
+use std::sync::Arc;
+
+use mayfly_protocol::mailbox::Notify;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::inner::{Inner, lock};
+use super::{ClientError, Event, peer};
+use crate::config::RateLimits;
+use crate::metrics::RelayMetrics;
+use crate::net;
+use crate::relay::PersonalEvent;
+use crate::relay::service::Service;
+
+/// Background tasks (syncs, revocations) running at once; beyond it,
+/// notifications are dropped (the next sync finds what they announced).
+const MAX_TASKS: usize = 16;
+
+/// Personal-service events queued before the service drops them.
+const PERSONAL_CHANNEL_CAPACITY: usize = 64;
+
+/// Drives a client; run it with [`EventLoop::run`] on its own task.
+pub struct EventLoop {
+    inner: Arc<Inner>,
+    net_events: mpsc::Receiver<net::Event>,
+    net_loop: Option<net::EventLoop>,
+    service: Service,
+    personal: mpsc::Receiver<PersonalEvent>,
+    tasks: JoinSet<()>,
+}
+
+impl EventLoop {
+    pub(super) fn new(
+        inner: Arc<Inner>,
+        net_events: mpsc::Receiver<net::Event>,
+        net_loop: net::EventLoop,
+    ) -> Result<Self, ClientError> {
+        let (tx, personal) = mpsc::channel(PERSONAL_CHANNEL_CAPACITY);
+        let rng = {
+            let mut seed = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut *lock(&inner.rng), &mut seed);
+            <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed)
+        };
+        let service = Service::personal(
+            inner.local.clone(),
+            inner.net.clone(),
+            inner.net.local_peer_id(),
+            inner.identity,
+            RateLimits::default(),
+            rng,
+            Arc::new(RelayMetrics::new()),
+            tx,
+        );
+        Ok(Self {
+            inner,
+            net_events,
+            net_loop: Some(net_loop),
+            service,
+            personal,
+            tasks: JoinSet::new(),
+        })
+    }
+
+    /// Runs until the client shuts down (or every handle is dropped).
+    pub async fn run(mut self) {
+        let net_loop = self.net_loop.take().expect("run once");
+        let network = tokio::spawn(net_loop.run());
+        let mut tick = tokio::time::interval(self.inner.config.expiry_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.net_events.recv() => {
+                    let Some(event) = event else { break };
+                    self.on_net(event);
+                }
+                Some(event) = self.personal.recv() => self.on_personal(event),
+                _ = tick.tick() => {
+                    let inner = self.inner.clone();
+                    self.spawn(async move {
+                        if let Err(e) = inner.expire().await {
+                            inner.emit(Event::Warning { message: format!("expiry: {e}") });
+                        }
+                    });
+                }
+                () = self.service.reap() => {}
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+            }
+        }
+        self.service.drain().await;
+        self.tasks.shutdown().await;
+        let _ = network.await;
+        self.inner.stopped.send_replace(true);
+    }
+
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        if self.tasks.len() < MAX_TASKS {
+            self.tasks.spawn(task);
+        } else {
+            tracing::debug!("client busy: background task dropped");
+        }
+    }
+
+    fn on_net(&mut self, event: net::Event) {
+        match event {
+            net::Event::ListenAddr { address, .. } => {
+                let with_peer = peer::with_peer(address.clone(), self.inner.net.local_peer_id());
+                lock(&self.inner.listen_addrs).push(address);
+                self.inner.emit(Event::Listening { address: with_peer });
+            }
+            net::Event::ConnectionEstablished { peer, .. } => {
+                lock(&self.inner.connected).insert(peer);
+            }
+            net::Event::ConnectionClosed {
+                peer, remaining: 0, ..
+            } => {
+                self.inner.disconnected(&peer);
+                self.service.on_disconnected(&peer);
+            }
+            // Beyond the service's room, dropping `channel` closes the
+            // stream: the peer retries or falls back to a relay.
+            net::Event::InboundRequest {
+                peer,
+                request,
+                channel,
+                ..
+            } if self.service.has_room() => {
+                self.service.on_request(peer, *request, channel);
+            }
+            net::Event::Notification {
+                peer,
+                notify: Notify::NewDeposit { .. },
+            } => {
+                let inner = self.inner.clone();
+                self.spawn(async move {
+                    if let Err(e) = inner.sync_relay(peer).await {
+                        inner.emit(Event::Warning {
+                            message: format!("sync with {peer}: {e}"),
+                        });
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_personal(&mut self, event: PersonalEvent) {
+        let inner = self.inner.clone();
+        match event {
+            PersonalEvent::Deposited { .. } => self.spawn(async move {
+                if let Err(e) = inner.sync_local().await {
+                    inner.emit(Event::Warning {
+                        message: format!("taking in a direct delivery: {e}"),
+                    });
+                }
+            }),
+            PersonalEvent::Revoked(record) => self.spawn(async move {
+                if let Err(e) = inner.apply_revocation(&record).await {
+                    inner.emit(Event::Warning {
+                        message: format!("applying a revocation: {e}"),
+                    });
+                }
+            }),
+        }
+    }
+}

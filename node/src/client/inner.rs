@@ -1,0 +1,218 @@
+//! The state a client's handle and event loop share, and the request
+//! plumbing every operation uses.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use libp2p::{Multiaddr, PeerId};
+use mayfly_protocol::mailbox::{LoginProof, Request, Response};
+use mayfly_protocol::{SigningPublicKey, UnixMillis};
+use rand_chacha::ChaCha20Rng;
+use tokio::sync::mpsc;
+
+use super::clock::Clock;
+use super::event_loop::EventLoop;
+use super::{ClientConfig, ClientError, EVENT_CHANNEL_CAPACITY, Event, peer};
+use crate::home::Home;
+use crate::net;
+use crate::rng::node_rng;
+use crate::store::{RelayStore, StoreLimits};
+
+/// Page cache of the local mailbox store: a client holds few clips.
+const LOCAL_STORE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Shared by the [`super::Client`] handle and the [`EventLoop`].
+pub(super) struct Inner {
+    pub home: Mutex<Home>,
+    pub net: net::Client,
+    /// Clips delivered straight to this device, kept like a relay keeps them.
+    pub local: Arc<RelayStore>,
+    pub rng: Mutex<ChaCha20Rng>,
+    pub clock: Clock,
+    pub config: ClientConfig,
+    pub identity: SigningPublicKey,
+    /// Peers with an open connection.
+    pub connected: Mutex<HashSet<PeerId>>,
+    /// Relays this device is logged in to on its current connection.
+    pub logged_in: Mutex<HashSet<PeerId>>,
+    /// Where this device accepts direct deliveries.
+    pub listen_addrs: Mutex<Vec<Multiaddr>>,
+    pub events: mpsc::Sender<Event>,
+    /// Held while a mailbox is synced, so entries are taken in once.
+    pub sync_lock: tokio::sync::Mutex<()>,
+    /// Set once the event loop has finished.
+    pub stopped: tokio::sync::watch::Sender<bool>,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    pub fn build(
+        home: Home,
+        config: ClientConfig,
+    ) -> Result<(Arc<Self>, mpsc::Receiver<Event>, EventLoop), ClientError> {
+        let keypair = peer::keypair(home.device());
+        let (net, net_events, net_loop) = net::new(keypair, &config.limits)
+            .map_err(|e| ClientError::io("starting the network", std::io::Error::other(e)))?;
+        let mut rng = node_rng(config.seed).map_err(|e| ClientError::io("seeding", e))?;
+        let store_rng = {
+            let mut seed = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut rng, &mut seed);
+            <ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed)
+        };
+        let limits = StoreLimits {
+            cache_bytes: LOCAL_STORE_CACHE_BYTES,
+            ..StoreLimits::default()
+        };
+        let local = Arc::new(RelayStore::open(&home.mailbox_dir(), limits, store_rng)?);
+        // The personal service accepts deposits for this identity only once
+        // its device is recorded, as a relay records it at login.
+        local.record_certificate(home.device().certificate())?;
+        let identity = home.identity().public();
+        let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let inner = Arc::new(Self {
+            home: Mutex::new(home),
+            net,
+            local,
+            rng: Mutex::new(rng),
+            clock: Clock::with_offset(config.clock_offset_ms),
+            config,
+            identity,
+            connected: Mutex::new(HashSet::new()),
+            logged_in: Mutex::new(HashSet::new()),
+            listen_addrs: Mutex::new(Vec::new()),
+            events: events_tx,
+            sync_lock: tokio::sync::Mutex::new(()),
+            stopped: tokio::sync::watch::Sender::new(false),
+        });
+        let event_loop = EventLoop::new(inner.clone(), net_events, net_loop)?;
+        Ok((inner, events, event_loop))
+    }
+
+    pub fn now(&self) -> UnixMillis {
+        self.clock.now()
+    }
+
+    pub fn home(&self) -> MutexGuard<'_, Home> {
+        lock(&self.home)
+    }
+
+    /// Tells the application, dropping the event if it is not keeping up.
+    pub fn emit(&self, event: Event) {
+        if self.events.try_send(event).is_err() {
+            tracing::debug!("client event dropped: the application is not reading events");
+        }
+    }
+
+    /// Connects to `peer` at `address` unless a connection is open.
+    pub async fn connect(&self, peer: PeerId, address: &Multiaddr) -> Result<(), ClientError> {
+        if lock(&self.connected).contains(&peer) {
+            return Ok(());
+        }
+        let dial = self.net.dial(peer::with_peer(address.clone(), peer));
+        match tokio::time::timeout(self.config.dial_timeout, dial).await {
+            Ok(Ok(_)) => {
+                lock(&self.connected).insert(peer);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(net::NetError::Timeout { peer }.into()),
+        }
+    }
+
+    /// Sends `request` to `peer` and returns its answer; an error answer is
+    /// [`ClientError::Refused`].
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, ClientError> {
+        match self
+            .net
+            .request(peer, request, self.config.request_timeout)
+            .await?
+        {
+            Response::Error { code, detail } => Err(ClientError::Refused {
+                peer: peer.to_string(),
+                code,
+                detail,
+            }),
+            r => Ok(r),
+        }
+    }
+
+    /// Logs in to relay `peer` as this device, unless already logged in on
+    /// the current connection.
+    pub async fn login(&self, peer: PeerId) -> Result<(), ClientError> {
+        if lock(&self.logged_in).contains(&peer) {
+            return Ok(());
+        }
+        let Response::Challenge { nonce } = self.request(peer, Request::Challenge).await? else {
+            return Err(unexpected(peer, "challenge"));
+        };
+        let proof = {
+            let home = self.home();
+            LoginProof::sign(
+                home.device(),
+                &peer.to_bytes(),
+                &self.net.local_peer_id().to_bytes(),
+                &nonce,
+            )?
+        };
+        match self.request(peer, Request::Login(proof)).await {
+            Ok(Response::Ok) => {
+                lock(&self.logged_in).insert(peer);
+                Ok(())
+            }
+            Ok(_) => Err(unexpected(peer, "login")),
+            Err(ClientError::Refused {
+                code: mayfly_protocol::mailbox::ErrorCode::Forbidden,
+                ..
+            }) => Err(ClientError::DeviceReplaced),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The connection to `peer` closed.
+    pub fn disconnected(&self, peer: &PeerId) {
+        lock(&self.connected).remove(peer);
+        lock(&self.logged_in).remove(peer);
+    }
+
+    /// This home's relays, parsed.
+    pub fn own_relays(&self) -> Result<Vec<(String, PeerId, Multiaddr)>, ClientError> {
+        let relays = self.home().profile().relays.clone();
+        relays
+            .into_iter()
+            .map(|r| peer::parse_relay(&r).map(|(p, a)| (r, p, a)))
+            .collect()
+    }
+
+    /// A relay's address string for `peer`, if it is one of ours.
+    pub fn relay_address(&self, relay: &PeerId) -> Option<String> {
+        self.own_relays()
+            .ok()?
+            .into_iter()
+            .find(|(_, p, _)| p == relay)
+            .map(|(s, _, _)| s)
+    }
+}
+
+/// The error for an answer of the wrong type.
+pub(super) fn unexpected(peer: PeerId, request: &'static str) -> ClientError {
+    ClientError::UnexpectedResponse {
+        peer: peer.to_string(),
+        request,
+    }
+}
+
+/// Identity keys as short hex, for names of unknown senders and messages.
+pub(super) fn short_hex(bytes: &[u8]) -> String {
+    bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Contacts' relays, parsed, skipping any that do not parse.
+pub(super) fn card_relays(card: &mayfly_protocol::ContactCard) -> Vec<(String, PeerId, Multiaddr)> {
+    card.relays()
+        .iter()
+        .filter_map(|r| peer::parse_relay(r).ok().map(|(p, a)| (r.clone(), p, a)))
+        .collect()
+}

@@ -1,0 +1,372 @@
+//! End-to-end scenarios: a `mayfly relay` and several `mayfly` client
+//! processes on loopback, driven through the CLI as a user would, with
+//! erasure scans of the homes afterwards.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use common::{Relay, TIMEOUT};
+use mayfly_node::home::Home;
+use mayfly_protocol::MessageId;
+use serde_json::Value;
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/hello.mp4");
+const TOO_LONG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/too-long.mp4");
+
+fn mayfly(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mayfly"));
+    c.env_remove("RUST_LOG")
+        .env_remove("MAYFLY_HOME")
+        .arg("--home")
+        .arg(home);
+    c
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    mayfly(home).args(args).output().expect("mayfly runs")
+}
+
+/// Runs with `--json`, asserts success, returns the JSON printed.
+fn json(home: &Path, args: &[&str]) -> Value {
+    let out = mayfly(home)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "mayfly {args:?} failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Asserts failure with one line on stderr containing `needle`.
+fn fails(home: &Path, args: &[&str], needle: &str) {
+    let out = run(home, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: {stderr:?} lacks {needle:?}"
+    );
+}
+
+/// A `mayfly online` process printing JSON events.
+struct Online {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Online {
+    fn start(home: &Path) -> Online {
+        let mut child = mayfly(home)
+            .args(["--json", "online"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut online = Online { child, lines };
+        online.wait_for("listening");
+        online
+    }
+
+    fn wait_for(&mut self, event: &str) -> Value {
+        loop {
+            match self.lines.recv_timeout(TIMEOUT) {
+                Ok(v) if v["event"] == event => return v,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = self.child.kill();
+                    panic!("no {event} event: {e}");
+                }
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("signal");
+        let status = common::wait_with_timeout(&mut self.child).expect("stops");
+        assert!(status.success(), "online exited with {status}");
+    }
+}
+
+impl Drop for Online {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn init(dir: &Path, name: &str, relay: &str) -> PathBuf {
+    let home = dir.join(name);
+    let v = json(&home, &["init", "--name", name, "--relay", relay]);
+    assert!(v["card"].as_str().unwrap().starts_with("mfcard1"));
+    home
+}
+
+fn card(home: &Path) -> String {
+    json(home, &["card"])["card"].as_str().unwrap().to_owned()
+}
+
+fn id_of(v: &Value) -> String {
+    v["message_id"].as_str().unwrap().to_owned()
+}
+
+fn message_id(hex: &str) -> MessageId {
+    let mut b = [0u8; 32];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    MessageId(b)
+}
+
+/// Every file under `dir` containing `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+fn received_ids(home: &Path) -> Vec<String> {
+    json(home, &["inbox"])["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn send_stream_react_revoke_between_three_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(
+        &dir.path().join("relay"),
+        &["--listen", "/ip4/127.0.0.1/tcp/0"],
+        1,
+    );
+    let r = relay.tcp().to_string();
+    let alice = init(dir.path(), "alice", &r);
+    let bob = init(dir.path(), "bob", &r);
+    let carol = init(dir.path(), "carol", &r);
+
+    // alice and bob swap cards; carol joins by alice's invite.
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["contact", "add", &card(&alice)]);
+    json(&bob, &["inbox"]); // publishes bob's prekeys at the relay
+    let invite = json(&alice, &["invite"])["invite"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(invite.starts_with("mfinvite1"));
+    json(&carol, &["invite", "accept", &invite]);
+    json(&alice, &["inbox"]); // takes in carol's reply
+    let names: Vec<String> = json(&alice, &["contact", "list"])["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["bob", "carol"]);
+
+    // carol is online, bob is not: carol gets it direct, bob via the relay.
+    let mut carol_online = Online::start(&carol);
+    let sent = json(&alice, &["send", "--to", "bob,carol", SAMPLE]);
+    let id = id_of(&sent);
+    let vias: Vec<(String, String)> = sent["delivered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["to"].as_str().unwrap().into(),
+                d["via"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(vias[0].0, "bob");
+    assert!(vias[0].1.starts_with("relay "), "{vias:?}");
+    assert_eq!(vias[1], ("carol".into(), "direct".into()));
+    let got = carol_online.wait_for("received");
+    assert_eq!(got["id"], id.as_str());
+    assert_eq!(got["direct"], true);
+    carol_online.stop();
+
+    // bob syncs and streams it to stdout; saving to a file is refused.
+    assert_eq!(received_ids(&bob), std::slice::from_ref(&id));
+    let out = run(&bob, &["open", &id[..8], "--out", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, std::fs::read(SAMPLE).unwrap());
+    fails(
+        &bob,
+        &[
+            "open",
+            &id,
+            "--out",
+            dir.path().join("copy.mp4").to_str().unwrap(),
+        ],
+        "did not allow saving",
+    );
+    assert!(!dir.path().join("copy.mp4").exists());
+    let bob_key = Home::open(&bob)
+        .unwrap()
+        .received_key(&message_id(&id))
+        .unwrap()
+        .expect("bob holds the key");
+
+    // carol reacts; alice gets the reaction.
+    let reaction = id_of(&json(&carol, &["react", &id, "wave"]));
+    let inbox = json(&alice, &["inbox"]);
+    let r0 = &inbox["received"][0];
+    assert_eq!(r0["id"], reaction.as_str());
+    assert_eq!(r0["kind"], "flik");
+    assert_eq!(r0["parent"], id.as_str());
+
+    // alice revokes: the relay deletes it; bob (offline) and carol learn at
+    // their next sync and erase the key; the reaction goes too.
+    let revoked = json(&alice, &["revoke", &id]);
+    assert_eq!(revoked["relays"].as_array().unwrap().len(), 1, "{revoked}");
+    assert_eq!(
+        revoked["notified"].as_array().unwrap().len(),
+        2,
+        "{revoked}"
+    );
+    assert_eq!(revoked["reactions_erased"], 1);
+    assert!(received_ids(&alice).is_empty());
+    assert!(received_ids(&bob).is_empty());
+    assert!(received_ids(&carol).is_empty());
+    assert_eq!(
+        files_containing(&bob, bob_key.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
+    fails(&bob, &["open", &id, "--out", "-"], "no message");
+    relay.stop();
+}
+
+#[test]
+fn expiry_erases_on_the_recipient_at_its_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(
+        &dir.path().join("relay"),
+        &["--listen", "/ip4/127.0.0.1/tcp/0"],
+        1,
+    );
+    let r = relay.tcp().to_string();
+    let alice = init(dir.path(), "alice", &r);
+    let bob = init(dir.path(), "bob", &r);
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["contact", "add", &card(&alice)]);
+    let id = id_of(&json(
+        &alice,
+        &["send", "--to", "bob", "--expires", "1h", SAMPLE],
+    ));
+    assert_eq!(received_ids(&bob), std::slice::from_ref(&id));
+    let key = Home::open(&bob)
+        .unwrap()
+        .received_key(&message_id(&id))
+        .unwrap()
+        .expect("key");
+    // Two hours later (by bob's clock), the clip is gone and so is its key,
+    // without contacting any relay.
+    let out = mayfly(&bob)
+        .env("MAYFLY_CLOCK_OFFSET_MS", (2 * 3_600_000).to_string())
+        .args(["--json", "inbox", "--offline"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["received"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(files_containing(&bob, key.as_bytes()), Vec::<PathBuf>::new());
+    // A sync does not bring it back.
+    let out = mayfly(&bob)
+        .env("MAYFLY_CLOCK_OFFSET_MS", (2 * 3_600_000).to_string())
+        .args(["--json", "inbox"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["received"].as_array().unwrap().is_empty(), "{v}");
+    // The sender's record (and revocation key) expires too.
+    let out = mayfly(&alice)
+        .env("MAYFLY_CLOCK_OFFSET_MS", (2 * 3_600_000).to_string())
+        .args(["--json", "inbox"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["sent"].as_array().unwrap().is_empty(), "{v}");
+    relay.stop();
+}
+
+#[test]
+fn bad_input_gives_one_clear_line_and_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("nowhere");
+    fails(&nowhere, &["card"], "no mayfly home");
+    let home = dir.path().join("h");
+    fails(
+        &home,
+        &["init", "--name", "x", "--relay", "/ip4/127.0.0.1/tcp/1"],
+        "/p2p/",
+    );
+    json(&home, &["init", "--name", "x"]);
+    fails(&home, &["init", "--name", "x"], "already");
+    fails(
+        &home,
+        &["contact", "add", "mfcard1aaaa"],
+        "not a valid contact card",
+    );
+    fails(&home, &["send", "--to", "nobody", SAMPLE], "nobody");
+    let other = dir.path().join("other");
+    json(&other, &["init", "--name", "other"]);
+    json(&home, &["contact", "add", &card(&other)]);
+    fails(&home, &["send", "--to", "other", TOO_LONG], "181.0 s");
+    fails(&home, &["open", "abc", "--out", "-"], "6 hex digits");
+    let out = run(&home, &["send", "--to", "other", "--expires", "3x", SAMPLE]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the unit must be"));
+}

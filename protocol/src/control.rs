@@ -1,0 +1,156 @@
+//! Control messages and invites (`spec/CLIENT-MESSAGES.md`).
+//!
+//! A control message is what one client tells another outside a video clip:
+//! that it accepts an invite, that a clip was revoked, that its card
+//! changed. It travels as the content of an ordinary sealed clip whose
+//! media type is [`CONTROL_MEDIA_TYPE`], so relays cannot tell it from a
+//! (very short) video message, and it inherits the clip's sealing, sender
+//! signature and expiry.
+//!
+//! An [`Invite`] is a contact card with a one-time token, in a text form a
+//! person can paste into an app that has never seen Mayfly before.
+
+use data_encoding::BASE32_NOPAD as BASE32;
+
+use crate::card::ContactCard;
+use crate::codec::{Codec, Reader, Writer, read_header, tag, write_header};
+use crate::error::DecodeError;
+use crate::revocation::RevocationRecord;
+
+/// The media type of clips that carry a [`Control`] message.
+pub const CONTROL_MEDIA_TYPE: &str = "application/vnd.mayfly.control";
+
+/// Prefix of an invite's text form.
+pub const INVITE_TEXT_PREFIX: &str = "mfinvite1";
+
+/// Length of an invite token.
+pub const INVITE_TOKEN_LEN: usize = 16;
+
+/// A message from one client to another, carried as clip content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// The sender accepts the recipient's invite: the invite's token and the
+    /// sender's card. The card's identity MUST be the envelope's sender.
+    InviteReply {
+        /// The token from the invite.
+        token: [u8; INVITE_TOKEN_LEN],
+        /// The invitee's card.
+        card: ContactCard,
+    },
+    /// A clip the recipient may hold was revoked by its sender.
+    Revoked(RevocationRecord),
+    /// The sender's card changed (a new device, new relays). Its identity
+    /// MUST be the envelope's sender.
+    CardUpdate(ContactCard),
+}
+
+mod kind {
+    pub const INVITE_REPLY: u8 = 1;
+    pub const REVOKED: u8 = 2;
+    pub const CARD_UPDATE: u8 = 3;
+}
+
+impl Codec for Control {
+    fn encode(&self, out: &mut Vec<u8>) {
+        write_header(out, tag::CONTROL);
+        match self {
+            Self::InviteReply { token, card } => {
+                out.put_u8(kind::INVITE_REPLY);
+                out.put(token);
+                card.encode(out);
+            }
+            Self::Revoked(record) => {
+                out.put_u8(kind::REVOKED);
+                record.encode(out);
+            }
+            Self::CardUpdate(card) => {
+                out.put_u8(kind::CARD_UPDATE);
+                card.encode(out);
+            }
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, tag::CONTROL)?;
+        match r.u8()? {
+            kind::INVITE_REPLY => Ok(Self::InviteReply {
+                token: r.array()?,
+                card: ContactCard::read(r)?,
+            }),
+            kind::REVOKED => Ok(Self::Revoked(RevocationRecord::read(r)?)),
+            kind::CARD_UPDATE => Ok(Self::CardUpdate(ContactCard::read(r)?)),
+            _ => Err(DecodeError::Invalid("control message kind")),
+        }
+    }
+}
+
+/// An invite: the inviter's card and a one-time token the inviter keeps.
+/// Whoever accepts it adds the card and answers with
+/// [`Control::InviteReply`] carrying the token and their own card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// The one-time token.
+    pub token: [u8; INVITE_TOKEN_LEN],
+    /// The inviter's card.
+    pub card: ContactCard,
+}
+
+impl Codec for Invite {
+    fn encode(&self, out: &mut Vec<u8>) {
+        write_header(out, tag::INVITE);
+        out.put(&self.token);
+        self.card.encode(out);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, tag::INVITE)?;
+        Ok(Self {
+            token: r.array()?,
+            card: ContactCard::read(r)?,
+        })
+    }
+}
+
+impl Invite {
+    /// The text form: `mfinvite1` and lowercase unpadded base32 of the
+    /// encoding followed by the first 4 bytes of its BLAKE3 hash.
+    pub fn to_text(&self) -> String {
+        let mut bytes = self.to_bytes();
+        let check = blake3::hash(&bytes);
+        bytes.extend_from_slice(&check.as_bytes()[..4]);
+        let mut s = String::from(INVITE_TEXT_PREFIX);
+        s.push_str(&BASE32.encode(&bytes).to_ascii_lowercase());
+        s
+    }
+
+    /// Parses the text form; surrounding whitespace is ignored, the rest must
+    /// be exactly what [`Invite::to_text`] writes.
+    pub fn from_text(text: &str) -> Result<Self, DecodeError> {
+        let body = text
+            .trim()
+            .strip_prefix(INVITE_TEXT_PREFIX)
+            .ok_or(DecodeError::BadPrefix(INVITE_TEXT_PREFIX))?;
+        let max_bytes = 2 + INVITE_TOKEN_LEN + ContactCard::MAX_LEN + 4;
+        if body.len() > BASE32.encode_len(max_bytes) {
+            return Err(DecodeError::TooLong {
+                field: "invite text",
+                limit: BASE32.encode_len(max_bytes),
+            });
+        }
+        if body.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(DecodeError::NonCanonical("invite text case"));
+        }
+        let bytes = BASE32
+            .decode(body.to_ascii_uppercase().as_bytes())
+            .map_err(|_| DecodeError::Invalid("invite text base32"))?;
+        if bytes.len() < 4 {
+            return Err(DecodeError::Truncated);
+        }
+        let (invite, check) = bytes.split_at(bytes.len() - 4);
+        if blake3::hash(invite).as_bytes()[..4] != *check {
+            return Err(DecodeError::BadChecksum);
+        }
+        Self::decode(invite)
+    }
+}

@@ -61,3 +61,48 @@ fn help_lists_the_commands() {
         expected.trim_end()
     );
 }
+
+/// Replaces what varies between runs (timings, ids, addresses) with
+/// placeholders.
+fn normalize_networked(line: &str) -> String {
+    let line = match line.rfind(" (") {
+        Some(i) if line.ends_with(" ms)") => &line[..i],
+        _ => line,
+    };
+    line.split(' ')
+        .map(|w| {
+            let core = w.trim_end_matches([',', ';', ':', ')']);
+            let tail = &w[core.len()..];
+            let is_id = core.len() == 12 && core.bytes().all(|b| b.is_ascii_hexdigit());
+            let is_id_paren = core.len() == 13
+                && core.starts_with('(')
+                && core[1..].bytes().all(|b| b.is_ascii_hexdigit());
+            if is_id {
+                format!("<id>{tail}")
+            } else if is_id_paren {
+                format!("(<id>{tail}")
+            } else if core.starts_with("/ip4/") {
+                format!("<addr>{tail}")
+            } else if core.parse::<f64>().is_ok() && core.contains('.') && !core.ends_with('.') {
+                format!("<t>{tail}")
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn networked_demo_runs_every_step_and_ends_with_the_revocation_shown() {
+    let out = mayfly().arg("demo").output().expect("mayfly runs");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = stdout.lines().map(normalize_networked).collect();
+    let expected = include_str!("snapshots/demo-networked.txt");
+    assert_eq!(lines.join("\n").trim_end(), expected.trim_end());
+}

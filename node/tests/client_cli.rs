@@ -318,17 +318,28 @@ fn expiry_erases_on_the_recipient_at_its_next_sync() {
         .args(["--json", "inbox", "--offline"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["received"].as_array().unwrap().is_empty(), "{v}");
-    assert_eq!(files_containing(&bob, key.as_bytes()), Vec::<PathBuf>::new());
+    assert_eq!(
+        files_containing(&bob, key.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
     // A sync does not bring it back.
     let out = mayfly(&bob)
         .env("MAYFLY_CLOCK_OFFSET_MS", (2 * 3_600_000).to_string())
         .args(["--json", "inbox"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["received"].as_array().unwrap().is_empty(), "{v}");
     // The sender's record (and revocation key) expires too.

@@ -37,6 +37,21 @@ pub fn contact_card(data: &[u8]) {
     }
 }
 
+/// Control message decoder.
+pub fn control(data: &[u8]) {
+    round_trip::<crate::control::Control>(data);
+}
+
+/// Invite decoder, binary and text forms.
+pub fn invite(data: &[u8]) {
+    round_trip::<crate::control::Invite>(data);
+    if let Ok(text) = core::str::from_utf8(data)
+        && let Ok(invite) = crate::control::Invite::from_text(text)
+    {
+        assert_eq!(invite.to_text(), text.trim());
+    }
+}
+
 /// Manifest decoder.
 pub fn manifest(data: &[u8]) {
     round_trip::<crate::manifest::Manifest>(data);

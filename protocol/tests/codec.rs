@@ -89,6 +89,26 @@ proptest! {
     }
 
     #[test]
+    fn control_messages_and_invites(seed in any::<u64>(), token in any::<[u8; 16]>(), name in text(), at in any::<usize>()) {
+        let mut rng = rng(seed);
+        let p = Party::new(&mut rng);
+        let card = ContactCard::new(&p.identity, &p.device, p.prekeys.signed_prekey().clone(), vec![], name).unwrap();
+        let rec = RevocationRecord::sign(&SigningSecret::generate(&mut rng), NOW);
+        strict(&Control::InviteReply { token, card: card.clone() })?;
+        strict(&Control::Revoked(rec))?;
+        strict(&Control::CardUpdate(card.clone()))?;
+        let invite = Invite { token, card };
+        strict(&invite)?;
+        let text = invite.to_text();
+        prop_assert!(text.starts_with("mfinvite1"));
+        prop_assert_eq!(Invite::from_text(&format!(" {text}\n")).unwrap(), invite.clone());
+        let mut t = text.clone().into_bytes();
+        let i = 9 + at % (t.len() - 9);
+        t[i] = if t[i] == b'a' { b'b' } else { b'a' };
+        prop_assert!(Invite::from_text(std::str::from_utf8(&t).unwrap()).is_err());
+    }
+
+    #[test]
     fn manifest_and_envelope(seed in any::<u64>(), len in 1usize..(CHUNK_SIZE * 2)) {
         let mut rng = rng(seed);
         let alice = Party::new(&mut rng);

@@ -122,8 +122,16 @@ fn eval_decode(ty: &str, input: &Value) -> Result<(), Error> {
         assert_eq!(card.to_text(), text);
         return Ok(());
     }
+    if ty == "invite_text" {
+        let text = input["text"].as_str().expect("text");
+        let invite = Invite::from_text(text)?;
+        assert_eq!(invite.to_text(), text);
+        return Ok(());
+    }
     let bytes = unhex(&input["bytes"]);
     let reencoded = match ty {
+        "control" => Control::decode(&bytes)?.to_bytes(),
+        "invite" => Invite::decode(&bytes)?.to_bytes(),
         "device_certificate" => DeviceCertificate::decode(&bytes)?.to_bytes(),
         "prekey" => Prekey::decode(&bytes)?.to_bytes(),
         "prekey_bundle" => PrekeyBundle::decode(&bytes)?.to_bytes(),

@@ -895,6 +895,74 @@ pub fn generate() -> Vec<Case> {
             "input": { "pairs": lens.iter().map(|&l| json!([l, padding::padded_len(l)])).collect::<Vec<_>>() }
         }),
     });
+    // Control messages and invites (CLIENT-MESSAGES.md §2, §3).
+    let token = [0x5au8; 16];
+    let reply = Control::InviteReply {
+        token,
+        card: card.clone(),
+    }
+    .to_bytes();
+    out.push(decode_case(
+        "control-invite-reply",
+        "An invite reply carrying a token and Alice's card.",
+        "control",
+        "ok",
+        &reply,
+    ));
+    out.push(decode_case(
+        "control-revoked",
+        "A revocation notice carrying the revocation vector's record.",
+        "control",
+        "ok",
+        &Control::Revoked(rev.clone()).to_bytes(),
+    ));
+    let mut bad_kind = reply.clone();
+    bad_kind[2] = 9;
+    out.push(decode_case(
+        "control-neg-kind",
+        "An unknown control message kind.",
+        "control",
+        "decode_error",
+        &bad_kind,
+    ));
+    let mut trailing = Control::CardUpdate(card.clone()).to_bytes();
+    trailing.push(0);
+    out.push(decode_case(
+        "control-neg-trailing-byte",
+        "A card update followed by one byte.",
+        "control",
+        "decode_error",
+        &trailing,
+    ));
+    let invite = Invite {
+        token,
+        card: card.clone(),
+    };
+    out.push(decode_case(
+        "invite",
+        "An invite to Alice.",
+        "invite",
+        "ok",
+        &invite.to_bytes(),
+    ));
+    let invite_text = invite.to_text();
+    out.push(case(
+        "invite-text",
+        "The invite as text.",
+        "decode:invite_text",
+        "ok",
+        json!({ "text": invite_text }),
+    ));
+    let mut t = invite_text.clone().into_bytes();
+    let last = t.len() - 1;
+    t[last] = if t[last] == b'a' { b'b' } else { b'a' };
+    out.push(case(
+        "invite-text-neg-checksum",
+        "The invite text with its last character changed.",
+        "decode:invite_text",
+        "decode_error",
+        json!({ "text": String::from_utf8(t).expect("ascii") }),
+    ));
     out.push(Case {
         name: "safety-number".into(),
         value: json!({

@@ -1,0 +1,214 @@
+//! The client library in process: direct delivery and its erasure at
+//! expiry, device replacement seen by relays and contacts, unknown senders,
+//! and saving rules.
+
+mod client_fixture;
+
+use client_fixture::*;
+use mayfly_node::client::{ClientConfig, ClientError, Event, OpenTarget, SendOptions};
+use mayfly_node::home::{HomeError, Via};
+use mayfly_protocol::DAY_MS;
+
+fn identity(p: &Person) -> mayfly_protocol::SigningPublicKey {
+    p.card().identity_key()
+}
+
+#[test]
+fn a_direct_delivery_is_erased_everywhere_at_expiry() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(&dir.path().join("relay")).await;
+        let mut alice = Person::create(dir.path(), "alice", &relay.address, 1);
+        let mut carol = Person::create(dir.path(), "carol", &relay.address, 2);
+        befriend(&alice, &carol);
+        carol.online(ClientConfig::default()).await;
+        alice.online(ClientConfig::default()).await;
+        let to = [identity(&carol)];
+        let options = SendOptions {
+            ttl_ms: DAY_MS,
+            ..SendOptions::default()
+        };
+        let report = alice
+            .client()
+            .send_file(&to, SAMPLE.as_ref(), options)
+            .await
+            .unwrap();
+        assert!(matches!(report.delivered[0].via, Via::Direct));
+        let id = report.message_id;
+        carol
+            .wait(|e| {
+                matches!(e, Event::Received { message_id, direct: true, .. } if *message_id == id)
+                    .then_some(())
+            })
+            .await;
+        let key = carol
+            .client()
+            .with_home(|h| h.received_key(&id))
+            .unwrap()
+            .unwrap();
+        let secret = alice
+            .client()
+            .with_home(|h| h.sent_revocation_secret(&id))
+            .unwrap()
+            .unwrap();
+        // The clip sits in carol's local store; a day later it is gone from
+        // both homes, with its key and the sender's revocation key.
+        assert!(!files_containing(&carol.dir, key.as_bytes()).is_empty());
+        for p in [&alice, &carol] {
+            p.client().advance_clock(DAY_MS as i64 + 1);
+            let expired = p.client().expire().await.unwrap();
+            assert_eq!(expired, [id], "{}", p.name);
+        }
+        assert!(files_containing(&carol.dir, key.as_bytes()).is_empty());
+        assert!(files_containing(&alice.dir, secret.to_seed().as_slice()).is_empty());
+        let gone = carol
+            .client()
+            .open(
+                &id,
+                OpenTarget::Writer(Box::new(std::io::sink())),
+                mayfly_node::client::progress_none(),
+            )
+            .await;
+        assert!(
+            matches!(gone, Err(ClientError::UnknownMessage(_))),
+            "{gone:?}"
+        );
+        alice.offline().await;
+        carol.offline().await;
+    });
+}
+
+#[test]
+fn a_replaced_device_is_refused_and_contacts_follow_the_new_one() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(&dir.path().join("relay")).await;
+        let mut alice = Person::create(dir.path(), "alice", &relay.address, 3);
+        let mut bob = Person::create(dir.path(), "bob", &relay.address, 4);
+        befriend(&alice, &bob);
+        // A copy of bob's home before the replacement: the "old device".
+        bob.online(ClientConfig::default()).await;
+        bob.offline().await;
+        let old = dir.path().join("bob-old");
+        copy_dir(&bob.dir, &old);
+        {
+            let mut home = mayfly_node::home::Home::open(&bob.dir).unwrap();
+            let mut rng = mayfly_node::rng::node_rng(Some(9)).unwrap();
+            home.replace_device(now(), &mut rng).unwrap();
+        }
+        alice.online(ClientConfig::default()).await;
+        bob.online(ClientConfig::default()).await;
+        bob.client().send_card_update().await.unwrap();
+        alice
+            .wait(|e| matches!(e, Event::ContactUpdated { .. }).then_some(()))
+            .await;
+        let serial = alice
+            .client()
+            .with_home(|h| h.contact(&identity(&bob)))
+            .unwrap()
+            .unwrap()
+            .certificate
+            .serial();
+        assert_eq!(serial, 2);
+        // alice's clip reaches the new device.
+        let report = alice
+            .client()
+            .send_file(&[identity(&bob)], SAMPLE.as_ref(), SendOptions::default())
+            .await
+            .unwrap();
+        let id = report.message_id;
+        bob.wait(|e| {
+            matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
+        })
+        .await;
+        bob.offline().await;
+        // The old device is refused by the relay.
+        let home = mayfly_node::home::Home::open(&old).unwrap();
+        let config = ClientConfig {
+            listen: Vec::new(),
+            ..ClientConfig::default()
+        };
+        let (client, _events, event_loop) = mayfly_node::client::new(home, config).unwrap();
+        tokio::spawn(event_loop.run());
+        let err = client.sync().await.unwrap_err();
+        assert!(matches!(err, ClientError::DeviceReplaced), "{err:?}");
+        client.shutdown().await;
+        alice.offline().await;
+    });
+}
+
+#[test]
+fn clips_from_strangers_arrive_marked_unknown_and_saving_follows_the_sender() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(&dir.path().join("relay")).await;
+        let mut alice = Person::create(dir.path(), "alice", &relay.address, 5);
+        let mut dave = Person::create(dir.path(), "dave", &relay.address, 6);
+        // Only alice knows dave.
+        {
+            let h = mayfly_node::home::Home::open(&alice.dir).unwrap();
+            h.add_contact(&dave.card(), now()).unwrap();
+        }
+        dave.online(ClientConfig::default()).await;
+        alice.online(ClientConfig::default()).await;
+        let options = SendOptions {
+            allow_save: true,
+            ..SendOptions::default()
+        };
+        let id = alice
+            .client()
+            .send_file(&[identity(&dave)], SAMPLE.as_ref(), options)
+            .await
+            .unwrap()
+            .message_id;
+        let name = dave
+            .wait(|e| match e {
+                Event::Received {
+                    message_id,
+                    sender_name,
+                    ..
+                } if *message_id == id => Some(sender_name.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(name, None, "alice is not dave's contact");
+        let path = dir.path().join("saved.mp4");
+        dave.client()
+            .open(
+                &id,
+                OpenTarget::File(path.clone()),
+                mayfly_node::client::progress_none(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            std::fs::read(SAMPLE).unwrap()
+        );
+        // dave cannot send to alice: she is not his contact.
+        let err = dave
+            .client()
+            .send_file(&[identity(&alice)], SAMPLE.as_ref(), SendOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Home(HomeError::UnknownContact(_))),
+            "{err:?}"
+        );
+        alice.offline().await;
+        dave.offline().await;
+    });
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else if e.file_name() != "lock" {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! In-process fixtures for client tests: a relay on loopback and clients in
+//! temporary homes, every wait bounded.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use mayfly_node::client::{self, Client, ClientConfig, Event};
+use mayfly_node::config::RelayConfig;
+use mayfly_node::home::{Home, Profile};
+use mayfly_node::media::DEFAULT_FLIKS;
+use mayfly_protocol::UnixMillis;
+use tokio::sync::mpsc;
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+pub const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/hello.mp4");
+
+pub fn now() -> UnixMillis {
+    UnixMillis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    )
+}
+
+struct Lines(std_mpsc::SyncSender<String>, Vec<u8>);
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.extend_from_slice(buf);
+        while let Some(i) = self.1.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.1.drain(..=i).collect();
+            let _ = self
+                .0
+                .try_send(String::from_utf8_lossy(&line).trim().to_owned());
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An in-process relay; stops when dropped.
+pub struct TestRelay {
+    pub address: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestRelay {
+    pub async fn start(dir: &Path) -> TestRelay {
+        let (tx, rx) = std_mpsc::sync_channel(16);
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let config = RelayConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            ..RelayConfig::default()
+        };
+        let home = dir.to_path_buf();
+        tokio::spawn(async move {
+            let mut out = Lines(tx, Vec::new());
+            mayfly_node::relay::run(&config, &home, &mut out, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            .expect("relay runs");
+        });
+        let address = tokio::task::spawn_blocking(move || {
+            loop {
+                let line = rx.recv_timeout(TIMEOUT).expect("relay announces");
+                if let Some(a) = line.strip_prefix("listening ") {
+                    return a.to_owned();
+                }
+            }
+        })
+        .await
+        .unwrap();
+        TestRelay {
+            address,
+            stop: Some(stop),
+        }
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// A person: a home and, while online, a running client.
+pub struct Person {
+    pub name: &'static str,
+    pub dir: PathBuf,
+    pub client: Option<(Client, mpsc::Receiver<Event>)>,
+}
+
+impl Person {
+    pub fn create(root: &Path, name: &'static str, relay: &str, seed: u64) -> Person {
+        let dir = root.join(name);
+        let mut rng = mayfly_node::rng::node_rng(Some(seed)).unwrap();
+        let home = Home::create(
+            &dir,
+            Profile {
+                display_name: name.into(),
+                relays: vec![relay.to_owned()],
+            },
+            now(),
+            &mut rng,
+        )
+        .unwrap();
+        for (flik, bytes) in DEFAULT_FLIKS {
+            home.add_flik(flik, bytes).unwrap();
+        }
+        Person {
+            name,
+            dir,
+            client: None,
+        }
+    }
+
+    /// Goes online: listens, logs in, announces, syncs.
+    pub async fn online(&mut self, config: ClientConfig) {
+        let home = Home::open(&self.dir).unwrap();
+        let (client, events, event_loop) = client::new(home, config).unwrap();
+        tokio::spawn(event_loop.run());
+        client.start().await.expect("starts");
+        self.client = Some((client, events));
+    }
+
+    pub async fn offline(&mut self) {
+        if let Some((c, _)) = self.client.take() {
+            c.shutdown().await;
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client.as_ref().expect("online").0
+    }
+
+    /// Waits for an event `f` picks, skipping others.
+    pub async fn wait<T>(&mut self, mut f: impl FnMut(&Event) -> Option<T>) -> T {
+        let events = &mut self.client.as_mut().expect("online").1;
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                let e = events.recv().await.expect("client running");
+                if let Some(t) = f(&e) {
+                    return t;
+                }
+            }
+        })
+        .await
+        .expect("event in time")
+    }
+
+    pub fn card(&self) -> mayfly_protocol::ContactCard {
+        match &self.client {
+            Some((c, _)) => c.card().unwrap(),
+            None => Home::open(&self.dir).unwrap().card().unwrap(),
+        }
+    }
+}
+
+/// Makes `a` and `b` contacts of each other (both offline).
+pub fn befriend(a: &Person, b: &Person) {
+    let ha = Home::open(&a.dir).unwrap();
+    let hb = Home::open(&b.dir).unwrap();
+    ha.add_contact(&hb.card().unwrap(), now()).unwrap();
+    hb.add_contact(&ha.card().unwrap(), now()).unwrap();
+}
+
+/// Every file under `dir` containing `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}

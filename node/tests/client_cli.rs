@@ -2,6 +2,7 @@
 //! processes on loopback, driven through the CLI as a user would, with
 //! erasure scans of the homes afterwards.
 
+mod client_fixture;
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -10,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
+use client_fixture::files_containing;
 use common::{Relay, TIMEOUT};
 use mayfly_node::home::Home;
 use mayfly_protocol::MessageId;
@@ -148,25 +150,20 @@ fn message_id(hex: &str) -> MessageId {
     MessageId(b)
 }
 
-/// Every file under `dir` containing `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p)
-                .unwrap()
-                .windows(needle.len())
-                .any(|w| w == needle)
-            {
-                found.push(p);
-            }
-        }
-    }
-    found
+/// `json` with the client's clock `offset_ms` ahead.
+fn json_later(home: &Path, offset_ms: u64, args: &[&str]) -> Value {
+    let out = mayfly(home)
+        .env("MAYFLY_CLOCK_OFFSET_MS", offset_ms.to_string())
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn received_ids(home: &Path) -> Vec<String> {
@@ -313,42 +310,18 @@ fn expiry_erases_on_the_recipient_at_its_next_sync() {
         .expect("key");
     // Two hours later (by bob's clock), the clip is gone and so is its key,
     // without contacting any relay.
-    let out = mayfly(&bob)
-        .env("MAYFLY_CLOCK_OFFSET_MS", (2 * 3_600_000).to_string())
-        .args(["--json", "inbox", "--offline"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let later = 2 * 3_600_000;
+    let v = json_later(&bob, later, &["inbox", "--offline"]);
     assert!(v["received"].as_array().unwrap().is_empty(), "{v}");
     assert_eq!(
         files_containing(&bob, key.as_bytes()),
         Vec::<PathBuf>::new()
     );
     // A sync does not bring it back.
-    let out = mayfly(&bob)
-        .env("MAYFLY_CLOCK_OFFSET_MS", (2 * 3_600_000).to_string())
-        .args(["--json", "inbox"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_later(&bob, later, &["inbox"]);
     assert!(v["received"].as_array().unwrap().is_empty(), "{v}");
     // The sender's record (and revocation key) expires too.
-    let out = mayfly(&alice)
-        .env("MAYFLY_CLOCK_OFFSET_MS", (2 * 3_600_000).to_string())
-        .args(["--json", "inbox"])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_later(&alice, later, &["inbox"]);
     assert!(v["sent"].as_array().unwrap().is_empty(), "{v}");
     relay.stop();
 }

@@ -4,12 +4,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, SendOptions};
-use mayfly_node::config::RelayConfig;
 use mayfly_node::home::{Home, Profile, Via};
 use mayfly_node::media::DEFAULT_FLIKS;
 use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
@@ -55,25 +53,6 @@ impl Steps {
         println!("{:>2}. {text} ({ms:.1} ms)", self.n);
         let _ = std::io::stdout().flush();
         self.at = Instant::now();
-    }
-}
-
-/// A writer that forwards the relay's announcement lines.
-struct Lines(std_mpsc::SyncSender<String>, Vec<u8>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.1.extend_from_slice(buf);
-        while let Some(i) = self.1.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.1.drain(..=i).collect();
-            let _ = self
-                .0
-                .try_send(String::from_utf8_lossy(&line).trim().to_owned());
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -149,29 +128,8 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
         at: Instant::now(),
     };
     // 1. A relay on loopback.
-    let (tx, rx) = std_mpsc::sync_channel(16);
-    let relay_home = root.join("relay");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = RelayConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-        ..RelayConfig::default()
-    };
-    let relay_task = tokio::spawn(async move {
-        let mut out = Lines(tx, Vec::new());
-        mayfly_node::relay::run(&config, &relay_home, &mut out, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
-    let relay_addr = tokio::task::spawn_blocking(move || {
-        while let Ok(line) = rx.recv_timeout(STEP_TIMEOUT) {
-            if let Some(a) = line.strip_prefix("listening ") {
-                return Ok(a.to_owned());
-            }
-        }
-        bail!("the relay did not start")
-    })
-    .await??;
+    let relay = mayfly_node::relay::local::LocalRelay::loopback(&root.join("relay")).await?;
+    let relay_addr = relay.address.clone();
     steps.done(&format!("relay listening on {relay_addr}"));
 
     // 2. Three people, each with a home; alice and bob swap cards, carol
@@ -341,8 +299,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
     for p in [&mut alice, &mut bob, &mut carol] {
         p.offline().await;
     }
-    let _ = stop_tx.send(());
-    relay_task.await??;
+    relay.stop().await?;
     println!(
         "demo complete: {} sent, streamed, reacted to and revoked",
         short(&id)

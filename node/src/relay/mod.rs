@@ -39,6 +39,7 @@ use crate::net::{self, BuildError, Client, Event, NetError, PROTOCOL_VERSION, Ro
 use crate::node_key::{self, NodeKeyError};
 use crate::store::{RelayStore, StoreError};
 
+pub mod local;
 pub mod locate;
 mod personal;
 pub mod rate;

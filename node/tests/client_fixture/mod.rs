@@ -3,15 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use mayfly_node::client::{self, Client, ClientConfig, Event};
-use mayfly_node::config::RelayConfig;
 use mayfly_node::home::{Home, Profile};
 use mayfly_node::media::DEFAULT_FLIKS;
+use mayfly_node::relay::local::LocalRelay;
 use mayfly_protocol::UnixMillis;
 use tokio::sync::mpsc;
 
@@ -27,68 +25,18 @@ pub fn now() -> UnixMillis {
     )
 }
 
-struct Lines(std_mpsc::SyncSender<String>, Vec<u8>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.1.extend_from_slice(buf);
-        while let Some(i) = self.1.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.1.drain(..=i).collect();
-            let _ = self
-                .0
-                .try_send(String::from_utf8_lossy(&line).trim().to_owned());
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// An in-process relay; stops when dropped.
+/// An in-process relay on loopback; stops when dropped.
 pub struct TestRelay {
     pub address: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _relay: LocalRelay,
 }
 
 impl TestRelay {
     pub async fn start(dir: &Path) -> TestRelay {
-        let (tx, rx) = std_mpsc::sync_channel(16);
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let config = RelayConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            ..RelayConfig::default()
-        };
-        let home = dir.to_path_buf();
-        tokio::spawn(async move {
-            let mut out = Lines(tx, Vec::new());
-            mayfly_node::relay::run(&config, &home, &mut out, async {
-                let _ = stop_rx.await;
-            })
-            .await
-            .expect("relay runs");
-        });
-        let address = tokio::task::spawn_blocking(move || {
-            loop {
-                let line = rx.recv_timeout(TIMEOUT).expect("relay announces");
-                if let Some(a) = line.strip_prefix("listening ") {
-                    return a.to_owned();
-                }
-            }
-        })
-        .await
-        .unwrap();
+        let relay = LocalRelay::loopback(dir).await.expect("relay starts");
         TestRelay {
-            address,
-            stop: Some(stop),
-        }
-    }
-}
-
-impl Drop for TestRelay {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            address: relay.address.clone(),
+            _relay: relay,
         }
     }
 }

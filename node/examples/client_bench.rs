@@ -617,6 +617,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     let mut revoke_call_carol: Vec<Duration> = Vec::new();
     let mut revoke_bob: Vec<Duration> = Vec::new();
     let mut small_vias = (0usize, 0usize);
+    let mut carol_notified_direct = 0usize;
     for i in 0..args.opens {
         for carol_turn in [i % 2 == 0, i % 2 == 1] {
             let (party, to) = if carol_turn {
@@ -645,8 +646,16 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                 first_relay.push(first);
             }
             let t = Instant::now();
-            alice.client.revoke(&id).await?;
+            let revoked = alice.client.revoke(&id).await?;
             let call = t.elapsed();
+            if carol_turn
+                && revoked
+                    .notified
+                    .iter()
+                    .any(|(_, via)| matches!(via, Via::Direct))
+            {
+                carol_notified_direct += 1;
+            }
             let at = party.revoked(id).await?;
             if carol_turn {
                 revoke_carol.push(at.saturating_duration_since(t));
@@ -789,6 +798,10 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         small_vias.0, small_vias.1
     );
 
+    println!(
+        "revocations of carol's small clips notified to her directly: {carol_notified_direct} of {}",
+        revoke_carol.len()
+    );
     println!(
         "clips whose Received event only came after an explicit sync(): carol {}, bob {}",
         carol.missed, bob.missed

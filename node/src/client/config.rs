@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use libp2p::Multiaddr;
 
-use crate::config::Limits;
+use crate::config::{Limits, RateLimits};
 
 /// How a client behaves on the network.
 #[derive(Debug, Clone)]
@@ -30,6 +30,10 @@ pub struct ClientConfig {
     pub expiry_interval: Duration,
     /// Network limits of the swarm.
     pub limits: Limits,
+    /// Request rate each peer may use for direct deliveries to this device.
+    /// The default lets a sender upload a whole 1 GiB clip (4096 chunks) in
+    /// one burst; storage quotas bound what it can leave behind.
+    pub direct_rate: RateLimits,
     /// Offset added to the system clock (tests only).
     pub clock_offset_ms: i64,
     /// A fixed seed for the client's randomness (tests only; `None` in
@@ -49,6 +53,11 @@ impl Default for ClientConfig {
             one_time_prekeys: 50,
             expiry_interval: Duration::from_secs(5),
             limits: Limits::default(),
+            direct_rate: RateLimits {
+                requests_per_sec: 2_000.0,
+                burst: mayfly_protocol::MAX_CHUNKS + 64,
+                max_peers: 256,
+            },
             clock_offset_ms: 0,
             seed: None,
         }

@@ -10,7 +10,6 @@ use tokio::task::JoinSet;
 
 use super::inner::{Inner, lock};
 use super::{ClientError, Event, peer};
-use crate::config::RateLimits;
 use crate::metrics::RelayMetrics;
 use crate::net;
 use crate::relay::PersonalEvent;
@@ -50,7 +49,7 @@ impl EventLoop {
             inner.net.clone(),
             inner.net.local_peer_id(),
             inner.identity,
-            RateLimits::default(),
+            inner.config.direct_rate.clone(),
             rng,
             Arc::new(RelayMetrics::new()),
             tx,

@@ -34,7 +34,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +48,7 @@ use mayfly_node::client::{
 use mayfly_node::config::{Limits, RateLimits, RelayConfig};
 use mayfly_node::home::{Home, Profile, Via};
 use mayfly_node::net::{self, Role, bench};
+use mayfly_node::relay::local::LocalRelay;
 use mayfly_protocol::{MessageId, SigningPublicKey, UnixMillis};
 use tokio::sync::mpsc;
 
@@ -104,25 +104,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let dir = tempfile::tempdir()?;
     runtime.block_on(run(&args, dir.path()))
-}
-
-/// A writer that forwards the relay's output lines.
-struct Lines(std_mpsc::SyncSender<String>, Vec<u8>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.1.extend_from_slice(buf);
-        while let Some(i) = self.1.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.1.drain(..=i).collect();
-            let _ = self
-                .0
-                .try_send(String::from_utf8_lossy(&line).trim().to_owned());
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A running client and its events, each stamped when the client queued it
@@ -337,9 +318,6 @@ fn latency_line(name: &str, v: &[Duration]) {
 
 async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     // The relay, in process, with rate limits out of the way.
-    let (tx, rx) = std_mpsc::sync_channel(16);
-    let relay_home = root.join("relay");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let config = RelayConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
         rate: RateLimits {
@@ -355,22 +333,8 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         },
         ..RelayConfig::default()
     };
-    let relay_task = tokio::spawn(async move {
-        let mut out = Lines(tx, Vec::new());
-        mayfly_node::relay::run(&config, &relay_home, &mut out, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
-    let relay_addr = tokio::task::spawn_blocking(move || {
-        while let Ok(line) = rx.recv_timeout(TIMEOUT) {
-            if let Some(a) = line.strip_prefix("listening ") {
-                return Ok(a.to_owned());
-            }
-        }
-        bail!("the relay did not start")
-    })
-    .await??;
+    let relay = LocalRelay::start(&root.join("relay"), config).await?;
+    let relay_addr = relay.address.clone();
     println!("relay {relay_addr}");
 
     // Homes: alice and dave (the pipeline-16 sender) know bob and carol.
@@ -810,7 +774,6 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     for p in [&alice, &dave, &bob, &carol] {
         p.client.shutdown().await;
     }
-    let _ = stop_tx.send(());
-    relay_task.await??;
+    relay.stop().await?;
     Ok(())
 }

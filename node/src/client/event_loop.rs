@@ -92,7 +92,11 @@ impl EventLoop {
         self.service.drain().await;
         self.tasks.shutdown().await;
         let _ = network.await;
-        self.inner.stopped.send_replace(true);
+        // Everything that holds the home goes first, so that a caller woken
+        // by the signal can open it again.
+        let stopped = self.inner.stopped.clone();
+        drop(self);
+        stopped.send_replace(true);
     }
 
     fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
@@ -109,6 +113,20 @@ impl EventLoop {
                 let with_peer = peer::with_peer(address.clone(), self.inner.net.local_peer_id());
                 lock(&self.inner.listen_addrs).push(address);
                 self.inner.emit(Event::Listening { address: with_peer });
+                // A session may have announced before this address was known.
+                if self.inner.config.announce {
+                    let relays: Vec<_> = lock(&self.inner.logged_in).iter().copied().collect();
+                    for relay in relays {
+                        let inner = self.inner.clone();
+                        self.spawn(async move {
+                            if let Err(e) = inner.announce(relay).await {
+                                inner.emit(Event::Warning {
+                                    message: format!("announcing to {relay}: {e}"),
+                                });
+                            }
+                        });
+                    }
+                }
             }
             net::Event::ConnectionEstablished { peer, .. } => {
                 lock(&self.inner.connected).insert(peer);

@@ -41,7 +41,7 @@ pub(super) struct Inner {
     /// Held while a mailbox is synced, so entries are taken in once.
     pub sync_lock: tokio::sync::Mutex<()>,
     /// Set once the event loop has finished.
-    pub stopped: tokio::sync::watch::Sender<bool>,
+    pub stopped: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,7 +85,7 @@ impl Inner {
             listen_addrs: Mutex::new(Vec::new()),
             events: events_tx,
             sync_lock: tokio::sync::Mutex::new(()),
-            stopped: tokio::sync::watch::Sender::new(false),
+            stopped: Arc::new(tokio::sync::watch::Sender::new(false)),
         });
         let event_loop = EventLoop::new(inner.clone(), net_events, net_loop)?;
         Ok((inner, events, event_loop))

@@ -1349,3 +1349,35 @@ fn readers_run_beside_the_writer_and_see_deleted_data_as_not_found() {
     let s = store.stats().unwrap();
     assert_eq!((s.envelopes, s.messages, s.chunks), (0, 0, 0));
 }
+
+#[test]
+fn lazy_chunk_commits_still_list_only_complete_clips_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(31);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let c = clip(THREE_CHUNKS, &mut r);
+    let env = envelope(&c, &alice, &bob, &mut r);
+    {
+        let store =
+            store_with(dir.path(), StoreLimits::default(), &[&bob]).with_lazy_chunk_commits();
+        store
+            .deposit(&bob.key(), &env, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        for (i, chunk) in c.chunks.iter().enumerate().take(c.chunks.len() - 1) {
+            assert!(store.put_chunk(&c.id(), i as u32, chunk).unwrap().is_empty());
+            assert!(store.list(&bob.key(), 0, 64).unwrap().0.is_empty());
+        }
+        let last = c.chunks.len() - 1;
+        let listed = store
+            .put_chunk(&c.id(), last as u32, &c.chunks[last])
+            .unwrap();
+        assert_eq!(listed, [(bob.key(), 1)]);
+    }
+    // The completing commit was durable, and with it every earlier one.
+    let store = open(dir.path(), StoreLimits::default(), 1002);
+    let (entries, _) = store.list(&bob.key(), 0, 64).unwrap();
+    assert_eq!(entries.len(), 1);
+    for (i, h) in c.manifest().chunk_hashes().iter().enumerate() {
+        assert_eq!(store.get_chunk(h, 0, 0).unwrap(), c.chunks[i]);
+    }
+}

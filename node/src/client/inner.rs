@@ -66,7 +66,9 @@ impl Inner {
             cache_bytes: LOCAL_STORE_CACHE_BYTES,
             ..StoreLimits::default()
         };
-        let local = Arc::new(RelayStore::open(&home.mailbox_dir(), limits, store_rng)?);
+        let local = Arc::new(
+            RelayStore::open(&home.mailbox_dir(), limits, store_rng)?.with_lazy_chunk_commits(),
+        );
         // The personal service accepts deposits for this identity only once
         // its device is recorded, as a relay records it at login.
         local.record_certificate(home.device().certificate())?;

@@ -249,6 +249,11 @@ impl RelayStore {
                 t.messages.insert(x, m.encode().as_slice())?;
             }
         }
+        let mut txn = txn;
+        if self.lazy_chunks && listed.is_empty() {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        }
         txn.commit()?;
         Ok(listed)
     }

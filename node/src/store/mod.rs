@@ -130,6 +130,9 @@ pub struct RelayStore {
     writer: Mutex<Writer>,
     limits: StoreLimits,
     dir: PathBuf,
+    /// Whether a chunk that does not complete its message is committed
+    /// without an `fsync` ([`RelayStore::with_lazy_chunk_commits`]).
+    lazy_chunks: bool,
 }
 
 /// State only the (single) writer touches.
@@ -176,9 +179,22 @@ impl RelayStore {
             }),
             limits,
             dir: dir.to_path_buf(),
+            lazy_chunks: false,
         };
         store.reconcile(slots)?;
         Ok(store)
+    }
+
+    /// Commits a chunk that does not complete its message without waiting for
+    /// the disk; the chunk that completes it is committed durably, which
+    /// makes every earlier commit durable too. So a deposit is never listed
+    /// before all of it is on disk, but a chunk acknowledged before a crash
+    /// may be lost. For a client's own store of direct deliveries, whose
+    /// sender falls back to a relay when the upload breaks; a relay, whose
+    /// acknowledgements must mean durable (RELAY.md §5.2), keeps the default.
+    pub fn with_lazy_chunk_commits(mut self) -> Self {
+        self.lazy_chunks = true;
+        self
     }
 
     /// The store directory.

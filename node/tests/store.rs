@@ -1364,7 +1364,12 @@ fn lazy_chunk_commits_still_list_only_complete_clips_and_survive_a_restart() {
             .deposit(&bob.key(), &env, c.manifest(), DEPOSITOR, NOW)
             .unwrap();
         for (i, chunk) in c.chunks.iter().enumerate().take(c.chunks.len() - 1) {
-            assert!(store.put_chunk(&c.id(), i as u32, chunk).unwrap().is_empty());
+            assert!(
+                store
+                    .put_chunk(&c.id(), i as u32, chunk)
+                    .unwrap()
+                    .is_empty()
+            );
             assert!(store.list(&bob.key(), 0, 64).unwrap().0.is_empty());
         }
         let last = c.chunks.len() - 1;

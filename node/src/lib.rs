@@ -15,6 +15,7 @@ pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod node_key;
+mod redb_errors;
 pub mod relay;
 pub mod rng;
 pub mod shutdown;

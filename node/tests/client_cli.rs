@@ -134,6 +134,13 @@ fn init(dir: &Path, name: &str, relay: &str) -> PathBuf {
     home
 }
 
+/// A relay subprocess on loopback TCP, and its address.
+fn tcp_relay(dir: &Path) -> (Relay, String) {
+    let relay = Relay::start(&dir.join("relay"), &["--listen", "/ip4/127.0.0.1/tcp/0"], 1);
+    let address = relay.tcp().to_string();
+    (relay, address)
+}
+
 fn card(home: &Path) -> String {
     json(home, &["card"])["card"].as_str().unwrap().to_owned()
 }
@@ -178,12 +185,7 @@ fn received_ids(home: &Path) -> Vec<String> {
 #[test]
 fn send_stream_react_revoke_between_three_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(
-        &dir.path().join("relay"),
-        &["--listen", "/ip4/127.0.0.1/tcp/0"],
-        1,
-    );
-    let r = relay.tcp().to_string();
+    let (relay, r) = tcp_relay(dir.path());
     let alice = init(dir.path(), "alice", &r);
     let bob = init(dir.path(), "bob", &r);
     let carol = init(dir.path(), "carol", &r);
@@ -288,12 +290,7 @@ fn send_stream_react_revoke_between_three_clients() {
 #[test]
 fn expiry_erases_on_the_recipient_at_its_next_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(
-        &dir.path().join("relay"),
-        &["--listen", "/ip4/127.0.0.1/tcp/0"],
-        1,
-    );
-    let r = relay.tcp().to_string();
+    let (relay, r) = tcp_relay(dir.path());
     let alice = init(dir.path(), "alice", &r);
     let bob = init(dir.path(), "bob", &r);
     json(&alice, &["contact", "add", &card(&bob)]);

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use mayfly_node::client::{ClientConfig, Event, OpenTarget, SendOptions};
 use mayfly_node::home::{Home, Profile, Via};
-use mayfly_node::media::DEFAULT_FLIKS;
 use mayfly_protocol::{
     ClipKind, ContactCard, Invite, MessageId, SigningPublicKey, UnixMillis, safety_number,
 };
@@ -39,7 +38,7 @@ pub fn init(dir: &Path, name: String, relays: Vec<String>, json: bool) -> anyhow
         mayfly_node::client::parse_relay(r)?;
     }
     let mut rng = mayfly_node::rng::node_rng(None)?;
-    let home = Home::create(
+    let home = mayfly_node::client::create_home(
         dir,
         Profile {
             display_name: name,
@@ -48,9 +47,6 @@ pub fn init(dir: &Path, name: String, relays: Vec<String>, json: bool) -> anyhow
         now(),
         &mut rng,
     )?;
-    for (name, bytes) in DEFAULT_FLIKS {
-        home.add_flik(name, bytes)?;
-    }
     let card = home.card()?;
     let identity = hex(&home.identity().public().to_bytes());
     let has_relays = !home.profile().relays.is_empty();

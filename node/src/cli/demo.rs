@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, SendOptions};
 use mayfly_node::home::{Home, Profile, Via};
-use mayfly_node::media::DEFAULT_FLIKS;
 use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
 use mayfly_protocol::{MessageId, UnixMillis};
 use tokio::sync::mpsc;
@@ -66,7 +65,7 @@ impl Party {
     fn create(root: &Path, name: &'static str, relay: &str) -> anyhow::Result<Self> {
         let dir = root.join(name);
         let mut rng = mayfly_node::rng::node_rng(None)?;
-        let home = Home::create(
+        mayfly_node::client::create_home(
             &dir,
             Profile {
                 display_name: name.into(),
@@ -75,9 +74,6 @@ impl Party {
             now(),
             &mut rng,
         )?;
-        for (flik, bytes) in DEFAULT_FLIKS {
-            home.add_flik(flik, bytes)?;
-        }
         Ok(Self {
             name,
             dir,

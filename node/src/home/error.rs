@@ -99,23 +99,7 @@ impl<T> IoAt<T> for io::Result<T> {
     }
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for HomeError {
-            fn from(e: $t) -> Self {
-                Self::Db(redb::Error::from(e))
-            }
-        }
-    )*};
-}
-
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+crate::redb_errors::from_redb!(HomeError);
 
 impl From<mayfly_protocol::DecodeError> for HomeError {
     fn from(e: mayfly_protocol::DecodeError) -> Self {

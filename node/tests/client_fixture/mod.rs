@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use mayfly_node::client::{self, Client, ClientConfig, Event};
 use mayfly_node::home::{Home, Profile};
-use mayfly_node::media::DEFAULT_FLIKS;
 use mayfly_node::relay::local::LocalRelay;
 use mayfly_protocol::UnixMillis;
 use tokio::sync::mpsc;
@@ -52,7 +51,7 @@ impl Person {
     pub fn create(root: &Path, name: &'static str, relay: &str, seed: u64) -> Person {
         let dir = root.join(name);
         let mut rng = mayfly_node::rng::node_rng(Some(seed)).unwrap();
-        let home = Home::create(
+        mayfly_node::client::create_home(
             &dir,
             Profile {
                 display_name: name.into(),
@@ -62,9 +61,6 @@ impl Person {
             &mut rng,
         )
         .unwrap();
-        for (flik, bytes) in DEFAULT_FLIKS {
-            home.add_flik(flik, bytes).unwrap();
-        }
         Person {
             name,
             dir,

@@ -460,6 +460,8 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     for round in 0..args.rounds {
         for k in 0..variants.len() {
             let v = variants[(k + round) % variants.len()];
+            let cpu0 = process_cpu();
+            let wall0 = Instant::now();
             let t = match v {
                 Variant::RawPair => {
                     let t = Instant::now();
@@ -557,6 +559,12 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                     d.elapsed
                 }
             };
+            eprintln!(
+                "  cpu {:?}: {:.0} ms of CPU over {:.0} ms (incl. open/revoke for direct)",
+                v,
+                ms(process_cpu().saturating_sub(cpu0)),
+                ms(wall0.elapsed())
+            );
             if matches!(v, Variant::RawPair | Variant::RawToCarol) {
                 println!("  round {round} {v:?}: {:.1} ms", ms(t));
             }
@@ -776,4 +784,21 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     }
     relay.stop().await?;
     Ok(())
+}
+
+/// CPU time of every thread of this process so far (`/proc/self/task/*/schedstat`).
+fn process_cpu() -> Duration {
+    let mut ns = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    Duration::from_nanos(ns)
 }

@@ -376,10 +376,22 @@ fn twin_manifest(clip: &Clip, rng: &mut ChaCha20Rng) -> (Manifest, SigningSecret
 
 #[test]
 fn a_chunk_two_messages_name_outlives_the_one_that_stored_it() {
+    a_shared_chunk_outlives_the_one_that_stored_it(false);
+}
+
+#[test]
+fn an_unsealed_shared_chunk_outlives_the_one_that_stored_it() {
+    a_shared_chunk_outlives_the_one_that_stored_it(true);
+}
+
+fn a_shared_chunk_outlives_the_one_that_stored_it(unsealed: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut r = rng(5);
     let (alice, bob, carol) = (Party::new(&mut r), Party::new(&mut r), Party::new(&mut r));
-    let store = store_with(dir.path(), StoreLimits::default(), &[&bob, &carol]);
+    let mut store = store_with(dir.path(), StoreLimits::default(), &[&bob, &carol]);
+    if unsealed {
+        store = store.with_unsealed_chunks();
+    }
     let clip = clip(THREE_CHUNKS, &mut r);
     let env = envelope(&clip, &alice, &bob, &mut r);
     store
@@ -405,9 +417,12 @@ fn a_chunk_two_messages_name_outlives_the_one_that_stored_it() {
     for (i, h) in clip.manifest().chunk_hashes().iter().enumerate() {
         assert_eq!(store.get_chunk(h, 0, 0).unwrap(), clip.chunks[i]);
     }
-    // And it survives a restart.
+    // And it survives a restart, whichever form the reopened store writes.
     drop(store);
-    let store = open(dir.path(), StoreLimits::default(), 1001);
+    let mut store = open(dir.path(), StoreLimits::default(), 1001);
+    if !unsealed {
+        store = store.with_unsealed_chunks();
+    }
     let h = clip.manifest().chunk_hashes()[2];
     assert_eq!(store.get_chunk(&h, 0, 0).unwrap(), clip.chunks[2]);
     store.ack(&carol.key(), &[1]).unwrap();
@@ -1385,4 +1400,63 @@ fn lazy_chunk_commits_still_list_only_complete_clips_and_survive_a_restart() {
     for (i, h) in c.manifest().chunk_hashes().iter().enumerate() {
         assert_eq!(store.get_chunk(h, 0, 0).unwrap(), c.chunks[i]);
     }
+}
+
+#[test]
+fn concurrent_uploads_share_transactions_and_list_each_clip_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(40);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let store = store_with(dir.path(), StoreLimits::default(), &[&bob]);
+    // Eight clips of three chunks; the last is revoked after its first chunk.
+    let clips: Vec<Clip> = (0..8).map(|_| clip(THREE_CHUNKS, &mut r)).collect();
+    for c in &clips {
+        let env = envelope(c, &alice, &bob, &mut r);
+        store
+            .deposit(&bob.key(), &env, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+    }
+    let revoked = clips[7].id();
+    store.put_chunk(&revoked, 0, &clips[7].chunks[0]).unwrap();
+    store.revoke(&clips[7].sealed.revoke(NOW), NOW).unwrap();
+    // Every chunk twice, from eight threads at once.
+    let work: Vec<(usize, usize)> = (0..2)
+        .flat_map(|_| (0..clips.len()).flat_map(|c| (0..3).map(move |i| (c, i))))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let listed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(&(c, i)) = work.get(n) else { break };
+                    match store.put_chunk(&clips[c].id(), i as u32, &clips[c].chunks[i]) {
+                        Ok(l) => listed.lock().unwrap().extend(l),
+                        Err(e) => {
+                            assert_eq!(clips[c].id(), revoked, "{e}");
+                            assert_eq!(e.code(), ErrorCode::Revoked, "{e}");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut seqs: Vec<u64> = listed
+        .into_inner()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| *s)
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=7).collect::<Vec<u64>>(), "each clip listed once");
+    let (entries, _) = store.list(&bob.key(), 0, 64).unwrap();
+    assert_eq!(entries.len(), 7);
+    for c in &clips[..7] {
+        for (i, h) in c.manifest().chunk_hashes().iter().enumerate() {
+            assert_eq!(store.get_chunk(h, 0, 0).unwrap(), c.chunks[i]);
+        }
+    }
+    let s = store.stats().unwrap();
+    assert_eq!((s.messages, s.chunks), (7, 21));
 }

@@ -14,7 +14,7 @@ use super::StoreError;
 
 /// Bytes a sealed value adds to its plaintext.
 pub(super) const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
-const NONCE_LEN: usize = 12;
+pub(super) const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 /// A message's data key. It lives in the key file, never in redb, and is
@@ -52,6 +52,17 @@ impl DataKey {
     ) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(table, key, plaintext, nonce)
+    }
+
+    /// [`DataKey::seal`] with a `nonce` the caller drew at random.
+    pub(super) fn seal_with_nonce(
+        &self,
+        table: &str,
+        key: &[u8],
+        plaintext: &[u8],
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<Vec<u8>, StoreError> {
         let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);

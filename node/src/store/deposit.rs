@@ -5,12 +5,17 @@ use mayfly_protocol::{
     Manifest, MessageId, SigningPublicKey, UnixMillis,
 };
 use rand_chacha::ChaCha20Rng;
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use super::chunk_batch::Listed;
+use super::chunk_rows::{self, ChunkForm};
 use super::crypt::DataKey;
 use super::erase::{get_identity, get_meta};
 use super::records::{EnvelopeMeta, MessageMeta};
-use super::tables::{RESERVED_BYTES, STORED_BYTES, T_CHUNKS, T_ENVELOPES, T_MANIFESTS, Tables};
+use super::tables::{
+    CHUNKS, MANIFESTS, MESSAGES, RESERVED_BYTES, STORED_BYTES, T_CHUNKS, T_ENVELOPES, T_MANIFESTS,
+    TOMBSTONES, Tables,
+};
 use super::{Deposited, FF32, RelayStore, StoreError, Writer, ZERO32};
 
 impl RelayStore {
@@ -197,6 +202,10 @@ impl RelayStore {
     /// when the last missing chunk of a message arrives, each of its pending
     /// envelopes gets its mailbox's next sequence number and becomes listable,
     /// and the relay notifies those mailboxes.
+    ///
+    /// The chunk is checked and sealed before the writer lock is taken, so
+    /// concurrent uploads hash and encrypt in parallel and only their
+    /// transactions take turns.
     pub fn put_chunk(
         &self,
         id: &MessageId,
@@ -207,55 +216,135 @@ impl RelayStore {
             return Err(StoreError::TooLarge("chunk"));
         }
         let id = id.0;
-        let mut w = self.writer();
-        let txn = self.db.begin_write()?;
-        let mut listed = Vec::new();
+        let Some(prepared) = self.prepare_chunk(&id, index, bytes)? else {
+            return Ok(Vec::new());
+        };
+        self.commit_chunk(prepared)
+    }
+
+    /// Writes a prepared chunk in the writer's transaction. The inner error
+    /// refuses this chunk alone and is returned before anything is written;
+    /// the outer one fails the whole transaction.
+    pub(super) fn write_chunk(
+        &self,
+        t: &mut Tables,
+        chunk: &PreparedChunk,
+    ) -> Result<Result<Listed, StoreError>, StoreError> {
+        let id = chunk.id;
+        if t.tombstones.get(&id)?.is_some() {
+            return Ok(Err(StoreError::Revoked));
+        }
+        // The message may have gone, or gone and come back under a new
+        // data key or manifest, since the chunk was sealed.
+        let Some(meta) = get_meta(t, &id)? else {
+            return Ok(Err(StoreError::NotFound("message")));
+        };
+        if chunk.form == ChunkForm::Sealed
+            && self.key_locked(&id, meta.slot)?.as_bytes() != chunk.key.as_bytes()
         {
-            let mut t = Tables::open(&txn)?;
-            if t.tombstones.get(&id)?.is_some() {
-                return Err(StoreError::Revoked);
-            }
-            let Some(meta) = get_meta(&t, &id)? else {
-                return Err(StoreError::NotFound("message"));
-            };
-            let key = self.key_locked(&id, meta.slot)?;
-            let manifest = open_manifest(&t, &id, &key)?;
-            let Some(chunk) = manifest.check_chunk(index, bytes) else {
-                return Err(StoreError::Conflict(
-                    "the chunk does not match the manifest",
-                ));
-            };
-            let h = *chunk.hash();
-            if t.chunks.get(&h)?.is_some() {
-                return Ok(Vec::new());
-            }
-            let mut v = id.to_vec();
-            v.extend_from_slice(&key.seal(T_CHUNKS, &h, bytes, &mut w.rng)?);
-            t.chunks.insert(&h, v.as_slice())?;
-            t.add_counter(STORED_BYTES, bytes.len() as i128)?;
-            let holders: Vec<[u8; 32]> = t
-                .chunk_refs
-                .range((&h, &ZERO32)..=(&h, &FF32))?
-                .map(|r| r.map(|(k, _)| *k.value().1))
-                .collect::<Result<_, _>>()?;
-            for x in &holders {
-                let Some(mut m) = get_meta(&t, x)? else {
-                    return Err(StoreError::corrupt("a chunk reference without its message"));
-                };
-                m.present = (m.present + 1).min(m.distinct);
-                if m.complete() {
-                    listed.extend(list_pending(&mut t, x, &mut m)?);
-                }
-                t.messages.insert(x, m.encode().as_slice())?;
-            }
+            return Ok(Err(StoreError::NotFound("message")));
         }
-        let mut txn = txn;
-        if self.lazy_chunks && listed.is_empty() {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        let h = chunk.hash;
+        if t.message_chunks.get((&id, &h))?.is_none() {
+            return Ok(Err(StoreError::NotFound("message")));
         }
-        txn.commit()?;
-        Ok(listed)
+        if chunk_rows::contains(&t.chunks, &h)? {
+            return Ok(Ok(Vec::new()));
+        }
+        chunk_rows::put(t, &h, &id, chunk.form, &chunk.data)?;
+        t.add_counter(STORED_BYTES, chunk.len as i128)?;
+        let holders: Vec<[u8; 32]> = t
+            .chunk_refs
+            .range((&h, &ZERO32)..=(&h, &FF32))?
+            .map(|r| r.map(|(k, _)| *k.value().1))
+            .collect::<Result<_, _>>()?;
+        let mut listed = Vec::new();
+        for x in &holders {
+            let Some(mut m) = get_meta(t, x)? else {
+                return Err(StoreError::corrupt("a chunk reference without its message"));
+            };
+            m.present = (m.present + 1).min(m.distinct);
+            if m.complete() {
+                listed.extend(list_pending(t, x, &mut m)?);
+            }
+            t.messages.insert(x, m.encode().as_slice())?;
+        }
+        Ok(Ok(listed))
+    }
+
+    /// The part of [`RelayStore::put_chunk`] that needs no lock: checks the
+    /// chunk against the manifest (in a read snapshot) and seals it. `None`
+    /// when the chunk is already stored.
+    fn prepare_chunk(
+        &self,
+        id: &[u8; 32],
+        index: u32,
+        bytes: &[u8],
+    ) -> Result<Option<PreparedChunk>, StoreError> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(TOMBSTONES)?.get(id)?.is_some() {
+            return Err(StoreError::Revoked);
+        }
+        let Some(meta) = txn
+            .open_table(MESSAGES)?
+            .get(id)?
+            .map(|g| MessageMeta::decode(g.value()))
+            .transpose()?
+        else {
+            return Err(StoreError::NotFound("message"));
+        };
+        let key = match self.key_for_read(id, meta.slot) {
+            Err(StoreError::NotFound(_)) => return Err(StoreError::NotFound("message")),
+            r => r?,
+        };
+        let manifest = open_manifest(&txn.open_table(MANIFESTS)?, id, &key)?;
+        let Some(chunk) = manifest.check_chunk(index, bytes) else {
+            return Err(StoreError::Conflict(
+                "the chunk does not match the manifest",
+            ));
+        };
+        let hash = *chunk.hash();
+        if chunk_rows::contains(&txn.open_table(CHUNKS)?, &hash)? {
+            return Ok(None);
+        }
+        drop(txn);
+        let (form, data) = if self.seal_chunks {
+            let nonce = self.writer().nonce();
+            let sealed = key.seal_with_nonce(T_CHUNKS, &hash, bytes, nonce)?;
+            (ChunkForm::Sealed, sealed)
+        } else {
+            (ChunkForm::AsReceived, bytes.to_vec())
+        };
+        Ok(Some(PreparedChunk {
+            id: *id,
+            len: bytes.len(),
+            hash,
+            key,
+            form,
+            data,
+        }))
+    }
+}
+
+/// A chunk checked against its manifest and ready to write.
+pub(super) struct PreparedChunk {
+    id: [u8; 32],
+    /// Length of the chunk as uploaded.
+    len: usize,
+    hash: [u8; 32],
+    /// The data key it was sealed under (checked again under the lock).
+    key: DataKey,
+    form: ChunkForm,
+    data: Vec<u8>,
+}
+
+impl std::fmt::Debug for PreparedChunk {
+    // Not the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedChunk")
+            .field("len", &self.len)
+            .field("form", &self.form)
+            .finish_non_exhaustive()
     }
 }
 
@@ -269,12 +358,11 @@ pub(super) fn envelope_key(mailbox: &[u8; 32], id: &[u8; 32]) -> [u8; 64] {
 
 /// Decrypts and decodes the manifest of message `id`.
 pub(super) fn open_manifest(
-    t: &Tables,
+    manifests: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     id: &[u8; 32],
     key: &DataKey,
 ) -> Result<Manifest, StoreError> {
-    let sealed = t
-        .manifests
+    let sealed = manifests
         .get(id)?
         .map(|g| g.value().to_vec())
         .ok_or_else(|| StoreError::corrupt("a message without its manifest"))?;
@@ -301,7 +389,7 @@ fn insert_message(
     for h in &hashes {
         t.chunk_refs.insert((h, &id), ())?;
         t.message_chunks.insert((&id, h), ())?;
-        if t.chunks.get(h)?.is_some() {
+        if chunk_rows::contains(&t.chunks, h)? {
             present += 1;
         }
     }
@@ -376,7 +464,7 @@ fn missing_chunks(
     }
     let mut missing = Vec::new();
     for (i, h) in manifest.chunk_hashes().iter().enumerate() {
-        if t.chunks.get(h)?.is_none() {
+        if !chunk_rows::contains(&t.chunks, h)? {
             // At most MAX_CHUNKS.
             missing.push(i as u32);
         }

@@ -7,7 +7,7 @@ use mayfly_protocol::{
 use rand_chacha::ChaCha20Rng;
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::crypt::plaintext_len;
+use super::chunk_rows::{self, ChunkForm};
 use super::keyfile::KeyFile;
 use super::records::{EnvelopeMeta, IdentityRecord, MessageMeta};
 use super::tables::{RESERVED_BYTES, STORED_BYTES, T_CHUNKS, Tables};
@@ -251,10 +251,10 @@ pub(super) fn erase_message(
     for h in &hashes {
         t.message_chunks.remove((id, h))?;
         t.chunk_refs.remove((h, id))?;
-        let Some(raw) = t.chunks.get(h)?.map(|g| g.value().to_vec()) else {
+        let Some(row) = chunk_rows::get(&t.chunks, &t.chunk_tails, h)? else {
             continue;
         };
-        let (owner, sealed) = split_chunk(&raw)?;
+        let len = row.chunk_len().unwrap_or(0);
         let other = t
             .chunk_refs
             .range((h, &ZERO32)..=(h, &FF32))?
@@ -263,26 +263,24 @@ pub(super) fn erase_message(
             .map(|(k, _)| *k.value().1);
         match other {
             None => {
-                t.chunks.remove(h)?;
-                let len = plaintext_len(sealed.len()).unwrap_or(0);
+                chunk_rows::remove(t, h)?;
                 t.add_counter(STORED_BYTES, -(len as i128))?;
             }
-            Some(next) if owner == *id => {
+            // A chunk kept as uploaded needs no key: the next holder reads it as it is.
+            Some(next) if row.owner == *id && row.form == ChunkForm::Sealed => {
                 let next_key = match get_meta(t, &next)? {
                     Some(m) => keys.key_for(m.slot, &next)?,
                     None => None,
                 };
                 match (&key, next_key) {
                     (Some(k), Some(nk)) => {
-                        let plain = k.open(T_CHUNKS, h, sealed)?;
-                        let mut v = next.to_vec();
-                        v.extend_from_slice(&nk.seal(T_CHUNKS, h, &plain, rng)?);
-                        t.chunks.insert(h, v.as_slice())?;
+                        let plain = k.open(T_CHUNKS, h, &row.data)?;
+                        let resealed = nk.seal(T_CHUNKS, h, &plain, rng)?;
+                        chunk_rows::put(t, h, &next, ChunkForm::Sealed, &resealed)?;
                     }
                     _ => {
                         // Unreadable without a key: drop it, and the messages naming it lack it again.
-                        t.chunks.remove(h)?;
-                        let len = plaintext_len(sealed.len()).unwrap_or(0);
+                        chunk_rows::remove(t, h)?;
                         t.add_counter(STORED_BYTES, -(len as i128))?;
                         let holders: Vec<[u8; 32]> = t
                             .chunk_refs
@@ -307,15 +305,4 @@ pub(super) fn erase_message(
     t.add_counter(STORED_BYTES, -i128::from(meta.manifest_len))?;
     t.add_counter(RESERVED_BYTES, -i128::from(meta.reserved()))?;
     Ok(Some(meta.slot))
-}
-
-/// Splits a stored chunk into its owner message id and the sealed chunk.
-pub(super) fn split_chunk(raw: &[u8]) -> Result<([u8; 32], &[u8]), StoreError> {
-    if raw.len() < 32 {
-        return Err(StoreError::corrupt("short chunk record"));
-    }
-    let (owner, sealed) = raw.split_at(32);
-    let mut o = [0u8; 32];
-    o.copy_from_slice(owner);
-    Ok((o, sealed))
 }

@@ -7,12 +7,12 @@ use mayfly_protocol::{
 };
 use redb::ReadableDatabase;
 
-use super::crypt::plaintext_len;
+use super::chunk_rows::{self, ChunkForm};
 use super::deposit::envelope_key;
-use super::erase::split_chunk;
 use super::records::{EnvelopeMeta, MessageMeta};
 use super::tables::{
-    CHUNKS, ENVELOPES, MAILBOX_SEQ, MANIFESTS, MESSAGES, T_CHUNKS, T_ENVELOPES, T_MANIFESTS,
+    CHUNK_TAILS, CHUNKS, ENVELOPES, MAILBOX_SEQ, MANIFESTS, MESSAGES, T_CHUNKS, T_ENVELOPES,
+    T_MANIFESTS,
 };
 use super::{RelayStore, StoreError};
 
@@ -123,12 +123,13 @@ impl RelayStore {
     ) -> Result<Vec<u8>, StoreError> {
         let txn = self.db.begin_read()?;
         let chunks = txn.open_table(CHUNKS)?;
-        let Some(raw) = chunks.get(hash)?.map(|g| g.value().to_vec()) else {
+        let tails = txn.open_table(CHUNK_TAILS)?;
+        let Some(row) = chunk_rows::get(&chunks, &tails, hash)? else {
             return Err(StoreError::NotFound("chunk"));
         };
-        let (owner, sealed) = split_chunk(&raw)?;
-        let len =
-            plaintext_len(sealed.len()).ok_or_else(|| StoreError::corrupt("short sealed chunk"))?;
+        let len = row
+            .chunk_len()
+            .ok_or_else(|| StoreError::corrupt("short sealed chunk"))?;
         let start = offset as usize;
         let end = if length == 0 {
             len
@@ -138,19 +139,24 @@ impl RelayStore {
         if start >= len || end > len {
             return Err(StoreError::TooLarge("range outside the chunk"));
         }
-        let slot = txn
-            .open_table(MESSAGES)?
-            .get(&owner)?
-            .map(|g| MessageMeta::decode(g.value()))
-            .transpose()?
-            .ok_or_else(|| StoreError::corrupt("a chunk without its owner"))?
-            .slot;
-        let key = match self.key_for_read(&owner, slot) {
-            Ok(k) => k,
-            Err(StoreError::NotFound(_)) => return Err(StoreError::NotFound("chunk")),
-            Err(e) => return Err(e),
+        let mut bytes = match row.form {
+            ChunkForm::AsReceived => row.data,
+            ChunkForm::Sealed => {
+                let slot = txn
+                    .open_table(MESSAGES)?
+                    .get(&row.owner)?
+                    .map(|g| MessageMeta::decode(g.value()))
+                    .transpose()?
+                    .ok_or_else(|| StoreError::corrupt("a chunk without its owner"))?
+                    .slot;
+                let key = match self.key_for_read(&row.owner, slot) {
+                    Ok(k) => k,
+                    Err(StoreError::NotFound(_)) => return Err(StoreError::NotFound("chunk")),
+                    Err(e) => return Err(e),
+                };
+                key.open(T_CHUNKS, hash, &row.data)?
+            }
         };
-        let mut bytes = key.open(T_CHUNKS, hash, sealed)?;
         bytes.truncate(end);
         bytes.drain(..start);
         Ok(bytes)

@@ -90,6 +90,8 @@
 //! * A relay that ignores all this can keep anything; SPEC §15.5 explains why
 //!   that yields ciphertext only.
 
+mod chunk_batch;
+mod chunk_rows;
 mod crypt;
 mod deposit;
 mod erase;
@@ -133,6 +135,11 @@ pub struct RelayStore {
     /// Whether a chunk that does not complete its message is committed
     /// without an `fsync` ([`RelayStore::with_lazy_chunk_commits`]).
     lazy_chunks: bool,
+    /// Whether chunks are sealed under their message's data key (the
+    /// default) or kept as uploaded ([`RelayStore::with_unsealed_chunks`]).
+    seal_chunks: bool,
+    /// Chunk uploads waiting for a shared transaction.
+    batches: chunk_batch::ChunkBatches,
 }
 
 /// State only the (single) writer touches.
@@ -142,6 +149,15 @@ struct Writer {
     free: Vec<u32>,
     /// Slots in the key file.
     slots: u32,
+}
+
+impl Writer {
+    /// A random nonce for a value sealed outside the lock.
+    fn nonce(&mut self) -> [u8; crypt::NONCE_LEN] {
+        let mut n = [0u8; crypt::NONCE_LEN];
+        rand_core::Rng::fill_bytes(&mut self.rng, &mut n);
+        n
+    }
 }
 
 impl std::fmt::Debug for Writer {
@@ -180,6 +196,8 @@ impl RelayStore {
             limits,
             dir: dir.to_path_buf(),
             lazy_chunks: false,
+            seal_chunks: true,
+            batches: chunk_batch::ChunkBatches::default(),
         };
         store.reconcile(slots)?;
         Ok(store)
@@ -194,6 +212,18 @@ impl RelayStore {
     /// acknowledgements must mean durable (RELAY.md §5.2), keeps the default.
     pub fn with_lazy_chunk_commits(mut self) -> Self {
         self.lazy_chunks = true;
+        self
+    }
+
+    /// Stores the chunks it receives from now on as they arrive, not sealed
+    /// under their message's data key (RELAY.md §7, §8). A chunk is the
+    /// clip's own ciphertext, and its content key lives only in envelopes;
+    /// sealing it again matters where that content key is kept elsewhere
+    /// than the data key, as on a relay. A client's personal store keeps
+    /// both in the same home and erases them together, so the second seal
+    /// only costs time there. Chunks already stored keep their form.
+    pub fn with_unsealed_chunks(mut self) -> Self {
+        self.seal_chunks = false;
         self
     }
 

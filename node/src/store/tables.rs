@@ -16,6 +16,9 @@ pub(super) const MESSAGES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::
 pub(super) const MANIFESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("manifests");
 /// Chunk hash → owner message id ‖ chunk sealed under the owner's key.
 pub(super) const CHUNKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("chunks");
+/// Chunk hash → the part of its record beyond `chunk_rows::HEAD_MAX` bytes.
+pub(super) const CHUNK_TAILS: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new("chunk_tails");
 /// (chunk hash, message id): the message's manifest names the chunk. The
 /// chunk's reference count is the number of rows with its hash.
 pub(super) const CHUNK_REFS: TableDefinition<(&[u8; 32], &[u8; 32]), ()> =
@@ -70,6 +73,7 @@ pub(super) struct Tables<'t> {
     pub messages: Table<'t, &'static [u8; 32], &'static [u8]>,
     pub manifests: Table<'t, &'static [u8; 32], &'static [u8]>,
     pub chunks: Table<'t, &'static [u8; 32], &'static [u8]>,
+    pub chunk_tails: Table<'t, &'static [u8; 32], &'static [u8]>,
     pub chunk_refs: Table<'t, (&'static [u8; 32], &'static [u8; 32]), ()>,
     pub message_chunks: Table<'t, (&'static [u8; 32], &'static [u8; 32]), ()>,
     pub envelopes: Table<'t, (&'static [u8; 32], &'static [u8; 32]), &'static [u8]>,
@@ -91,6 +95,7 @@ impl<'t> Tables<'t> {
             messages: txn.open_table(MESSAGES)?,
             manifests: txn.open_table(MANIFESTS)?,
             chunks: txn.open_table(CHUNKS)?,
+            chunk_tails: txn.open_table(CHUNK_TAILS)?,
             chunk_refs: txn.open_table(CHUNK_REFS)?,
             message_chunks: txn.open_table(MESSAGE_CHUNKS)?,
             envelopes: txn.open_table(ENVELOPES)?,

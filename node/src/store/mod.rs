@@ -37,7 +37,9 @@
 //! * every envelope, manifest and chunk value is sealed with
 //!   ChaCha20-Poly1305 under a random 32-byte **data key of its message**
 //!   (random 12-byte nonce stored with the value, associated data
-//!   `table name ‖ key`);
+//!   `table name ‖ key`); a store opened
+//!   [`with_unsealed_chunks`](RelayStore::with_unsealed_chunks) keeps
+//!   chunks as uploaded, the clip's own ciphertext (RELAY.md §8);
 //! * the data keys are **not** in redb but in `keys.slots`, a small file of
 //!   fixed 64-byte slots (`message id ‖ key`) written and wiped **in place**
 //!   with positioned writes and `fdatasync`;

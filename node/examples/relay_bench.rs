@@ -274,12 +274,15 @@ fn seal(len: usize, seed: u32, rng: &mut ChaCha20Rng) -> anyhow::Result<Clip> {
     let content: Vec<u8> = (0..len)
         .map(|i| (i as u32 ^ seed).wrapping_mul(2_654_435_761) as u8)
         .collect();
+    // One reading of the clock: two could straddle a millisecond and make
+    // the lifetime one longer than the limit.
+    let created_at = now();
     let header = ClipHeader {
         kind: ClipKind::Clip,
         allow_save: false,
         duration_ms: 10_000,
-        created_at: now(),
-        expires_at: now().plus(DEFAULT_CLIP_TTL_MS),
+        created_at,
+        expires_at: created_at.plus(DEFAULT_CLIP_TTL_MS),
         content_len: len as u64,
         parent: None,
         media_type: "video/mp4".into(),

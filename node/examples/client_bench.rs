@@ -656,10 +656,11 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     };
     let raw_pair = med(Variant::RawPair);
     let raw_carol = med(Variant::RawToCarol);
-    for (v, list) in &times {
+    // One table row: median, min, max, throughput and both ratios.
+    let row = |label: String, list: &[Duration]| {
         if list.is_empty() {
-            println!("| {} | 0 | - | - | - | - | - | - |", v.label());
-            continue;
+            println!("| {label} | 0 | - | - | - | - | - | - |");
+            return;
         }
         let s = sorted(list);
         let m = median(&s);
@@ -669,8 +670,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
             })
         };
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} |",
-            v.label(),
+            "| {label} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} |",
             s.len(),
             ms(m),
             ms(s[0]),
@@ -679,34 +679,23 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
             ratio(raw_pair),
             ratio(raw_carol),
         );
+    };
+    for (v, list) in &times {
+        row(v.label().to_string(), list);
     }
     for (v, list) in &totals {
-        let s = sorted(list);
-        println!(
-            "| {} incl. probe + seal (whole `send_file`) | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2}× | {:.2}× |",
-            v.label(),
-            s.len(),
-            ms(median(&s)),
-            ms(s[0]),
-            ms(*s.last().expect("non-empty")),
-            args.size_mib as f64 / median(&s).as_secs_f64(),
-            raw_pair.map_or(0.0, |r| r.as_secs_f64() / median(&s).as_secs_f64()),
-            raw_carol.map_or(0.0, |r| r.as_secs_f64() / median(&s).as_secs_f64()),
+        row(
+            format!("{} incl. probe + seal (whole `send_file`)", v.label()),
+            list,
         );
     }
     for (v, list) in &fallbacks {
-        let s = sorted(list);
-        let m = median(&s);
-        println!(
-            "| {} — FELL BACK to the relay (`elapsed` = failed direct attempt + relay upload) | {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2}× | {:.2}× |",
-            v.label(),
-            s.len(),
-            ms(m),
-            ms(s[0]),
-            ms(*s.last().expect("non-empty")),
-            args.size_mib as f64 / m.as_secs_f64(),
-            raw_pair.map_or(0.0, |r| r.as_secs_f64() / m.as_secs_f64()),
-            raw_carol.map_or(0.0, |r| r.as_secs_f64() / m.as_secs_f64()),
+        row(
+            format!(
+                "{} — FELL BACK to the relay (`elapsed` = failed direct attempt + relay upload)",
+                v.label()
+            ),
+            list,
         );
     }
     println!("\ndeliveries that fell back to the relay (kept apart above): {fell_back}");

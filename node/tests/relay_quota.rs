@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Relay;
 use mailbox_client::{
-    Clip, Party, Peer, accepted_all, code, now, rng as seeded, runtime, seal_salted,
+    Clip, Party, Peer, accepted_all, code, open_entry, rng as seeded, runtime, seal_salted,
 };
 use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
 use mayfly_protocol::*;
@@ -143,29 +143,7 @@ fn mailbox_depositor_and_clip_size_quotas_hold_and_free_up() {
         assert_eq!(entries.len(), 1);
         let entry = &entries[0];
         assert_eq!(entry.message_id, second.sealed.message_id());
-        let secret = bob
-            .prekeys
-            .take_secret(&entry.envelope.prekey())
-            .expect("prekey secret");
-        let contents = entry.envelope.open(&bob.key(), &secret).expect("opens");
-        let mut opener = contents
-            .open_manifest(second.sealed.manifest().clone(), now())
-            .expect("manifest");
-        let mut plaintext = Vec::new();
-        for hash in second.sealed.manifest().chunk_hashes().to_vec() {
-            let Response::Chunk { bytes } = bob_peer
-                .req(Request::GetChunk {
-                    hash,
-                    offset: 0,
-                    length: 0,
-                })
-                .await
-            else {
-                panic!("no chunk")
-            };
-            plaintext.extend_from_slice(opener.open_next(&bytes).expect("chunk opens"));
-        }
-        opener.finish().expect("complete");
+        let plaintext = open_entry(&bob_peer, &mut bob, entry).await;
         assert!(plaintext == second.content, "plaintext differs");
         alice_peer.close().await;
         bob_peer.close().await;

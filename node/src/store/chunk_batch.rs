@@ -61,15 +61,23 @@ impl RelayStore {
             }
             s.writing = true;
             let n = s.waiting.len().min(MAX_BATCH);
-            let batch: Vec<(u64, PreparedChunk)> = s.waiting.drain(..n).collect();
+            let (tickets, batch): (Vec<u64>, Vec<PreparedChunk>) = s.waiting.drain(..n).unzip();
             drop(s);
-            let mut guard = Writing {
+            let mut writing = Writing {
                 batches,
-                tickets: batch.iter().map(|(t, _)| *t).collect(),
+                tickets,
                 outcomes: Vec::new(),
             };
-            guard.outcomes = self.write_chunks(batch);
-            drop(guard);
+            writing.outcomes = match self.write_chunks_txn(&batch) {
+                Ok(outcomes) => outcomes,
+                // A failed transaction fails every chunk in it, each with a
+                // copy of the (internal) error.
+                Err(e) => batch
+                    .iter()
+                    .map(|_| Err(StoreError::Io(std::io::Error::other(e.to_string()))))
+                    .collect(),
+            };
+            drop(writing);
             s = batches.lock();
         }
     }
@@ -77,30 +85,16 @@ impl RelayStore {
     /// Writes `batch` in one transaction. A chunk refused on its own (its
     /// message gone or revoked meanwhile) does not hold back the others; a
     /// database error fails them all.
-    fn write_chunks(
-        &self,
-        batch: Vec<(u64, PreparedChunk)>,
-    ) -> Vec<(u64, Result<Listed, StoreError>)> {
-        let tickets: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
-        match self.write_chunks_txn(&batch) {
-            Ok(outcomes) => tickets.into_iter().zip(outcomes).collect(),
-            Err(e) => tickets
-                .into_iter()
-                .map(|t| (t, Err(duplicate(&e))))
-                .collect(),
-        }
-    }
-
     fn write_chunks_txn(
         &self,
-        batch: &[(u64, PreparedChunk)],
+        batch: &[PreparedChunk],
     ) -> Result<Vec<Result<Listed, StoreError>>, StoreError> {
         let _writer = self.writer();
         let mut txn = self.db.begin_write()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         {
             let mut t = super::tables::Tables::open(&txn)?;
-            for (_, chunk) in batch {
+            for chunk in batch {
                 outcomes.push(self.write_chunk(&mut t, chunk)?);
             }
         }
@@ -116,43 +110,26 @@ impl RelayStore {
     }
 }
 
-/// Publishes a batch's outcomes and hands the writing over, even if writing
-/// panicked (then every chunk of the batch gets an error).
+/// Publishes a batch's outcomes, in the order of its tickets, and hands the
+/// writing over, even if writing panicked (then every chunk of the batch
+/// gets an error).
 struct Writing<'a> {
     batches: &'a ChunkBatches,
     tickets: Vec<u64>,
-    outcomes: Vec<(u64, Result<Listed, StoreError>)>,
+    outcomes: Vec<Result<Listed, StoreError>>,
 }
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
         let mut s = self.batches.lock();
-        let mut outcomes: HashMap<u64, Result<Listed, StoreError>> =
-            self.outcomes.drain(..).collect();
-        for t in &self.tickets {
+        let mut outcomes = std::mem::take(&mut self.outcomes).into_iter();
+        for &t in &self.tickets {
             let o = outcomes
-                .remove(t)
+                .next()
                 .unwrap_or_else(|| Err(StoreError::corrupt("a chunk batch failed")));
-            s.outcomes.insert(*t, o);
+            s.outcomes.insert(t, o);
         }
         s.writing = false;
         self.batches.written.notify_all();
-    }
-}
-
-/// A copy of `e` for each chunk of a failed batch.
-fn duplicate(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::NotFound(w) => StoreError::NotFound(w),
-        StoreError::Conflict(w) => StoreError::Conflict(w),
-        StoreError::QuotaExceeded(w) => StoreError::QuotaExceeded(w),
-        StoreError::TooLarge(w) => StoreError::TooLarge(w),
-        StoreError::Revoked => StoreError::Revoked,
-        StoreError::Expired(w) => StoreError::Expired(w),
-        StoreError::Forbidden(w) => StoreError::Forbidden(w),
-        StoreError::Invalid(w) => StoreError::Invalid(w),
-        StoreError::Corrupt(w) => StoreError::Corrupt(w.clone()),
-        StoreError::Io(e) => StoreError::Io(std::io::Error::new(e.kind(), e.to_string())),
-        StoreError::Db(e) => StoreError::Io(std::io::Error::other(e.to_string())),
     }
 }

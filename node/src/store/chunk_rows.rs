@@ -42,27 +42,27 @@ pub(super) struct ChunkRow {
     pub data: Vec<u8>,
 }
 
-/// Writes the record of chunk `hash`, replacing any.
-pub(super) fn put(
-    t: &mut Tables,
-    hash: &[u8; 32],
-    owner: &[u8; 32],
-    form: ChunkForm,
-    data: &[u8],
-) -> Result<(), StoreError> {
-    let split = data.len().min(HEAD_MAX - PREFIX);
-    let mut head = Vec::with_capacity(PREFIX + split);
-    head.extend_from_slice(owner);
-    head.push(match form {
+/// Starts a record, `owner ‖ form`, with room for `data_len` bytes of data
+/// to be appended.
+pub(super) fn record(owner: &[u8; 32], form: ChunkForm, data_len: usize) -> Vec<u8> {
+    let mut r = Vec::with_capacity(PREFIX + data_len);
+    r.extend_from_slice(owner);
+    r.push(match form {
         ChunkForm::Sealed => 0,
         ChunkForm::AsReceived => 1,
     });
-    head.extend_from_slice(&data[..split]);
-    t.chunks.insert(hash, head.as_slice())?;
-    if split < data.len() {
-        t.chunk_tails.insert(hash, &data[split..])?;
-    } else {
+    r
+}
+
+/// Writes `record` (from [`record`], data appended) for chunk `hash`,
+/// replacing any.
+pub(super) fn put(t: &mut Tables, hash: &[u8; 32], record: &[u8]) -> Result<(), StoreError> {
+    let (head, tail) = record.split_at(record.len().min(HEAD_MAX));
+    t.chunks.insert(hash, head)?;
+    if tail.is_empty() {
         t.chunk_tails.remove(hash)?;
+    } else {
+        t.chunk_tails.insert(hash, tail)?;
     }
     Ok(())
 }

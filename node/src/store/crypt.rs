@@ -14,7 +14,7 @@ use super::StoreError;
 
 /// Bytes a sealed value adds to its plaintext.
 pub(super) const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
-pub(super) const NONCE_LEN: usize = 12;
+const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 /// A message's data key. It lives in the key file, never in redb, and is
@@ -50,32 +50,35 @@ impl DataKey {
         plaintext: &[u8],
         rng: &mut R,
     ) -> Result<Vec<u8>, StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rng.fill_bytes(&mut nonce);
-        self.seal_with_nonce(table, key, plaintext, nonce)
+        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        self.seal_into(table, key, plaintext, random_nonce(rng), &mut out)?;
+        Ok(out)
     }
 
-    /// [`DataKey::seal`] with a `nonce` the caller drew at random.
-    pub(super) fn seal_with_nonce(
+    /// [`DataKey::seal`] with a `nonce` the caller drew at random, appending
+    /// the sealed value to `out`.
+    pub(super) fn seal_into(
         &self,
         table: &str,
         key: &[u8],
         plaintext: &[u8],
         nonce: [u8; NONCE_LEN],
-    ) -> Result<Vec<u8>, StoreError> {
-        let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
+        out: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        out.reserve(plaintext.len() + SEAL_OVERHEAD);
         out.extend_from_slice(&nonce);
+        let start = out.len();
         out.extend_from_slice(plaintext);
         let tag = self
             .cipher()
             .encrypt_inout_detached(
                 &Nonce::from(nonce),
                 &aad(table, key),
-                (&mut out[NONCE_LEN..]).into(),
+                (&mut out[start..]).into(),
             )
             .map_err(|_| StoreError::TooLarge("value to seal"))?;
         out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(())
     }
 
     /// Opens a value sealed by [`DataKey::seal`] for the same `table` and `key`.
@@ -100,6 +103,13 @@ impl DataKey {
             .map_err(|_| StoreError::corrupt(format!("a value in {table} does not decrypt")))?;
         Ok(out)
     }
+}
+
+/// A random nonce for [`DataKey::seal_into`].
+pub(super) fn random_nonce<R: CryptoRng + ?Sized>(rng: &mut R) -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    nonce
 }
 
 /// Length of the plaintext inside a sealed value of `sealed_len` bytes.

@@ -9,7 +9,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::chunk_batch::Listed;
 use super::chunk_rows::{self, ChunkForm};
-use super::crypt::DataKey;
+use super::crypt::{DataKey, SEAL_OVERHEAD, random_nonce};
 use super::erase::{get_identity, get_meta};
 use super::records::{EnvelopeMeta, MessageMeta};
 use super::tables::{
@@ -251,7 +251,7 @@ impl RelayStore {
         if chunk_rows::contains(&t.chunks, &h)? {
             return Ok(Ok(Vec::new()));
         }
-        chunk_rows::put(t, &h, &id, chunk.form, &chunk.data)?;
+        chunk_rows::put(t, &h, &chunk.record)?;
         t.add_counter(STORED_BYTES, chunk.len as i128)?;
         let holders: Vec<[u8; 32]> = t
             .chunk_refs
@@ -308,12 +308,15 @@ impl RelayStore {
             return Ok(None);
         }
         drop(txn);
-        let (form, data) = if self.seal_chunks {
-            let nonce = self.writer().nonce();
-            let sealed = key.seal_with_nonce(T_CHUNKS, &hash, bytes, nonce)?;
-            (ChunkForm::Sealed, sealed)
+        let (form, record) = if self.seal_chunks {
+            let nonce = random_nonce(&mut self.writer().rng);
+            let mut r = chunk_rows::record(id, ChunkForm::Sealed, bytes.len() + SEAL_OVERHEAD);
+            key.seal_into(T_CHUNKS, &hash, bytes, nonce, &mut r)?;
+            (ChunkForm::Sealed, r)
         } else {
-            (ChunkForm::AsReceived, bytes.to_vec())
+            let mut r = chunk_rows::record(id, ChunkForm::AsReceived, bytes.len());
+            r.extend_from_slice(bytes);
+            (ChunkForm::AsReceived, r)
         };
         Ok(Some(PreparedChunk {
             id: *id,
@@ -321,7 +324,7 @@ impl RelayStore {
             hash,
             key,
             form,
-            data,
+            record,
         }))
     }
 }
@@ -335,7 +338,8 @@ pub(super) struct PreparedChunk {
     /// The data key it was sealed under (checked again under the lock).
     key: DataKey,
     form: ChunkForm,
-    data: Vec<u8>,
+    /// The chunk record to store (`chunk_rows::record` with its data).
+    record: Vec<u8>,
 }
 
 impl std::fmt::Debug for PreparedChunk {

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha20Rng;
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::chunk_rows::{self, ChunkForm};
+use super::crypt::{SEAL_OVERHEAD, random_nonce};
 use super::keyfile::KeyFile;
 use super::records::{EnvelopeMeta, IdentityRecord, MessageMeta};
 use super::tables::{RESERVED_BYTES, STORED_BYTES, T_CHUNKS, Tables};
@@ -275,8 +276,13 @@ pub(super) fn erase_message(
                 match (&key, next_key) {
                     (Some(k), Some(nk)) => {
                         let plain = k.open(T_CHUNKS, h, &row.data)?;
-                        let resealed = nk.seal(T_CHUNKS, h, &plain, rng)?;
-                        chunk_rows::put(t, h, &next, ChunkForm::Sealed, &resealed)?;
+                        let mut r = chunk_rows::record(
+                            &next,
+                            ChunkForm::Sealed,
+                            plain.len() + SEAL_OVERHEAD,
+                        );
+                        nk.seal_into(T_CHUNKS, h, &plain, random_nonce(rng), &mut r)?;
+                        chunk_rows::put(t, h, &r)?;
                     }
                     _ => {
                         // Unreadable without a key: drop it, and the messages naming it lack it again.

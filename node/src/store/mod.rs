@@ -153,15 +153,6 @@ struct Writer {
     slots: u32,
 }
 
-impl Writer {
-    /// A random nonce for a value sealed outside the lock.
-    fn nonce(&mut self) -> [u8; crypt::NONCE_LEN] {
-        let mut n = [0u8; crypt::NONCE_LEN];
-        rand_core::Rng::fill_bytes(&mut self.rng, &mut n);
-        n
-    }
-}
-
 impl std::fmt::Debug for Writer {
     // Not the RNG: its buffered output is future keys and nonces.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

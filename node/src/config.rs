@@ -18,6 +18,7 @@
 //! idle_connection_timeout_secs = 60
 //! request_timeout_secs = 30
 //! max_concurrent_streams = 16
+//! max_buffered_request_bytes = 67_108_864
 //!
 //! [rate]
 //! requests_per_sec = 50.0
@@ -132,6 +133,11 @@ pub struct Limits {
     pub request_timeout_secs: u64,
     /// Mailbox streams open at once on one connection, per protocol.
     pub max_concurrent_streams: usize,
+    /// Bytes of inbound mailbox requests the node holds at once, read but
+    /// not yet answered, over all connections together. A request beyond
+    /// it waits unread (within its request timeout) until earlier ones are
+    /// answered; values below one frame are raised to one frame.
+    pub max_buffered_request_bytes: usize,
     /// For benchmarks only: runs the raw-transfer protocol `/mayfly/bench/1`
     /// (see `net::bench`): any peer may send it bytes and ask for bytes
     /// back. Off by default; never enable it on a relay serving users.
@@ -152,6 +158,7 @@ impl Default for Limits {
             idle_connection_timeout_secs: 60,
             request_timeout_secs: 30,
             max_concurrent_streams: 16,
+            max_buffered_request_bytes: 64 << 20,
             bench_protocol: false,
         }
     }

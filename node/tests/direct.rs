@@ -69,8 +69,8 @@ impl Receiver {
                 tokio::select! {
                     event = events.recv(), if service.has_room() => match event {
                         None => break,
-                        Some(Event::InboundRequest { peer, request, channel, .. }) => {
-                            service.on_request(peer, *request, channel);
+                        Some(Event::InboundRequest { peer, request, hold, channel, .. }) => {
+                            service.on_request(peer, *request, hold, channel);
                         }
                         Some(Event::ConnectionClosed { peer, remaining: 0, .. }) => {
                             service.on_disconnected(&peer);

@@ -142,10 +142,11 @@ impl EventLoop {
             net::Event::InboundRequest {
                 peer,
                 request,
+                hold,
                 channel,
                 ..
             } if self.service.has_room() => {
-                self.service.on_request(peer, *request, channel);
+                self.service.on_request(peer, *request, hold, channel);
             }
             net::Event::Notification {
                 peer,

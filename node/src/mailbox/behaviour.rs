@@ -19,6 +19,7 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use mayfly_protocol::mailbox::{DIRECT_PROTOCOL, NOTIFY_PROTOCOL, RELAY_PROTOCOL};
 
+use super::budget::RequestBudget;
 use super::protocol::{NotifyCodec, RelayCodec};
 use crate::config::Limits;
 
@@ -56,6 +57,9 @@ fn config(limits: &Limits) -> request_response::Config {
 /// to another client (which does not answer relay requests). So
 /// [`Client::request`](crate::net::Client::request) reaches either, and
 /// every inbound request a client receives came on `/mayfly/direct/1`.
+///
+/// Inbound requests hold bytes of one [`RequestBudget`] of
+/// [`Limits::max_buffered_request_bytes`] for the whole swarm.
 pub fn relay(role: Role, limits: &Limits) -> RelayBehaviour {
     let relay = StreamProtocol::new(RELAY_PROTOCOL);
     let direct = StreamProtocol::new(DIRECT_PROTOCOL);
@@ -66,7 +70,12 @@ pub fn relay(role: Role, limits: &Limits) -> RelayBehaviour {
         ],
         Role::Relay => vec![(relay, ProtocolSupport::Inbound)],
     };
-    request_response::Behaviour::new(protocols, config(limits))
+    let budget = RequestBudget::new(limits.max_buffered_request_bytes);
+    request_response::Behaviour::with_codec(
+        RelayCodec::with_budget(budget),
+        protocols,
+        config(limits),
+    )
 }
 
 /// The `/mayfly/notify/1` behaviour for `role`.

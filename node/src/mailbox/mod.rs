@@ -24,7 +24,9 @@
 //! long-lived notification stream).
 
 pub mod behaviour;
+pub mod budget;
 pub mod protocol;
 
 pub use behaviour::{NotifyBehaviour, RelayBehaviour, Role};
+pub use budget::{Held, Hold, RequestBudget};
 pub use protocol::{FrameCodec, NotifyCodec, RelayCodec};

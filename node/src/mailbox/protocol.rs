@@ -10,6 +10,8 @@ use libp2p::request_response;
 use mayfly_protocol::codec::Codec;
 use mayfly_protocol::mailbox::{MAX_FRAME_LEN, Notify, Request, Response, encode_frame};
 
+use super::budget::{Held, Hold, RequestBudget};
+
 /// A [`request_response::Codec`] for requests `Req` and responses `Resp`,
 /// each one frame: `u32 length ‖ body`, `1 ≤ length ≤ MAX_FRAME_LEN`.
 ///
@@ -19,17 +21,40 @@ use mayfly_protocol::mailbox::{MAX_FRAME_LEN, Notify, Request, Response, encode_
 /// non-canonical values, unknown types) is [`io::ErrorKind::InvalidData`].
 /// Either way request_response drops the stream, which is how RELAY.md §5.5
 /// wants an undecodable request answered.
-pub struct FrameCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
+///
+/// With a [`RequestBudget`], an inbound request's length is taken from the
+/// budget before its body is read, and the [`Held`] request carries it until
+/// dropped.
+pub struct FrameCodec<Req, Resp> {
+    budget: Option<RequestBudget>,
+    _types: PhantomData<fn() -> (Req, Resp)>,
+}
+
+impl<Req, Resp> FrameCodec<Req, Resp> {
+    /// A codec whose inbound requests hold bytes of `budget`.
+    pub fn with_budget(budget: RequestBudget) -> Self {
+        Self {
+            budget: Some(budget),
+            _types: PhantomData,
+        }
+    }
+}
 
 impl<Req, Resp> Default for FrameCodec<Req, Resp> {
     fn default() -> Self {
-        Self(PhantomData)
+        Self {
+            budget: None,
+            _types: PhantomData,
+        }
     }
 }
 
 impl<Req, Resp> Clone for FrameCodec<Req, Resp> {
     fn clone(&self) -> Self {
-        Self::default()
+        Self {
+            budget: self.budget.clone(),
+            _types: PhantomData,
+        }
     }
 }
 
@@ -42,6 +67,12 @@ pub type NotifyCodec = FrameCodec<Notify, Response>;
 /// Reads exactly one frame body. The length is checked before the body is
 /// allocated.
 pub async fn read_frame<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<Vec<u8>> {
+    let len = read_frame_len(io).await?;
+    read_body(io, len).await
+}
+
+/// Reads and checks a frame's length prefix.
+async fn read_frame_len<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<usize> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -51,6 +82,10 @@ pub async fn read_frame<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<Vec<u8>>
             format!("frame length {len} not in 1..={MAX_FRAME_LEN}"),
         ));
     }
+    Ok(len)
+}
+
+async fn read_body<T: AsyncRead + Unpin>(io: &mut T, len: usize) -> io::Result<Vec<u8>> {
     let mut body = vec![0u8; len];
     io.read_exact(&mut body).await?;
     Ok(body)
@@ -84,14 +119,20 @@ where
     Resp: Codec + Send + Sync + 'static,
 {
     type Protocol = StreamProtocol;
-    type Request = Req;
+    type Request = Held<Req>;
     type Response = Resp;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Held<Req>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        decode(&read_frame(io).await?)
+        let len = read_frame_len(io).await?;
+        let hold = match &self.budget {
+            Some(budget) => budget.take(len).await?,
+            None => Hold::none(),
+        };
+        let message = decode(&read_body(io, len).await?)?;
+        Ok(Held { message, hold })
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
@@ -101,11 +142,16 @@ where
         decode(&read_frame(io).await?)
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Req) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Held<Req>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req).await
+        write_frame(io, &req.message).await
     }
 
     async fn write_response<T>(
@@ -153,6 +199,34 @@ mod tests {
         let back: Response =
             block_on(async { decode(&read_frame(&mut io).await.unwrap()) }).unwrap();
         assert_eq!(back, err);
+    }
+
+    #[test]
+    fn an_inbound_request_holds_its_length_until_dropped() {
+        use futures::FutureExt;
+        use libp2p::request_response::Codec as _;
+
+        let budget = RequestBudget::new(0);
+        let mut codec = RelayCodec::with_budget(budget.clone());
+        let proto = StreamProtocol::new("/t");
+        let frame = encode_frame(&Request::List { after: 1, limit: 2 }.to_bytes());
+        let mut io = &frame[..];
+        let first = block_on(codec.read_request(&proto, &mut io)).unwrap();
+        assert_eq!(first.message, Request::List { after: 1, limit: 2 });
+        assert_eq!(first.hold.bytes(), frame.len() - 4);
+        assert_eq!(budget.available(), MAX_FRAME_LEN - (frame.len() - 4));
+        // A largest frame does not fit beside it: its body stays unread.
+        let mut big = ((MAX_FRAME_LEN as u32).to_be_bytes()).to_vec();
+        big.resize(4 + MAX_FRAME_LEN, 0);
+        let mut io = &big[..];
+        let mut second = Box::pin(codec.read_request(&proto, &mut io));
+        assert!((&mut second).now_or_never().is_none());
+        // Dropping the first hands its bytes to the waiting one, whose body
+        // (all zero) is then read, and refused as no request.
+        drop(first);
+        let err = block_on(second).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(budget.available(), MAX_FRAME_LEN);
     }
 
     #[test]

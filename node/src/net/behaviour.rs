@@ -9,7 +9,7 @@ use libp2p::{connection_limits, identify, memory_connection_limits, ping, reques
 use mayfly_protocol::mailbox::{Notify, Request, Response};
 
 use crate::config::{Limits, MemoryLimit};
-use crate::mailbox::{self, NotifyBehaviour, RelayBehaviour, Role};
+use crate::mailbox::{self, Held, NotifyBehaviour, RelayBehaviour, Role};
 
 /// The identify protocol version Mayfly nodes announce. A peer announcing
 /// another one speaks another protocol family.
@@ -55,9 +55,9 @@ pub enum BehaviourEvent {
     /// From ping.
     Ping(ping::Event),
     /// From the mailbox request protocol (boxed: it carries a whole request).
-    Relay(Box<request_response::Event<Request, Response>>),
+    Relay(Box<request_response::Event<Held<Request>, Response>>),
     /// From the mailbox notification protocol.
-    Notify(Box<request_response::Event<Notify, Response>>),
+    Notify(Box<request_response::Event<Held<Notify>, Response>>),
     /// From the bench protocol, which reports nothing (its streams go to
     /// its [`super::bench::Control`]); never emitted.
     Bench,
@@ -69,14 +69,14 @@ impl From<()> for BehaviourEvent {
     }
 }
 
-impl From<request_response::Event<Request, Response>> for BehaviourEvent {
-    fn from(event: request_response::Event<Request, Response>) -> Self {
+impl From<request_response::Event<Held<Request>, Response>> for BehaviourEvent {
+    fn from(event: request_response::Event<Held<Request>, Response>) -> Self {
         Self::Relay(Box::new(event))
     }
 }
 
-impl From<request_response::Event<Notify, Response>> for BehaviourEvent {
-    fn from(event: request_response::Event<Notify, Response>) -> Self {
+impl From<request_response::Event<Held<Notify>, Response>> for BehaviourEvent {
+    fn from(event: request_response::Event<Held<Notify>, Response>) -> Self {
         Self::Notify(Box::new(event))
     }
 }

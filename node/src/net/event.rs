@@ -9,6 +9,8 @@ use libp2p::swarm::{ConnectionError, ConnectionId};
 use libp2p::{Multiaddr, PeerId, identify};
 use mayfly_protocol::mailbox::{Notify, Request, Response};
 
+use crate::mailbox::Hold;
+
 /// Which side opened a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -94,6 +96,10 @@ pub enum Event {
         connection: ConnectionId,
         /// The request, decoded (boxed: a chunk upload is large).
         request: Box<Request>,
+        /// Its bytes in the swarm's request budget
+        /// ([`Limits::max_buffered_request_bytes`](crate::config::Limits)):
+        /// keep it until the request is answered, and drop it then.
+        hold: Hold,
         /// Where the answer goes.
         channel: ResponseChannel<Response>,
     },

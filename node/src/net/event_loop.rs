@@ -11,6 +11,8 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
 use libp2p::{PeerId, Swarm, identify, ping};
 use mayfly_protocol::mailbox::Response;
+
+use crate::mailbox::Held;
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(doc)]
@@ -122,7 +124,7 @@ impl EventLoop {
                     .swarm
                     .behaviour_mut()
                     .relay
-                    .send_request(&peer, *request);
+                    .send_request(&peer, Held::outbound(*request));
                 self.pending_requests.insert(id, reply);
             }
             Command::Respond { channel, response } => {
@@ -143,7 +145,7 @@ impl EventLoop {
                     self.swarm
                         .behaviour_mut()
                         .notify
-                        .send_request(&peer, notify);
+                        .send_request(&peer, Held::outbound(notify));
                 }
             }
             Command::Shutdown => return ControlFlow::Break(()),
@@ -269,7 +271,7 @@ impl EventLoop {
 
     fn on_relay_event(
         &mut self,
-        event: request_response::Event<mayfly_protocol::mailbox::Request, Response>,
+        event: request_response::Event<Held<mayfly_protocol::mailbox::Request>, Response>,
     ) -> Option<Event> {
         match event {
             request_response::Event::Message {
@@ -282,7 +284,8 @@ impl EventLoop {
                 } => Some(Event::InboundRequest {
                     peer,
                     connection: connection_id,
-                    request: Box::new(request),
+                    request: Box::new(request.message),
+                    hold: request.hold,
                     channel,
                 }),
                 request_response::Message::Response {
@@ -317,7 +320,7 @@ impl EventLoop {
 
     fn on_notify_event(
         &mut self,
-        event: request_response::Event<mayfly_protocol::mailbox::Notify, Response>,
+        event: request_response::Event<Held<mayfly_protocol::mailbox::Notify>, Response>,
     ) -> Option<Event> {
         match event {
             request_response::Event::Message {
@@ -335,7 +338,7 @@ impl EventLoop {
                     .send_response(channel, Response::Ok);
                 Some(Event::Notification {
                     peer,
-                    notify: request,
+                    notify: request.message,
                 })
             }
             request_response::Event::Message {

@@ -302,9 +302,10 @@ async fn serve(
             Event::InboundRequest {
                 peer,
                 request,
+                hold,
                 channel,
                 ..
-            } => service.on_request(peer, *request, channel),
+            } => service.on_request(peer, *request, hold, channel),
             Event::Notification { peer, .. } => {
                 tracing::debug!(%peer, "unexpected notification");
             }

@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use super::personal::{self, Mode, PersonalEvent};
 use super::rate::RateLimiter;
 use crate::config::RateLimits;
+use crate::mailbox::Hold;
 use crate::metrics::{RelayMetrics, RequestType};
 use crate::net::Client;
 use crate::store::{RelayStore, StoreError};
@@ -202,6 +203,7 @@ impl Service {
         &mut self,
         peer: PeerId,
         request: Request,
+        hold: Hold,
         channel: ResponseChannel<Response>,
     ) {
         let ctx = self.ctx.clone();
@@ -232,6 +234,8 @@ impl Service {
         };
         self.tasks.spawn(async move {
             let response = ctx.answer(peer, generation, request).await;
+            // The request's bytes are freed: give them back to the budget.
+            drop(hold);
             ctx.respond(channel, response).await;
         });
     }

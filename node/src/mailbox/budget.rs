@@ -4,11 +4,16 @@
 //! Each inbound request takes its frame length from the budget before its
 //! body is read, and gives it back when the node is done with it (when the
 //! [`Hold`] that travels with the request is dropped). While the budget is
-//! spent, streams wait in the codec with their bytes unread: the peer's
-//! sends stall on flow control instead of piling up in the node's memory.
-//! The wait counts against the request timeout like the rest of the
-//! exchange. Without it, a relay with 1,000 clients uploading at once held
-//! about 3,400 decoded chunk requests (827 MiB) at its peak.
+//! spent, streams wait in the codec with their bodies unread, and the
+//! node decodes and queues no more. The wait counts against the request
+//! timeout like the rest of the exchange.
+//!
+//! What the budget does not bound: bytes the multiplexer has already taken
+//! for a stream, up to its flow-control window (yamux grants each new
+//! stream 256 KiB). With 1,000 clients uploading 8 chunks each at once, a
+//! relay held about 3,400 decoded chunk requests (827 MiB) at its peak
+//! without the budget; with it, 63 MiB decoded and 776 MiB in yamux's
+//! stream buffers (BENCHMARKS.md, relay run 4).
 
 use std::io;
 use std::sync::Arc;

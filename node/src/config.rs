@@ -19,11 +19,19 @@
 //! request_timeout_secs = 30
 //! max_concurrent_streams = 16
 //! max_buffered_request_bytes = 67_108_864
+//! max_buffered_response_bytes = 67_108_864
 //!
 //! [rate]
 //! requests_per_sec = 50.0
 //! burst = 200
 //! max_peers = 16384
+//!
+//! [uploads]
+//! max_concurrent = 32
+//! max_per_peer = 4
+//! max_waiting = 4096
+//! wait_secs = 20
+//! idle_secs = 30
 //!
 //! [store]
 //! mailbox_bytes = 4_294_967_296
@@ -58,6 +66,8 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// Per-peer request rate limits.
     pub rate: RateLimits,
+    /// Clips whose chunks are uploaded at once.
+    pub uploads: UploadLimits,
     /// Storage quotas.
     pub store: StoreLimits,
     /// Seconds between runs of the expiry collector.
@@ -82,6 +92,41 @@ pub struct RateLimits {
     pub max_peers: usize,
 }
 
+/// Upload admission (RELAY.md §5.5, `relay/uploads.rs`): a Deposit whose
+/// clip has chunks missing is answered once the clip has an upload slot.
+/// Each slot lets one sender upload one clip's chunks (a few streams, each
+/// with up to 256 KiB in flight), so `max_concurrent` bounds the relay's
+/// memory for chunk uploads however many clients are connected.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadLimits {
+    /// Clips uploaded at once over the relay (at least 1).
+    pub max_concurrent: usize,
+    /// Clips one peer uploads at once; a Deposit beyond it is refused
+    /// (RateLimited) at once.
+    pub max_per_peer: usize,
+    /// Deposits waiting for a slot; one beyond it is refused at once.
+    pub max_waiting: usize,
+    /// Longest a Deposit waits for a slot before it is refused
+    /// (RateLimited). Keep it below `limits.request_timeout_secs`.
+    pub wait_secs: u64,
+    /// A slot whose sender has sent no chunk for this long is freed.
+    pub idle_secs: u64,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            // 32 clips × 8 chunks in flight × 256 KiB windows: 64 MiB.
+            max_concurrent: 32,
+            max_per_peer: 4,
+            max_waiting: 4096,
+            wait_secs: 20,
+            idle_secs: 30,
+        }
+    }
+}
+
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
@@ -102,6 +147,7 @@ impl Default for RelayConfig {
                 .collect(),
             limits: Limits::default(),
             rate: RateLimits::default(),
+            uploads: UploadLimits::default(),
             store: StoreLimits::default(),
             collect_interval_secs: 60,
             metrics_listen: None,
@@ -138,6 +184,11 @@ pub struct Limits {
     /// it waits unread (within its request timeout) until earlier ones are
     /// answered; values below one frame are raised to one frame.
     pub max_buffered_request_bytes: usize,
+    /// Bytes of chunk responses a mailbox service holds at once, read from
+    /// its store but not yet written to their streams. A GetChunk beyond it
+    /// waits (within its request timeout) until earlier answers are written;
+    /// values below one frame are raised to one frame.
+    pub max_buffered_response_bytes: usize,
     /// For benchmarks only: runs the raw-transfer protocol `/mayfly/bench/1`
     /// (see `net::bench`): any peer may send it bytes and ask for bytes
     /// back. Off by default; never enable it on a relay serving users.
@@ -159,6 +210,7 @@ impl Default for Limits {
             request_timeout_secs: 30,
             max_concurrent_streams: 16,
             max_buffered_request_bytes: 64 << 20,
+            max_buffered_response_bytes: 64 << 20,
             bench_protocol: false,
         }
     }
@@ -257,6 +309,16 @@ impl RelayConfig {
         if self.store.collect_batch == 0 {
             return invalid("store.collect_batch must be positive");
         }
+        let u = &self.uploads;
+        if u.max_concurrent == 0 || u.max_per_peer == 0 {
+            return invalid("uploads.max_concurrent and uploads.max_per_peer must be positive");
+        }
+        if u.wait_secs >= self.limits.request_timeout_secs {
+            return invalid("uploads.wait_secs must be below limits.request_timeout_secs");
+        }
+        if u.idle_secs == 0 {
+            return invalid("uploads.idle_secs must be positive");
+        }
         Ok(())
     }
 }
@@ -331,6 +393,7 @@ mod tests {
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.rate, RateLimits::default());
         assert_eq!(config.store, StoreLimits::default());
+        assert_eq!(config.uploads, UploadLimits::default());
     }
 
     #[test]
@@ -366,6 +429,9 @@ mod tests {
             "collect_interval_secs = 0",
             "[rate]\nburst = 0",
             "[rate]\nrequests_per_sec = -1.0",
+            "[uploads]\nmax_concurrent = 0",
+            "[uploads]\nwait_secs = 30",
+            "[uploads]\nidle_secs = 0",
             "metrics_listen = \"localhost\"",
         ] {
             let e = RelayConfig::from_toml(text).expect_err(text);

@@ -227,6 +227,8 @@ pub struct RelayMetrics {
     superseded_sessions: Counter,
     collected: Family<KindLabel, Counter>,
     connections: Gauge,
+    uploads_in_progress: Gauge,
+    uploads_waiting: Gauge,
     store: StoreGauges,
 }
 
@@ -258,6 +260,8 @@ impl RelayMetrics {
             superseded_sessions: Counter::default(),
             collected: Family::default(),
             connections: Gauge::default(),
+            uploads_in_progress: Gauge::default(),
+            uploads_waiting: Gauge::default(),
             store: StoreGauges::default(),
         };
         let r = &mut registry;
@@ -317,6 +321,16 @@ impl RelayMetrics {
             m.collected.clone(),
         );
         r.register("connections", "Open connections", m.connections.clone());
+        r.register(
+            "uploads_in_progress",
+            "Clips holding an upload slot (RELAY.md §5.5)",
+            m.uploads_in_progress.clone(),
+        );
+        r.register(
+            "uploads_waiting",
+            "Deposits waiting for an upload slot",
+            m.uploads_waiting.clone(),
+        );
         let s = r.sub_registry_with_prefix("store");
         let g = &m.store;
         s.register(
@@ -416,6 +430,13 @@ impl RelayMetrics {
     /// A connection closed.
     pub fn connection_closed(&self) {
         self.connections.dec();
+    }
+
+    /// Upload slots held and deposits waiting for one, now.
+    pub fn uploads(&self, in_progress: usize, waiting: usize) {
+        self.uploads_in_progress
+            .set(saturating_i64(in_progress as u64));
+        self.uploads_waiting.set(saturating_i64(waiting as u64));
     }
 
     /// Reads the store gauges from `store`; on failure they keep their

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use mailbox_client::{Clip, Party, Peer, TIMEOUT, accepted_all, code, deposit, now, rng, runtime};
-use mayfly_node::config::{Limits, RateLimits};
+use mayfly_node::config::Limits;
 use mayfly_node::metrics::RelayMetrics;
 use mayfly_node::net::{self, Event};
 use mayfly_node::relay::PersonalEvent;
-use mayfly_node::relay::service::Service;
+use mayfly_node::relay::service::{Service, ServiceLimits};
 use mayfly_node::store::{RelayStore, StoreLimits};
 use mayfly_protocol::mailbox::{ErrorCode, LoginProof, Request, Response, RevokeOutcome};
 use mayfly_protocol::*;
@@ -59,7 +59,7 @@ impl Receiver {
             client.clone(),
             peer,
             owner.key(),
-            RateLimits::default(),
+            ServiceLimits::default(),
             rng(99),
             Arc::new(RelayMetrics::new()),
             tx,

@@ -251,3 +251,65 @@ fn a_peer_over_its_request_rate_is_refused_then_served_again() {
     });
     relay.stop();
 }
+
+#[test]
+fn a_deposit_waits_for_an_upload_slot_and_gets_it_when_the_upload_before_it_completes() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = seeded(13);
+    let alice = Party::new(&mut rng);
+    let carol = Party::new(&mut rng);
+    let mut bob = Party::new(&mut rng);
+    let (first, second, third) = (
+        seal(1000, &mut rng),
+        seal(1000, &mut rng),
+        seal(1000, &mut rng),
+    );
+    // One slot; each peer one upload at a time.
+    let relay = start_with(
+        home.path(),
+        dir.path(),
+        "[uploads]\nmax_concurrent = 1\nmax_per_peer = 1\n",
+    );
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    runtime().block_on(async {
+        let bob_peer = Peer::connect(&addr, relay_id).await;
+        bob_peer.login_and_publish(&mut bob, 2, &mut rng).await;
+        let alice_peer = Peer::connect(&addr, relay_id).await;
+        let carol_peer = Peer::connect(&addr, relay_id).await;
+        let to_first = alice_peer.envelope(&alice, &bob, &first, &mut rng).await;
+        let to_second = carol_peer.envelope(&carol, &bob, &second, &mut rng).await;
+        let to_third = alice_peer.envelope(&alice, &bob, &third, &mut rng).await;
+
+        // Alice takes the only slot.
+        let r = alice_peer.deposit(&bob, &to_first, &first).await;
+        assert_eq!(r, accepted_all(&first));
+        // A second clip of hers is over her share: refused at once.
+        let r = alice_peer.deposit(&bob, &to_third, &third).await;
+        assert_eq!(code(&r), ErrorCode::RateLimited, "{r:?}");
+
+        // Carol's deposit waits for the slot ...
+        let mut waiting = Box::pin(carol_peer.deposit(&bob, &to_second, &second));
+        // ... while the relay goes on answering others (Bob lists twice:
+        // the second answer comes after the relay took Carol's deposit).
+        for _ in 0..2 {
+            tokio::select! {
+                biased;
+                r = &mut waiting => panic!("answered while the slot was taken: {r:?}"),
+                r = bob_peer.list() => assert!(matches!(r, Response::Entries { .. })),
+            }
+        }
+        // Alice's last chunk frees the slot, and Carol's deposit is answered.
+        alice_peer.upload(&first).await;
+        assert_eq!(waiting.await, accepted_all(&second));
+        carol_peer.upload(&second).await;
+        assert_eq!(listed(&bob_peer).await.len(), 2);
+        // And Alice may upload again.
+        let r = alice_peer.deposit(&bob, &to_third, &third).await;
+        assert_eq!(r, accepted_all(&third));
+        for p in [alice_peer, carol_peer, bob_peer] {
+            p.close().await;
+        }
+    });
+    relay.stop();
+}

@@ -13,7 +13,7 @@ use super::{ClientError, Event, peer};
 use crate::metrics::RelayMetrics;
 use crate::net;
 use crate::relay::PersonalEvent;
-use crate::relay::service::Service;
+use crate::relay::service::{Service, ServiceLimits};
 
 /// Background tasks (syncs, revocations) running at once; beyond it,
 /// notifications are dropped (the next sync finds what they announced).
@@ -49,7 +49,11 @@ impl EventLoop {
             inner.net.clone(),
             inner.net.local_peer_id(),
             inner.identity,
-            inner.config.direct_rate.clone(),
+            ServiceLimits {
+                rate: inner.config.direct_rate.clone(),
+                max_buffered_response_bytes: inner.config.limits.max_buffered_response_bytes,
+                ..ServiceLimits::default()
+            },
             rng,
             Arc::new(RelayMetrics::new()),
             tx,

@@ -19,7 +19,7 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use mayfly_protocol::mailbox::{DIRECT_PROTOCOL, NOTIFY_PROTOCOL, RELAY_PROTOCOL};
 
-use super::budget::RequestBudget;
+use super::budget::ByteBudget;
 use super::protocol::{NotifyCodec, RelayCodec};
 use crate::config::Limits;
 
@@ -58,7 +58,7 @@ fn config(limits: &Limits) -> request_response::Config {
 /// [`Client::request`](crate::net::Client::request) reaches either, and
 /// every inbound request a client receives came on `/mayfly/direct/1`.
 ///
-/// Inbound requests hold bytes of one [`RequestBudget`] of
+/// Inbound requests hold bytes of one [`ByteBudget`] of
 /// [`Limits::max_buffered_request_bytes`] for the whole swarm.
 pub fn relay(role: Role, limits: &Limits) -> RelayBehaviour {
     let relay = StreamProtocol::new(RELAY_PROTOCOL);
@@ -70,7 +70,7 @@ pub fn relay(role: Role, limits: &Limits) -> RelayBehaviour {
         ],
         Role::Relay => vec![(relay, ProtocolSupport::Inbound)],
     };
-    let budget = RequestBudget::new(limits.max_buffered_request_bytes);
+    let budget = ByteBudget::new(limits.max_buffered_request_bytes);
     request_response::Behaviour::with_codec(
         RelayCodec::with_budget(budget),
         protocols,

@@ -1,19 +1,21 @@
-//! A node-wide budget of bytes held in mailbox requests that have been read
-//! but not yet answered.
+//! A node-wide budget of bytes held in mailbox messages.
 //!
-//! Each inbound request takes its frame length from the budget before its
-//! body is read, and gives it back when the node is done with it (when the
-//! [`Hold`] that travels with the request is dropped). While the budget is
-//! spent, streams wait in the codec with their bodies unread, and the
-//! node decodes and queues no more. The wait counts against the request
-//! timeout like the rest of the exchange.
+//! The swarm's codec keeps one for inbound requests: each request takes its
+//! frame length before its body is read, and gives it back when the node is
+//! done with it (when the [`Hold`] that travels with the request is
+//! dropped). While the budget is spent, streams wait in the codec with their
+//! bodies unread, and the node decodes and queues no more. The mailbox
+//! service keeps another for chunk responses: a GetChunk takes the chunk's
+//! length before the chunk is read from the store, and the codec gives it
+//! back once the response is written. Either wait counts against the
+//! request timeout like the rest of the exchange.
 //!
-//! What the budget does not bound: bytes the multiplexer has already taken
+//! What a budget does not bound: bytes the multiplexer has already taken
 //! for a stream, up to its flow-control window (yamux grants each new
 //! stream 256 KiB). With 1,000 clients uploading 8 chunks each at once, a
-//! relay held about 3,400 decoded chunk requests (827 MiB) at its peak
-//! without the budget; with it, 63 MiB decoded and 776 MiB in yamux's
-//! stream buffers (BENCHMARKS.md, relay run 4).
+//! relay held 63 MiB of decoded requests under the budget but 776 MiB in
+//! yamux's stream buffers (BENCHMARKS.md, relay run 4); upload admission
+//! (`relay/uploads.rs`) bounds those by bounding the uploads in progress.
 
 use std::io;
 use std::sync::Arc;
@@ -21,16 +23,17 @@ use std::sync::Arc;
 use mayfly_protocol::mailbox::MAX_FRAME_LEN;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The budget, shared by every connection of one swarm.
+/// A budget of bytes, shared by everything that holds from it (every
+/// connection of a swarm, or every request task of a service).
 #[derive(Debug, Clone)]
-pub struct RequestBudget {
+pub struct ByteBudget {
     bytes: Arc<Semaphore>,
     total: usize,
 }
 
-impl RequestBudget {
+impl ByteBudget {
     /// A budget of `bytes`, raised to one largest frame if smaller (so every
-    /// valid request can be read).
+    /// valid message fits).
     pub fn new(bytes: usize) -> Self {
         let total = bytes.clamp(MAX_FRAME_LEN, Semaphore::MAX_PERMITS);
         Self {
@@ -44,7 +47,7 @@ impl RequestBudget {
         self.total
     }
 
-    /// Bytes not held by any request now.
+    /// Bytes not held by any message now.
     pub fn available(&self) -> usize {
         self.bytes.available_permits()
     }
@@ -57,13 +60,13 @@ impl RequestBudget {
             .clone()
             .acquire_many_owned(n)
             .await
-            .map_err(|_| io::Error::other("the request budget is closed"))?;
+            .map_err(|_| io::Error::other("the byte budget is closed"))?;
         Ok(Hold(Some(permit)))
     }
 }
 
-/// Bytes of one request held against a [`RequestBudget`], given back on drop.
-/// [`Hold::none`] holds nothing (an outbound request, or a protocol without
+/// Bytes of one message held against a [`ByteBudget`], given back on drop.
+/// [`Hold::none`] holds nothing (an outbound request, or a message without
 /// a budget).
 #[derive(Debug, Default)]
 pub struct Hold(Option<OwnedSemaphorePermit>);
@@ -106,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_request_waits_until_held_bytes_are_given_back() {
-        let budget = RequestBudget::new(MAX_FRAME_LEN + 10);
+        let budget = ByteBudget::new(MAX_FRAME_LEN + 10);
         assert_eq!(budget.total(), MAX_FRAME_LEN + 10);
         let first = budget.take(MAX_FRAME_LEN).now_or_never().unwrap().unwrap();
         assert_eq!(first.bytes(), MAX_FRAME_LEN);
@@ -124,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_budget_below_one_frame_is_raised_to_one() {
-        let budget = RequestBudget::new(1);
+        let budget = ByteBudget::new(1);
         assert_eq!(budget.total(), MAX_FRAME_LEN);
         assert!(budget.take(MAX_FRAME_LEN).now_or_never().is_some());
     }

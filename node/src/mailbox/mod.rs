@@ -28,5 +28,5 @@ pub mod budget;
 pub mod protocol;
 
 pub use behaviour::{NotifyBehaviour, RelayBehaviour, Role};
-pub use budget::{Held, Hold, RequestBudget};
+pub use budget::{ByteBudget, Held, Hold};
 pub use protocol::{FrameCodec, NotifyCodec, RelayCodec};

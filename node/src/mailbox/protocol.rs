@@ -8,9 +8,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 use mayfly_protocol::codec::Codec;
-use mayfly_protocol::mailbox::{MAX_FRAME_LEN, Notify, Request, Response, encode_frame};
+use mayfly_protocol::mailbox::{MAX_FRAME_LEN, Notify, Request, Response};
 
-use super::budget::{Held, Hold, RequestBudget};
+use super::budget::{ByteBudget, Held, Hold};
 
 /// A [`request_response::Codec`] for requests `Req` and responses `Resp`,
 /// each one frame: `u32 length ‖ body`, `1 ≤ length ≤ MAX_FRAME_LEN`.
@@ -22,17 +22,18 @@ use super::budget::{Held, Hold, RequestBudget};
 /// Either way request_response drops the stream, which is how RELAY.md §5.5
 /// wants an undecodable request answered.
 ///
-/// With a [`RequestBudget`], an inbound request's length is taken from the
+/// With a [`ByteBudget`], an inbound request's length is taken from the
 /// budget before its body is read, and the [`Held`] request carries it until
-/// dropped.
+/// dropped. A response is [`Held`] too: whatever it holds (the service's
+/// response budget) is given back once it has been written.
 pub struct FrameCodec<Req, Resp> {
-    budget: Option<RequestBudget>,
+    budget: Option<ByteBudget>,
     _types: PhantomData<fn() -> (Req, Resp)>,
 }
 
 impl<Req, Resp> FrameCodec<Req, Resp> {
     /// A codec whose inbound requests hold bytes of `budget`.
-    pub fn with_budget(budget: RequestBudget) -> Self {
+    pub fn with_budget(budget: ByteBudget) -> Self {
         Self {
             budget: Some(budget),
             _types: PhantomData,
@@ -102,14 +103,20 @@ pub async fn write_frame<T: AsyncWrite + Unpin, M: Codec>(
     io: &mut T,
     message: &M,
 ) -> io::Result<()> {
-    let body = message.to_bytes();
+    write_body(io, &message.to_bytes()).await
+}
+
+/// Writes `body` as one frame: its length, then the body itself (no copy
+/// of the body into a frame buffer).
+async fn write_body<T: AsyncWrite + Unpin>(io: &mut T, body: &[u8]) -> io::Result<()> {
     if body.is_empty() || body.len() > MAX_FRAME_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("message of {} bytes does not fit a frame", body.len()),
         ));
     }
-    io.write_all(&encode_frame(&body)).await?;
+    io.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    io.write_all(body).await?;
     io.flush().await
 }
 
@@ -120,7 +127,7 @@ where
 {
     type Protocol = StreamProtocol;
     type Request = Held<Req>;
-    type Response = Resp;
+    type Response = Held<Resp>;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Held<Req>>
     where
@@ -135,11 +142,11 @@ where
         Ok(Held { message, hold })
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Held<Resp>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        decode(&read_frame(io).await?)
+        Ok(Held::outbound(decode(&read_frame(io).await?)?))
     }
 
     async fn write_request<T>(
@@ -158,12 +165,19 @@ where
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        res: Resp,
+        res: Held<Resp>,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &res).await
+        // Only the encoding stays in memory while it is written; the hold
+        // is given back once it has been.
+        let Held { message, hold } = res;
+        let body = message.to_bytes();
+        drop(message);
+        let written = write_body(io, &body).await;
+        drop(hold);
+        written
     }
 }
 
@@ -171,7 +185,7 @@ where
 mod tests {
     use super::*;
     use futures::executor::block_on;
-    use mayfly_protocol::mailbox::ErrorCode;
+    use mayfly_protocol::mailbox::{ErrorCode, encode_frame};
 
     fn read(bytes: &[u8]) -> io::Result<Request> {
         block_on(async {
@@ -206,7 +220,7 @@ mod tests {
         use futures::FutureExt;
         use libp2p::request_response::Codec as _;
 
-        let budget = RequestBudget::new(0);
+        let budget = ByteBudget::new(0);
         let mut codec = RelayCodec::with_budget(budget.clone());
         let proto = StreamProtocol::new("/t");
         let frame = encode_frame(&Request::List { after: 1, limit: 2 }.to_bytes());

@@ -55,9 +55,9 @@ pub enum BehaviourEvent {
     /// From ping.
     Ping(ping::Event),
     /// From the mailbox request protocol (boxed: it carries a whole request).
-    Relay(Box<request_response::Event<Held<Request>, Response>>),
+    Relay(Box<request_response::Event<Held<Request>, Held<Response>>>),
     /// From the mailbox notification protocol.
-    Notify(Box<request_response::Event<Held<Notify>, Response>>),
+    Notify(Box<request_response::Event<Held<Notify>, Held<Response>>>),
     /// From the bench protocol, which reports nothing (its streams go to
     /// its [`super::bench::Control`]); never emitted.
     Bench,
@@ -69,14 +69,14 @@ impl From<()> for BehaviourEvent {
     }
 }
 
-impl From<request_response::Event<Held<Request>, Response>> for BehaviourEvent {
-    fn from(event: request_response::Event<Held<Request>, Response>) -> Self {
+impl From<request_response::Event<Held<Request>, Held<Response>>> for BehaviourEvent {
+    fn from(event: request_response::Event<Held<Request>, Held<Response>>) -> Self {
         Self::Relay(Box::new(event))
     }
 }
 
-impl From<request_response::Event<Held<Notify>, Response>> for BehaviourEvent {
-    fn from(event: request_response::Event<Held<Notify>, Response>) -> Self {
+impl From<request_response::Event<Held<Notify>, Held<Response>>> for BehaviourEvent {
+    fn from(event: request_response::Event<Held<Notify>, Held<Response>>) -> Self {
         Self::Notify(Box::new(event))
     }
 }

@@ -11,6 +11,7 @@ use mayfly_protocol::mailbox::{Notify, Request, Response};
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::Command;
+use crate::mailbox::Held;
 
 /// Why a request to the network failed.
 #[derive(Debug, thiserror::Error)]
@@ -153,10 +154,12 @@ impl Client {
     }
 
     /// Answers an [`Event::InboundRequest`](super::Event::InboundRequest).
+    /// The response's hold is given back once it has been written to the
+    /// stream (or the stream has failed).
     pub async fn respond(
         &self,
-        channel: ResponseChannel<Response>,
-        response: Response,
+        channel: ResponseChannel<Held<Response>>,
+        response: Held<Response>,
     ) -> Result<(), NetError> {
         self.send(Command::Respond { channel, response }).await
     }

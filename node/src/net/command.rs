@@ -9,6 +9,8 @@ use libp2p::{Multiaddr, PeerId};
 use mayfly_protocol::mailbox::{Notify, Request, Response};
 use tokio::sync::oneshot;
 
+use crate::mailbox::Held;
+
 #[derive(Debug)]
 pub(super) enum Command {
     ListenOn {
@@ -25,8 +27,8 @@ pub(super) enum Command {
         reply: oneshot::Sender<Result<Response, OutboundFailure>>,
     },
     Respond {
-        channel: ResponseChannel<Response>,
-        response: Response,
+        channel: ResponseChannel<Held<Response>>,
+        response: Held<Response>,
     },
     Notify {
         peer: PeerId,

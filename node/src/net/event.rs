@@ -9,7 +9,7 @@ use libp2p::swarm::{ConnectionError, ConnectionId};
 use libp2p::{Multiaddr, PeerId, identify};
 use mayfly_protocol::mailbox::{Notify, Request, Response};
 
-use crate::mailbox::Hold;
+use crate::mailbox::{Held, Hold};
 
 /// Which side opened a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub enum Event {
         /// keep it until the request is answered, and drop it then.
         hold: Hold,
         /// Where the answer goes.
-        channel: ResponseChannel<Response>,
+        channel: ResponseChannel<Held<Response>>,
     },
     /// A relay sent a notification (clients only). It has been answered.
     Notification {

@@ -271,7 +271,7 @@ impl EventLoop {
 
     fn on_relay_event(
         &mut self,
-        event: request_response::Event<Held<mayfly_protocol::mailbox::Request>, Response>,
+        event: request_response::Event<Held<mayfly_protocol::mailbox::Request>, Held<Response>>,
     ) -> Option<Event> {
         match event {
             request_response::Event::Message {
@@ -293,7 +293,7 @@ impl EventLoop {
                     response,
                 } => {
                     if let Some(reply) = self.pending_requests.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
+                        let _ = reply.send(Ok(response.message));
                     }
                     None
                 }
@@ -320,7 +320,7 @@ impl EventLoop {
 
     fn on_notify_event(
         &mut self,
-        event: request_response::Event<Held<mayfly_protocol::mailbox::Notify>, Response>,
+        event: request_response::Event<Held<mayfly_protocol::mailbox::Notify>, Held<Response>>,
     ) -> Option<Event> {
         match event {
             request_response::Event::Message {
@@ -335,7 +335,7 @@ impl EventLoop {
                     .swarm
                     .behaviour_mut()
                     .notify
-                    .send_response(channel, Response::Ok);
+                    .send_response(channel, Held::outbound(Response::Ok));
                 Some(Event::Notification {
                     peer,
                     notify: request.message,
@@ -346,7 +346,7 @@ impl EventLoop {
                 message: request_response::Message::Response { response, .. },
                 ..
             } => {
-                if response != Response::Ok {
+                if response.message != Response::Ok {
                     tracing::debug!(%peer, ?response, "notification refused");
                 }
                 None

@@ -44,9 +44,10 @@ pub mod locate;
 mod personal;
 pub mod rate;
 pub mod service;
+pub mod uploads;
 
 pub use personal::PersonalEvent;
-use service::Service;
+use service::{Service, ServiceLimits};
 
 /// The store's directory under the relay's home.
 pub const STORE_DIR: &str = "store";
@@ -156,7 +157,11 @@ pub async fn run(
         store,
         client.clone(),
         peer,
-        config.rate.clone(),
+        ServiceLimits {
+            rate: config.rate.clone(),
+            uploads: config.uploads.clone(),
+            max_buffered_response_bytes: config.limits.max_buffered_response_bytes,
+        },
         crate::rng::node_rng(None).map_err(RelayError::Rng)?,
         metrics.clone(),
     );

@@ -21,6 +21,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
+use mayfly_protocol::limits::CIPHERTEXT_CHUNK_SIZE;
 use mayfly_protocol::mailbox::{ErrorCode, Notify, Request, Response, RevokeOutcome};
 use mayfly_protocol::{Applied, DeviceCertificate, MessageId, SigningPublicKey, UnixMillis};
 use rand_chacha::ChaCha20Rng;
@@ -29,11 +30,35 @@ use tokio::task::JoinSet;
 
 use super::personal::{self, Mode, PersonalEvent};
 use super::rate::RateLimiter;
-use crate::config::RateLimits;
-use crate::mailbox::Hold;
+use super::uploads::Uploads;
+use crate::config::{Limits, RateLimits, UploadLimits};
+use crate::mailbox::{ByteBudget, Held, Hold};
 use crate::metrics::{RelayMetrics, RequestType};
 use crate::net::Client;
 use crate::store::{RelayStore, StoreError};
+
+/// What a [`Service`] allows its peers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceLimits {
+    /// Per-peer request rates.
+    pub rate: RateLimits,
+    /// Upload admission (RELAY.md §5.5).
+    pub uploads: UploadLimits,
+    /// Bytes of chunk responses produced but not yet written to their
+    /// streams, over all peers together
+    /// ([`Limits::max_buffered_response_bytes`]).
+    pub max_buffered_response_bytes: usize,
+}
+
+impl Default for ServiceLimits {
+    fn default() -> Self {
+        Self {
+            rate: RateLimits::default(),
+            uploads: UploadLimits::default(),
+            max_buffered_response_bytes: Limits::default().max_buffered_response_bytes,
+        }
+    }
+}
 
 /// Requests handled at once.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -74,6 +99,10 @@ pub(super) struct Ctx {
     pub(super) metrics: Arc<RelayMetrics>,
     /// A relay, or a client's personal service.
     pub(super) mode: Mode,
+    /// Upload slots (RELAY.md §5.5).
+    uploads: Uploads,
+    /// Bytes of chunk responses not yet written (RELAY.md §5.5).
+    responses: ByteBudget,
 }
 
 /// The mailbox service of one relay.
@@ -113,11 +142,11 @@ impl Service {
         store: Arc<RelayStore>,
         client: Client,
         relay_peer: PeerId,
-        rate: RateLimits,
+        limits: ServiceLimits,
         rng: ChaCha20Rng,
         metrics: Arc<RelayMetrics>,
     ) -> Self {
-        Self::with_mode(store, client, relay_peer, rate, rng, metrics, Mode::Relay)
+        Self::with_mode(store, client, relay_peer, limits, rng, metrics, Mode::Relay)
     }
 
     /// A client's personal service over its own `store`, answering direct
@@ -139,20 +168,20 @@ impl Service {
         client: Client,
         local_peer: PeerId,
         owner: SigningPublicKey,
-        rate: RateLimits,
+        limits: ServiceLimits,
         rng: ChaCha20Rng,
         metrics: Arc<RelayMetrics>,
         deliveries: mpsc::Sender<PersonalEvent>,
     ) -> Self {
         let mode = Mode::Personal { owner, deliveries };
-        Self::with_mode(store, client, local_peer, rate, rng, metrics, mode)
+        Self::with_mode(store, client, local_peer, limits, rng, metrics, mode)
     }
 
     fn with_mode(
         store: Arc<RelayStore>,
         client: Client,
         relay_peer: PeerId,
-        rate: RateLimits,
+        limits: ServiceLimits,
         rng: ChaCha20Rng,
         metrics: Arc<RelayMetrics>,
         mode: Mode,
@@ -166,24 +195,34 @@ impl Service {
                 rng: Mutex::new(rng),
                 metrics,
                 mode,
+                uploads: Uploads::new(limits.uploads),
+                responses: ByteBudget::new(limits.max_buffered_response_bytes),
             }),
-            rate: RateLimiter::new(rate),
+            rate: RateLimiter::new(limits.rate),
             tasks: JoinSet::new(),
             collector: None,
         }
     }
 
-    /// True if another request may be taken now.
+    /// True if another request may be taken now. Deposits waiting for an
+    /// upload slot do not count: they do no work, and the uploads they wait
+    /// for need requests to be taken.
     pub fn has_room(&self) -> bool {
-        self.tasks.len() < MAX_IN_FLIGHT
+        self.tasks.len() < MAX_IN_FLIGHT + self.ctx.uploads.waiting()
     }
 
-    /// Waits for a request task to finish (pending forever if none runs).
+    /// Waits for a request task to finish (pending forever if none runs), or
+    /// for a deposit to start waiting for an upload slot: either may make
+    /// room for another request.
     pub async fn reap(&mut self) {
-        match self.tasks.join_next().await {
-            Some(Err(e)) if e.is_panic() => tracing::error!("a request task panicked: {e}"),
-            Some(_) => {}
-            None => std::future::pending().await,
+        let ctx = self.ctx.clone();
+        tokio::select! {
+            finished = self.tasks.join_next() => match finished {
+                Some(Err(e)) if e.is_panic() => tracing::error!("a request task panicked: {e}"),
+                Some(_) => {}
+                None => std::future::pending().await,
+            },
+            () = ctx.uploads.more_waiting() => {}
         }
     }
 
@@ -196,6 +235,8 @@ impl Service {
     /// addresses are gone.
     pub fn on_disconnected(&self, peer: &PeerId) {
         lock(&self.ctx.sessions).peers.remove(peer);
+        self.ctx.uploads.forget_peer(peer);
+        self.ctx.count_uploads();
     }
 
     /// Takes a request from `peer` and answers it on `channel`.
@@ -204,7 +245,7 @@ impl Service {
         peer: PeerId,
         request: Request,
         hold: Hold,
-        channel: ResponseChannel<Response>,
+        channel: ResponseChannel<Held<Response>>,
     ) {
         let ctx = self.ctx.clone();
         ctx.metrics.request(RequestType::of(&request));
@@ -213,7 +254,7 @@ impl Service {
             ctx.metrics.rate_limited();
             self.tasks.spawn(async move {
                 let r = Response::error(ErrorCode::RateLimited, "too many requests");
-                ctx.respond(channel, r).await;
+                ctx.respond(channel, Held::outbound(r)).await;
             });
             return;
         }
@@ -233,9 +274,7 @@ impl Service {
             generation
         };
         self.tasks.spawn(async move {
-            let response = ctx.answer(peer, generation, request).await;
-            // The request's bytes are freed: give them back to the budget.
-            drop(hold);
+            let response = ctx.answer(peer, generation, request, hold).await;
             ctx.respond(channel, response).await;
         });
     }
@@ -275,9 +314,10 @@ impl Service {
 }
 
 impl Ctx {
-    /// Sends `response` on `channel`, counting its outcome.
-    async fn respond(&self, channel: ResponseChannel<Response>, response: Response) {
-        self.metrics.response(&response);
+    /// Sends `response` on `channel`, counting its outcome. Its hold is
+    /// given back once it has been written to the stream.
+    async fn respond(&self, channel: ResponseChannel<Held<Response>>, response: Held<Response>) {
+        self.metrics.response(&response.message);
         let _ = self.client.respond(channel, response).await;
     }
 
@@ -338,10 +378,28 @@ impl Ctx {
             .and_then(|s| s.login.clone())
     }
 
-    async fn answer(&self, peer: PeerId, generation: u64, request: Request) -> Response {
-        match self.dispatch(peer, generation, request).await {
-            Ok(r) | Err(r) => r,
+    /// The answer to `request`. `hold` keeps the request's bytes counted in
+    /// the request budget; it is given back once they are freed.
+    async fn answer(
+        &self,
+        peer: PeerId,
+        generation: u64,
+        request: Request,
+        hold: Hold,
+    ) -> Held<Response> {
+        let mut out = Hold::none();
+        match self
+            .dispatch(peer, generation, request, hold, &mut out)
+            .await
+        {
+            Ok(message) | Err(message) => Held { message, hold: out },
         }
+    }
+
+    /// Upload slots held and deposits waiting, into the metrics.
+    fn count_uploads(&self) {
+        self.metrics
+            .uploads(self.uploads.in_progress(), self.uploads.waiting());
     }
 
     async fn dispatch(
@@ -349,6 +407,8 @@ impl Ctx {
         peer: PeerId,
         generation: u64,
         request: Request,
+        hold: Hold,
+        out: &mut Hold,
     ) -> Result<Response, Response> {
         if let Mode::Personal { owner, .. } = &self.mode {
             personal::admit(owner, &request)?;
@@ -434,6 +494,15 @@ impl Ctx {
                     self.metrics.deposits_completed(1);
                     self.completed(&mailbox, seq, message_id).await;
                 }
+                if !d.missing.is_empty() {
+                    // Waiting for a slot holds no request bytes.
+                    drop(hold);
+                    self.count_uploads();
+                    let admitted = self.uploads.admit(peer, message_id).await;
+                    self.count_uploads();
+                    admitted
+                        .map_err(|e| Response::error(ErrorCode::RateLimited, &e.to_string()))?;
+                }
                 Ok(Response::DepositAccepted { missing: d.missing })
             }
             Request::PutChunk {
@@ -442,11 +511,16 @@ impl Ctx {
                 bytes,
             } => {
                 let len = bytes.len();
+                self.uploads.touch(peer, message_id, Instant::now());
                 let listed = self
                     .blocking(move |s| s.put_chunk(&message_id, index, &bytes))
                     .await?;
                 self.metrics.chunk_stored(len);
                 self.metrics.deposits_completed(listed.len());
+                if !listed.is_empty() {
+                    self.uploads.finish(&message_id);
+                    self.count_uploads();
+                }
                 for (mailbox, seq) in listed {
                     self.completed(&mailbox, seq, message_id).await;
                 }
@@ -457,6 +531,19 @@ impl Ctx {
                 offset,
                 length,
             } => {
+                // The answer's bytes count from before they are read until
+                // they are written: many fetches at once wait here instead
+                // of filling memory with responses that cannot be sent yet.
+                let most = match length {
+                    0 => CIPHERTEXT_CHUNK_SIZE,
+                    l => (l as usize).min(CIPHERTEXT_CHUNK_SIZE),
+                };
+                drop(hold);
+                *out = self
+                    .responses
+                    .take(most)
+                    .await
+                    .map_err(|_| Response::error(ErrorCode::Internal, "internal error"))?;
                 let bytes = self
                     .blocking(move |s| s.get_chunk(&hash, offset, length))
                     .await?;
@@ -488,6 +575,8 @@ impl Ctx {
                 Ok(Response::Revoked(match applied {
                     Applied::Revoked => {
                         self.metrics.revocation_applied();
+                        self.uploads.finish(&record.message_id());
+                        self.count_uploads();
                         if let Mode::Personal { deliveries, .. } = &self.mode {
                             personal::deliver(deliveries, PersonalEvent::Revoked(record));
                         }

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod home;

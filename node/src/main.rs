@@ -4,11 +4,13 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use libp2p::Multiaddr;
+use mayfly_node::clock::Clock;
 use mayfly_node::config::RelayConfig;
 use mayfly_node::demo::{DemoOptions, run};
 use mayfly_node::shutdown::ShutdownSignals;
@@ -279,7 +281,10 @@ fn relay(
         // Before anything is announced, so that a signal from then on means
         // "stop gracefully".
         let signals = ShutdownSignals::install().context("cannot install signal handlers")?;
-        mayfly_node::relay::run(&config, home, &mut std::io::stdout(), signals.recv()).await?;
+        // MAYFLY_CLOCK_OFFSET_MS shifts the relay's clock too (tests of expiry).
+        let clock = Arc::new(Clock::with_offset(cli::clock_offset()?));
+        let out = &mut std::io::stdout();
+        mayfly_node::relay::run_with_clock(&config, home, clock, out, signals.recv()).await?;
         anyhow::Ok(())
     });
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use mailbox_client::{Clip, Party, Peer, TIMEOUT, accepted_all, code, deposit, now, rng, runtime};
+use mayfly_node::clock::Clock;
 use mayfly_node::config::Limits;
 use mayfly_node::metrics::RelayMetrics;
 use mayfly_node::net::{self, Event};
@@ -60,6 +61,7 @@ impl Receiver {
             peer,
             owner.key(),
             ServiceLimits::default(),
+            Arc::new(Clock::default()),
             rng(99),
             Arc::new(RelayMetrics::new()),
             tx,
@@ -150,7 +152,7 @@ fn a_clip_is_delivered_directly_and_revoked() {
             panic!("expected a deposit")
         };
         assert_eq!(message_id, clip.id());
-        let (entries, more) = store.list(&bob.key(), 0, 64).expect("lists");
+        let (entries, more) = store.list(&bob.key(), 0, 64, now()).expect("lists");
         assert!(!more);
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].seq, seq);
@@ -220,8 +222,14 @@ fn a_clip_is_delivered_directly_and_revoked() {
             bob_node.next_event().await,
             PersonalEvent::Revoked(record.clone())
         );
-        assert!(store.get_manifest(&clip.id()).is_err());
-        assert!(store.list(&bob.key(), 0, 64).expect("lists").0.is_empty());
+        assert!(store.get_manifest(&clip.id(), now()).is_err());
+        assert!(
+            store
+                .list(&bob.key(), 0, 64, now())
+                .expect("lists")
+                .0
+                .is_empty()
+        );
         assert_eq!(
             alice_peer.req(Request::Revoke(record)).await,
             Response::Revoked(RevokeOutcome::AlreadyRevoked)

@@ -580,3 +580,103 @@ fn a_restarted_relay_keeps_its_mailboxes() {
     });
     relay.stop();
 }
+
+/// Expiry with injected time: the relay restarted two hours ahead
+/// (`MAYFLY_CLOCK_OFFSET_MS`) no longer lists, describes or serves a clip
+/// that expired in between, and keeps the one that did not.
+#[test]
+fn an_expired_clip_is_gone_from_a_relay_whose_clock_has_passed_its_expiry() {
+    const HOUR_MS: u64 = 3_600_000;
+    let home = tempfile::tempdir().unwrap();
+    let relay = Relay::start(home.path(), &[], 2);
+    let mut rng = rng(8);
+    let alice = Party::new(&mut rng);
+    let mut bob = Party::new(&mut rng);
+    let content = |salt: u8| -> Vec<u8> {
+        (0..300 * 1024u32)
+            .map(|i| i.wrapping_mul(2_654_435_761) as u8 ^ salt)
+            .collect()
+    };
+    let short = mailbox_client::seal_until(content(1), now().plus(HOUR_MS), &mut rng);
+    let long = mailbox_client::seal_content(content(2), &mut rng);
+    let rt = runtime();
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    rt.block_on(async {
+        let bob_peer = Peer::connect(&addr, relay_id).await;
+        bob_publishes(&bob_peer, &mut bob, 2, &mut rng).await;
+        let alice_peer = Peer::connect(&addr, relay_id).await;
+        for clip in [&short, &long] {
+            let (env, _) = envelope_for(&alice_peer, &alice, &bob, clip, &mut rng).await;
+            let r = alice_peer.req(deposit(&bob, &env, clip)).await;
+            assert_eq!(r, Response::DepositAccepted { missing: all(clip) });
+            alice_peer.upload(clip).await;
+        }
+        let Response::Entries { entries, .. } = bob_peer.list().await else {
+            panic!("no entries")
+        };
+        assert_eq!(entries.len(), 2);
+        alice_peer.close().await;
+        bob_peer.close().await;
+    });
+    relay.stop();
+
+    let offset = (2 * HOUR_MS).to_string();
+    let relay = Relay::start_with_env(
+        home.path(),
+        &[],
+        2,
+        &[("MAYFLY_CLOCK_OFFSET_MS", offset.as_str())],
+    );
+    let addr = relay.tcp();
+    rt.block_on(async {
+        let bob_peer = Peer::connect(&addr, relay_id).await;
+        assert_eq!(bob_peer.login(&bob.device).await, Response::Ok);
+        // Only the clip that has not expired is listed, and it still opens.
+        let (_, plaintext) = bob_fetches(&bob_peer, &mut bob).await;
+        assert!(
+            plaintext == long.content,
+            "the listed clip is not the long-lived one"
+        );
+        let r = bob_peer
+            .req(Request::GetManifest {
+                message_id: short.id(),
+            })
+            .await;
+        assert_eq!(code(&r), ErrorCode::NotFound, "{r:?}");
+        // The collector runs when the relay starts: the expired clip's
+        // chunks go with it (bounded wait for that run to commit).
+        let hash = short.sealed.manifest().chunk_hashes()[0];
+        let get = Request::GetChunk {
+            hash,
+            offset: 0,
+            length: 0,
+        };
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            match bob_peer.req(get.clone()).await {
+                Response::Chunk { .. } => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "expired chunk still served"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                r => {
+                    assert_eq!(code(&r), ErrorCode::NotFound, "{r:?}");
+                    break;
+                }
+            }
+        }
+        let hash = long.sealed.manifest().chunk_hashes()[0];
+        let r = bob_peer
+            .req(Request::GetChunk {
+                hash,
+                offset: 0,
+                length: 0,
+            })
+            .await;
+        assert!(matches!(r, Response::Chunk { .. }), "{r:?}");
+        bob_peer.close().await;
+    });
+    relay.stop();
+}

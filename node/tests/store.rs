@@ -165,7 +165,7 @@ fn deposit_upload_list_fetch_ack_then_gone() {
     let listed = upload_all(&store, &clip);
     assert_eq!(listed, vec![(bob.key(), 1)]);
 
-    let (entries, more) = store.list(&bob.key(), 0, 64).unwrap();
+    let (entries, more) = store.list(&bob.key(), 0, 64, NOW).unwrap();
     assert!(!more);
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].seq, 1);
@@ -173,7 +173,10 @@ fn deposit_upload_list_fetch_ack_then_gone() {
     assert_eq!(entries[0].deposited_at, NOW);
     assert_eq!(entries[0].envelope, env);
 
-    assert_eq!(&store.get_manifest(&clip.id()).unwrap(), clip.manifest());
+    assert_eq!(
+        &store.get_manifest(&clip.id(), NOW).unwrap(),
+        clip.manifest()
+    );
     for (i, c) in clip.chunks.iter().enumerate() {
         let h = clip.manifest().chunk_hashes()[i];
         assert_eq!(&store.get_chunk(&h, 0, 0).unwrap(), c);
@@ -195,7 +198,7 @@ fn deposit_upload_list_fetch_ack_then_gone() {
         .take_secret(&entries[0].envelope.prekey())
         .unwrap();
     let contents = entries[0].envelope.open(&bob.key(), &secret).unwrap();
-    let manifest = store.get_manifest(&entries[0].message_id).unwrap();
+    let manifest = store.get_manifest(&entries[0].message_id, NOW).unwrap();
     let mut opener = contents.open_manifest(manifest.clone(), NOW).unwrap();
     let mut out = Vec::new();
     for h in manifest.chunk_hashes() {
@@ -207,8 +210,11 @@ fn deposit_upload_list_fetch_ack_then_gone() {
 
     // Unknown sequence numbers are ignored.
     assert_eq!(store.ack(&bob.key(), &[1, 7]).unwrap(), 1);
-    assert_eq!(store.list(&bob.key(), 0, 64).unwrap().0, vec![]);
-    assert_eq!(code(store.get_manifest(&clip.id())), ErrorCode::NotFound);
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0, vec![]);
+    assert_eq!(
+        code(store.get_manifest(&clip.id(), NOW)),
+        ErrorCode::NotFound
+    );
     for h in clip.manifest().chunk_hashes() {
         assert_eq!(code(store.get_chunk(h, 0, 0)), ErrorCode::NotFound);
     }
@@ -240,16 +246,22 @@ fn sequence_numbers_grow_and_pages_report_more() {
             .unwrap();
         upload_all(&store, &c);
     }
-    let (page, more) = store.list(&bob.key(), 0, 2).unwrap();
+    let (page, more) = store.list(&bob.key(), 0, 2, NOW).unwrap();
     assert!(more);
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
-    let (page, more) = store.list(&bob.key(), 2, 3).unwrap();
+    let (page, more) = store.list(&bob.key(), 2, 3, NOW).unwrap();
     assert!(!more);
     assert_eq!(
         page.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![3, 4, 5]
     );
-    assert!(store.list(&bob.key(), u64::MAX, 64).unwrap().0.is_empty());
+    assert!(
+        store
+            .list(&bob.key(), u64::MAX, 64, NOW)
+            .unwrap()
+            .0
+            .is_empty()
+    );
     // Acknowledged numbers are never reused.
     store.ack(&bob.key(), &[1, 2, 3, 4, 5]).unwrap();
     let c = clip(1000, &mut r);
@@ -288,7 +300,7 @@ fn an_upload_resumes_and_pending_envelopes_are_never_listed() {
             .is_empty()
     );
     assert_eq!(deposit().missing, vec![1, 2]);
-    assert!(store.list(&bob.key(), 0, 64).unwrap().0.is_empty());
+    assert!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.is_empty());
     assert!(
         store
             .put_chunk(&clip.id(), 2, &clip.chunks[2])
@@ -296,7 +308,7 @@ fn an_upload_resumes_and_pending_envelopes_are_never_listed() {
             .is_empty()
     );
     assert_eq!(deposit().missing, vec![1]);
-    assert!(store.list(&bob.key(), 0, 64).unwrap().0.is_empty());
+    assert!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.is_empty());
     // A repeated deposit is not charged twice.
     assert_eq!(store.stats().unwrap().envelopes, 1);
     assert_eq!(
@@ -306,7 +318,7 @@ fn an_upload_resumes_and_pending_envelopes_are_never_listed() {
     let d = deposit();
     assert!(d.missing.is_empty());
     assert_eq!(d.listed, None);
-    assert_eq!(store.list(&bob.key(), 0, 64).unwrap().0.len(), 1);
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.len(), 1);
 }
 
 #[test]
@@ -345,7 +357,7 @@ fn the_same_clip_for_two_mailboxes_shares_its_chunks() {
     assert!(d.missing.is_empty());
     assert_eq!(d.listed, Some(1));
     assert_eq!(
-        store.list(&dave.key(), 0, 64).unwrap().0[0].envelope,
+        store.list(&dave.key(), 0, 64, NOW).unwrap().0[0].envelope,
         to_dave
     );
 
@@ -356,7 +368,7 @@ fn the_same_clip_for_two_mailboxes_shares_its_chunks() {
     store.ack(&dave.key(), &[1]).unwrap();
     assert_eq!(store.get_chunk(&h, 0, 0).unwrap(), clip.chunks[0]);
     assert_eq!(
-        store.list(&carol.key(), 0, 64).unwrap().0[0].envelope,
+        store.list(&carol.key(), 0, 64, NOW).unwrap().0[0].envelope,
         to_carol
     );
     store.ack(&carol.key(), &[1]).unwrap();
@@ -413,7 +425,10 @@ fn a_shared_chunk_outlives_the_one_that_stored_it(unsealed: bool) {
         store.revoke(&clip.sealed.revoke(NOW), NOW).unwrap(),
         Applied::Revoked
     );
-    assert_eq!(code(store.get_manifest(&clip.id())), ErrorCode::NotFound);
+    assert_eq!(
+        code(store.get_manifest(&clip.id(), NOW)),
+        ErrorCode::NotFound
+    );
     for (i, h) in clip.manifest().chunk_hashes().iter().enumerate() {
         assert_eq!(store.get_chunk(h, 0, 0).unwrap(), clip.chunks[i]);
     }
@@ -499,7 +514,7 @@ fn wrong_chunks_unknown_messages_and_conflicting_deposits_are_refused() {
     // The unknown chunk and the unknown manifest.
     assert_eq!(code(store.get_chunk(&[3; 32], 0, 0)), ErrorCode::NotFound);
     assert_eq!(
-        code(store.get_manifest(&MessageId([3; 32]))),
+        code(store.get_manifest(&MessageId([3; 32]), NOW)),
         ErrorCode::NotFound
     );
     assert_eq!(store.stats().unwrap().envelopes, 1);
@@ -696,9 +711,9 @@ fn revocation_deletes_at_once_and_blocks_redeposit() {
 
     let rec = c.sealed.revoke(NOW);
     assert_eq!(store.revoke(&rec, NOW).unwrap(), Applied::Revoked);
-    assert!(store.list(&bob.key(), 0, 64).unwrap().0.is_empty());
-    assert!(store.list(&carol.key(), 0, 64).unwrap().0.is_empty());
-    assert_eq!(code(store.get_manifest(&c.id())), ErrorCode::NotFound);
+    assert!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.is_empty());
+    assert!(store.list(&carol.key(), 0, 64, NOW).unwrap().0.is_empty());
+    assert_eq!(code(store.get_manifest(&c.id(), NOW)), ErrorCode::NotFound);
     for h in c.manifest().chunk_hashes() {
         assert_eq!(code(store.get_chunk(h, 0, 0)), ErrorCode::NotFound);
     }
@@ -812,6 +827,23 @@ fn the_collector_deletes_expired_messages() {
         .put_chunk(&clips[2].id(), 1, &clips[2].chunks[1])
         .unwrap();
     let expires = clips[0].manifest().expires_at();
+    // Before the collector runs, an expired message is neither listed nor
+    // described; a moment earlier it is.
+    let just_before = UnixMillis(expires.0 - 1);
+    assert_eq!(
+        store.list(&bob.key(), 0, 64, just_before).unwrap().0.len(),
+        2
+    );
+    assert!(store.get_manifest(&clips[0].id(), just_before).is_ok());
+    let (listed, more) = store.list(&bob.key(), 0, 1, expires).unwrap();
+    assert!(
+        listed.is_empty() && !more,
+        "expired entries are skipped, not paged"
+    );
+    assert_eq!(
+        code(store.get_manifest(&clips[0].id(), expires)),
+        ErrorCode::NotFound
+    );
     assert_eq!(
         store.collect(UnixMillis(expires.0 - 1)).unwrap(),
         Default::default()
@@ -831,9 +863,9 @@ fn the_collector_deletes_expired_messages() {
         ),
         (0, 0, 0, 0, 0)
     );
-    assert!(store.list(&bob.key(), 0, 64).unwrap().0.is_empty());
+    assert!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.is_empty());
     for c in &clips {
-        assert_eq!(code(store.get_manifest(&c.id())), ErrorCode::NotFound);
+        assert_eq!(code(store.get_manifest(&c.id(), NOW)), ErrorCode::NotFound);
     }
 }
 
@@ -876,7 +908,7 @@ fn a_restart_keeps_everything() {
         assert!(first.is_some());
     }
     let store = open(dir.path(), StoreLimits::default(), 1001);
-    let (entries, _) = store.list(&bob.key(), 0, 64).unwrap();
+    let (entries, _) = store.list(&bob.key(), 0, 64, NOW).unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].envelope, env_done);
     assert_eq!(
@@ -907,11 +939,11 @@ fn a_restart_keeps_everything() {
     assert_ne!(second, first);
     assert!(otks.contains(second.as_ref().unwrap()) && otks.contains(first.as_ref().unwrap()));
     upload_all(&store, &half);
-    assert_eq!(store.list(&bob.key(), 0, 64).unwrap().0.len(), 2);
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.len(), 2);
     drop(store);
     let store = open(dir.path(), StoreLimits::default(), 1002);
     assert_eq!(
-        store.list(&bob.key(), 1, 64).unwrap().0[0].envelope,
+        store.list(&bob.key(), 1, 64, NOW).unwrap().0[0].envelope,
         env_half
     );
     let s = store.stats().unwrap();
@@ -1207,7 +1239,7 @@ fn deleted_data_leaves_no_readable_trace_in_the_files() {
     }
 
     // Delete one by acknowledgement, one by revocation, one by expiry.
-    let (entries, _) = store.list(&bob.key(), 0, 64).unwrap();
+    let (entries, _) = store.list(&bob.key(), 0, 64, NOW).unwrap();
     let seq_of = |id: MessageId| entries.iter().find(|e| e.message_id == id).unwrap().seq;
     assert_eq!(store.ack(&bob.key(), &[seq_of(clips[0].id())]).unwrap(), 1);
     assert_eq!(
@@ -1290,7 +1322,7 @@ fn an_interrupted_deletion_is_finished_at_the_next_open() {
     let store = open(path, StoreLimits::default(), 1003);
     let s = store.stats().unwrap();
     assert_eq!((s.messages, s.envelopes, s.chunks), (0, 0, 0));
-    assert!(store.list(&bob.key(), 0, 64).unwrap().0.is_empty());
+    assert!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.is_empty());
 }
 
 #[test]
@@ -1343,10 +1375,10 @@ fn readers_run_beside_the_writer_and_see_deleted_data_as_not_found() {
         s.spawn(|| {
             let mut reads = 0;
             while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
-                let (entries, _) = store.list(&bob.key(), 0, 64).unwrap();
+                let (entries, _) = store.list(&bob.key(), 0, 64, NOW).unwrap();
                 for e in &entries {
                     let c = clips.iter().find(|c| c.id() == e.message_id).unwrap();
-                    match store.get_manifest(&e.message_id) {
+                    match store.get_manifest(&e.message_id, NOW) {
                         Ok(m) => assert_eq!(&m, c.manifest()),
                         Err(err) => assert_eq!(err.code(), ErrorCode::NotFound, "{err}"),
                     }
@@ -1385,7 +1417,7 @@ fn lazy_chunk_commits_still_list_only_complete_clips_and_survive_a_restart() {
                     .unwrap()
                     .is_empty()
             );
-            assert!(store.list(&bob.key(), 0, 64).unwrap().0.is_empty());
+            assert!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.is_empty());
         }
         let last = c.chunks.len() - 1;
         let listed = store
@@ -1395,7 +1427,7 @@ fn lazy_chunk_commits_still_list_only_complete_clips_and_survive_a_restart() {
     }
     // The completing commit was durable, and with it every earlier one.
     let store = open(dir.path(), StoreLimits::default(), 1002);
-    let (entries, _) = store.list(&bob.key(), 0, 64).unwrap();
+    let (entries, _) = store.list(&bob.key(), 0, 64, NOW).unwrap();
     assert_eq!(entries.len(), 1);
     for (i, h) in c.manifest().chunk_hashes().iter().enumerate() {
         assert_eq!(store.get_chunk(h, 0, 0).unwrap(), c.chunks[i]);
@@ -1450,7 +1482,7 @@ fn concurrent_uploads_share_transactions_and_list_each_clip_once() {
         .collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=7).collect::<Vec<u64>>(), "each clip listed once");
-    let (entries, _) = store.list(&bob.key(), 0, 64).unwrap();
+    let (entries, _) = store.list(&bob.key(), 0, 64, NOW).unwrap();
     assert_eq!(entries.len(), 7);
     for c in &clips[..7] {
         for (i, h) in c.manifest().chunk_hashes().iter().enumerate() {

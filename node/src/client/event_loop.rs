@@ -54,6 +54,7 @@ impl EventLoop {
                 max_buffered_response_bytes: inner.config.limits.max_buffered_response_bytes,
                 ..ServiceLimits::default()
             },
+            inner.clock.clone(),
             rng,
             Arc::new(RelayMetrics::new()),
             tx,

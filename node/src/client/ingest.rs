@@ -66,7 +66,9 @@ impl Inner {
     }
 
     pub async fn ingest_local_entry(&self, entry: Entry) -> Result<(), ClientError> {
-        let manifest = self.local.get_manifest(&entry.message_id)?;
+        let manifest = self
+            .local
+            .get_manifest(&entry.message_id, self.clock.now())?;
         let done = self
             .take_in(
                 &entry.envelope,

@@ -10,9 +10,9 @@ use mayfly_protocol::{SigningPublicKey, UnixMillis};
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::mpsc;
 
-use super::clock::Clock;
 use super::event_loop::EventLoop;
 use super::{ClientConfig, ClientError, EVENT_CHANNEL_CAPACITY, Event, peer};
+use crate::clock::Clock;
 use crate::home::Home;
 use crate::net;
 use crate::rng::node_rng;
@@ -28,7 +28,7 @@ pub(super) struct Inner {
     /// Clips delivered straight to this device, kept like a relay keeps them.
     pub local: Arc<RelayStore>,
     pub rng: Mutex<ChaCha20Rng>,
-    pub clock: Clock,
+    pub clock: Arc<Clock>,
     pub config: ClientConfig,
     pub identity: SigningPublicKey,
     /// Peers with an open connection.
@@ -82,7 +82,7 @@ impl Inner {
             net,
             local,
             rng: Mutex::new(rng),
-            clock: Clock::with_offset(config.clock_offset_ms),
+            clock: Arc::new(Clock::with_offset(config.clock_offset_ms)),
             config,
             identity,
             connected: Mutex::new(HashSet::new()),

@@ -28,7 +28,6 @@
 //! keys, prekey secrets) is kept by [`Home`] in its in-place slot file, so
 //! erasing one leaves no copy in the home directory (`spec/CLIENT.md`).
 
-mod clock;
 mod config;
 mod control;
 mod deliver;
@@ -46,7 +45,7 @@ mod revoke;
 mod send;
 mod spool;
 
-pub use clock::Clock;
+pub use crate::clock::Clock;
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use event::Event;

@@ -157,7 +157,9 @@ impl Inner {
         let _guard = self.sync_lock.lock().await;
         loop {
             let after = self.home().cursor(super::ingest::LOCAL_CURSOR)?;
-            let (entries, more) = self.local.list(&self.identity, after, LIST_PAGE)?;
+            let (entries, more) =
+                self.local
+                    .list(&self.identity, after, LIST_PAGE, self.clock.now())?;
             let Some(last) = entries.last().map(|e| e.seq) else {
                 return Ok(());
             };

@@ -33,6 +33,7 @@ use libp2p::core::transport::ListenerId;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
+use crate::clock::Clock;
 use crate::config::RelayConfig;
 use crate::metrics::{self, RelayMetrics};
 use crate::net::{self, BuildError, Client, Event, NetError, PROTOCOL_VERSION, Role};
@@ -108,6 +109,17 @@ pub async fn run(
     out: &mut (dyn Write + Send),
     shutdown: impl Future,
 ) -> Result<(), RelayError> {
+    run_with_clock(config, home, Arc::new(Clock::default()), out, shutdown).await
+}
+
+/// Like [`run`], reading the time (expiry, prekey ages) from `clock`.
+pub async fn run_with_clock(
+    config: &RelayConfig,
+    home: &Path,
+    clock: Arc<Clock>,
+    out: &mut (dyn Write + Send),
+    shutdown: impl Future,
+) -> Result<(), RelayError> {
     if config.listen.is_empty() {
         return Err(RelayError::NoListenAddrs);
     }
@@ -162,6 +174,7 @@ pub async fn run(
             uploads: config.uploads.clone(),
             max_buffered_response_bytes: config.limits.max_buffered_response_bytes,
         },
+        clock,
         crate::rng::node_rng(None).map_err(RelayError::Rng)?,
         metrics.clone(),
     );

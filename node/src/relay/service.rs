@@ -17,13 +17,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
 use mayfly_protocol::limits::CIPHERTEXT_CHUNK_SIZE;
 use mayfly_protocol::mailbox::{ErrorCode, Notify, Request, Response, RevokeOutcome};
-use mayfly_protocol::{Applied, DeviceCertificate, MessageId, SigningPublicKey, UnixMillis};
+use mayfly_protocol::{Applied, DeviceCertificate, MessageId, SigningPublicKey};
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 use super::personal::{self, Mode, PersonalEvent};
 use super::rate::RateLimiter;
 use super::uploads::Uploads;
+use crate::clock::Clock;
 use crate::config::{Limits, RateLimits, UploadLimits};
 use crate::mailbox::{ByteBudget, Held, Hold};
 use crate::metrics::{RelayMetrics, RequestType};
@@ -99,6 +100,8 @@ pub(super) struct Ctx {
     pub(super) metrics: Arc<RelayMetrics>,
     /// A relay, or a client's personal service.
     pub(super) mode: Mode,
+    /// Where expiry and prekey ages are read from.
+    clock: Arc<Clock>,
     /// Upload slots (RELAY.md §5.5).
     uploads: Uploads,
     /// Bytes of chunk responses not yet written (RELAY.md §5.5).
@@ -111,14 +114,6 @@ pub struct Service {
     rate: RateLimiter,
     tasks: JoinSet<()>,
     collector: Option<tokio::task::JoinHandle<()>>,
-}
-
-fn now() -> UnixMillis {
-    UnixMillis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    )
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,16 +132,18 @@ fn store_error(e: &StoreError) -> Response {
 
 impl Service {
     /// A service over `store`, answering through `client`, as `relay_peer`,
-    /// counting what it does in `metrics`.
+    /// reading the time from `clock`, counting what it does in `metrics`.
     pub fn new(
         store: Arc<RelayStore>,
         client: Client,
         relay_peer: PeerId,
         limits: ServiceLimits,
+        clock: Arc<Clock>,
         rng: ChaCha20Rng,
         metrics: Arc<RelayMetrics>,
     ) -> Self {
-        Self::with_mode(store, client, relay_peer, limits, rng, metrics, Mode::Relay)
+        let parts = (store, client, relay_peer, clock);
+        Self::with_mode(parts, limits, rng, metrics, Mode::Relay)
     }
 
     /// A client's personal service over its own `store`, answering direct
@@ -169,18 +166,18 @@ impl Service {
         local_peer: PeerId,
         owner: SigningPublicKey,
         limits: ServiceLimits,
+        clock: Arc<Clock>,
         rng: ChaCha20Rng,
         metrics: Arc<RelayMetrics>,
         deliveries: mpsc::Sender<PersonalEvent>,
     ) -> Self {
         let mode = Mode::Personal { owner, deliveries };
-        Self::with_mode(store, client, local_peer, limits, rng, metrics, mode)
+        let parts = (store, client, local_peer, clock);
+        Self::with_mode(parts, limits, rng, metrics, mode)
     }
 
     fn with_mode(
-        store: Arc<RelayStore>,
-        client: Client,
-        relay_peer: PeerId,
+        (store, client, relay_peer, clock): (Arc<RelayStore>, Client, PeerId, Arc<Clock>),
         limits: ServiceLimits,
         rng: ChaCha20Rng,
         metrics: Arc<RelayMetrics>,
@@ -195,6 +192,7 @@ impl Service {
                 rng: Mutex::new(rng),
                 metrics,
                 mode,
+                clock,
                 uploads: Uploads::new(limits.uploads),
                 responses: ByteBudget::new(limits.max_buffered_response_bytes),
             }),
@@ -286,9 +284,10 @@ impl Service {
         }
         let store = self.ctx.store.clone();
         let metrics = self.ctx.metrics.clone();
+        let clock = self.ctx.clock.clone();
         self.collector = Some(tokio::task::spawn_blocking(move || {
             for _ in 0..MAX_COLLECT_BATCHES {
-                match store.collect(now()) {
+                match store.collect(clock.now()) {
                     Ok(stats) => {
                         metrics.collected(&stats);
                         if stats.messages + stats.tombstones > 0 {
@@ -464,13 +463,13 @@ impl Ctx {
                 one_time,
             } => {
                 let cert = self.current_login(&peer, generation).await?;
-                let now = now();
+                let now = self.clock.now();
                 self.blocking(move |s| s.publish_prekeys(&cert, signed_prekey, one_time, now))
                     .await?;
                 Ok(Response::Ok)
             }
             Request::FetchBundle { identity_key } => {
-                let now = now();
+                let now = self.clock.now();
                 match self
                     .blocking(move |s| s.take_bundle(&identity_key, now))
                     .await?
@@ -484,7 +483,7 @@ impl Ctx {
                 envelope,
                 manifest,
             } => {
-                let now = now();
+                let now = self.clock.now();
                 let depositor = peer.to_bytes();
                 let message_id = manifest.message_id();
                 let d = self
@@ -553,13 +552,17 @@ impl Ctx {
             Request::List { after, limit } => {
                 let cert = self.current_login(&peer, generation).await?;
                 let mailbox = cert.identity_key();
+                let now = self.clock.now();
                 let (entries, more) = self
-                    .blocking(move |s| s.list(&mailbox, after, limit))
+                    .blocking(move |s| s.list(&mailbox, after, limit, now))
                     .await?;
                 Ok(Response::Entries { entries, more })
             }
             Request::GetManifest { message_id } => {
-                let m = self.blocking(move |s| s.get_manifest(&message_id)).await?;
+                let now = self.clock.now();
+                let m = self
+                    .blocking(move |s| s.get_manifest(&message_id, now))
+                    .await?;
                 Ok(Response::Manifest(Box::new(m)))
             }
             Request::Ack { seqs } => {
@@ -569,7 +572,7 @@ impl Ctx {
                 Ok(Response::Ok)
             }
             Request::Revoke(record) => {
-                let now = now();
+                let now = self.clock.now();
                 let r = record.clone();
                 let applied = self.blocking(move |s| s.revoke(&r, now)).await?;
                 Ok(Response::Revoked(match applied {

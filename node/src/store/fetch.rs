@@ -19,12 +19,14 @@ use super::{RelayStore, StoreError};
 impl RelayStore {
     /// The complete entries of `mailbox` with `seq > after`, in order, at most
     /// `limit` (clamped to 1..=`MAX_LIST_ENTRIES`), and whether more follow.
-    /// Pending envelopes are never listed.
+    /// Pending envelopes are never listed, nor entries whose message has
+    /// expired at `now` (the collector deletes them at its next run).
     pub fn list(
         &self,
         mailbox: &SigningPublicKey,
         after: u64,
         limit: u16,
+        now: UnixMillis,
     ) -> Result<(Vec<Entry>, bool), StoreError> {
         let limit = usize::from(limit).clamp(1, MAX_LIST_ENTRIES);
         let Some(first) = after.checked_add(1) else {
@@ -35,25 +37,33 @@ impl RelayStore {
         let seqs = txn.open_table(MAILBOX_SEQ)?;
         let envelopes = txn.open_table(ENVELOPES)?;
         let messages = txn.open_table(MESSAGES)?;
-        let rows: Vec<(u64, [u8; 32])> = seqs
-            .range((&mb, first)..=(&mb, u64::MAX))?
-            .take(limit + 1)
-            .map(|r| r.map(|(k, v)| (k.value().1, *v.value())))
-            .collect::<Result<_, _>>()?;
+        // Expired entries are skipped, not counted: a mailbox holds at most
+        // `mailbox_entries` of them, so the scan stays bounded.
+        let mut rows: Vec<(u64, [u8; 32], MessageMeta)> = Vec::with_capacity(limit + 1);
+        for row in seqs.range((&mb, first)..=(&mb, u64::MAX))? {
+            let (k, v) = row?;
+            let id = *v.value();
+            let message = messages
+                .get(&id)?
+                .map(|g| MessageMeta::decode(g.value()))
+                .transpose()?
+                .ok_or_else(|| StoreError::corrupt("an envelope without its message"))?;
+            if message.expires_at > now.0 {
+                rows.push((k.value().1, id, message));
+                if rows.len() > limit {
+                    break;
+                }
+            }
+        }
         let more = rows.len() > limit;
         let mut entries = Vec::with_capacity(rows.len().min(limit));
-        for (seq, id) in rows.into_iter().take(limit) {
+        for (seq, id, message) in rows.into_iter().take(limit) {
             let raw = envelopes
                 .get((&mb, &id))?
                 .map(|g| g.value().to_vec())
                 .ok_or_else(|| StoreError::corrupt("a listed envelope is missing"))?;
             let (meta, sealed) = EnvelopeMeta::decode(&raw)?;
-            let slot = messages
-                .get(&id)?
-                .map(|g| MessageMeta::decode(g.value()))
-                .transpose()?
-                .ok_or_else(|| StoreError::corrupt("an envelope without its message"))?
-                .slot;
+            let slot = message.slot;
             let key = match self.key_for_read(&id, slot) {
                 Ok(k) => k,
                 // Deleted since this snapshot was taken: no longer listed.
@@ -73,8 +83,9 @@ impl RelayStore {
         Ok((entries, more))
     }
 
-    /// The manifest of message `id` (pending or complete).
-    pub fn get_manifest(&self, id: &MessageId) -> Result<Manifest, StoreError> {
+    /// The manifest of message `id` (pending or complete), unless it has
+    /// expired at `now`.
+    pub fn get_manifest(&self, id: &MessageId, now: UnixMillis) -> Result<Manifest, StoreError> {
         let id = id.0;
         let txn = self.db.begin_read()?;
         let messages = txn.open_table(MESSAGES)?;
@@ -82,6 +93,7 @@ impl RelayStore {
             .get(&id)?
             .map(|g| MessageMeta::decode(g.value()))
             .transpose()?
+            .filter(|m| m.expires_at > now.0)
         else {
             return Err(StoreError::NotFound("message"));
         };

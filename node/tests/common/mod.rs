@@ -31,8 +31,19 @@ impl Relay {
     /// Starts `mayfly relay --home <home> <args>` and waits for its peer id
     /// and `expected_listeners` addresses.
     pub fn start(home: &Path, args: &[&str], expected_listeners: usize) -> Relay {
+        Self::start_with_env(home, args, expected_listeners, &[])
+    }
+
+    /// Like [`Relay::start`], with `env` set for the process.
+    pub fn start_with_env(
+        home: &Path,
+        args: &[&str],
+        expected_listeners: usize,
+        env: &[(&str, &str)],
+    ) -> Relay {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mayfly"))
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .arg("relay")
             .arg("--home")
             .arg(home)

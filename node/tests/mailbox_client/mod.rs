@@ -101,12 +101,17 @@ pub fn seal_salted(len: usize, salt: u8, rng: &mut ChaCha20Rng) -> Clip {
 }
 
 pub fn seal_content(content: Vec<u8>, rng: &mut ChaCha20Rng) -> Clip {
+    seal_until(content, now().plus(DEFAULT_CLIP_TTL_MS), rng)
+}
+
+/// Seals `content` as a clip that expires at `expires_at`.
+pub fn seal_until(content: Vec<u8>, expires_at: UnixMillis, rng: &mut ChaCha20Rng) -> Clip {
     let header = ClipHeader {
         kind: ClipKind::Clip,
         allow_save: false,
         duration_ms: 10_000,
         created_at: now(),
-        expires_at: now().plus(DEFAULT_CLIP_TTL_MS),
+        expires_at,
         content_len: content.len() as u64,
         parent: None,
         media_type: "video/mp4".into(),

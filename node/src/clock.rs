@@ -1,12 +1,13 @@
-//! Where the client reads the time: the system clock, shifted by a fixed
-//! offset that tests use to jump ahead (expiry) without sleeping.
+//! Where the node reads the time, client and relay alike: the system clock,
+//! shifted by an offset that tests use to jump ahead (expiry) without
+//! sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mayfly_protocol::UnixMillis;
 
-/// The client's clock: system time plus an adjustable offset.
+/// The node's clock: system time plus an adjustable offset.
 #[derive(Debug, Default)]
 pub struct Clock {
     offset_ms: AtomicI64,

@@ -25,6 +25,14 @@
 //! requests_per_sec = 50.0
 //! burst = 200
 //! max_peers = 16384
+//! deposits_per_sec = 5.0
+//! deposit_burst = 100
+//! bundles_per_sec = 5.0
+//! bundle_burst = 100
+//! locates_per_sec = 5.0
+//! locate_burst = 100
+//! revocations_per_sec = 5.0
+//! revocation_burst = 100
 //!
 //! [uploads]
 //! max_concurrent = 32
@@ -79,7 +87,11 @@ pub struct RelayConfig {
 
 /// Per-peer token buckets on mailbox requests: a peer may send `burst`
 /// requests at once and `requests_per_sec` on average; a request beyond
-/// that is answered `RateLimited`.
+/// that is answered `RateLimited`. The requests that cost the relay or
+/// other users most have a bucket of their own besides (RELAY.md §5.5):
+/// Deposit (a new pending entry in someone's mailbox), FetchBundle (uses
+/// up the recipient's one-time prekeys), Locate (reveals presence) and
+/// Revoke (grows the ledger).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
@@ -87,9 +99,25 @@ pub struct RateLimits {
     pub requests_per_sec: f64,
     /// Bucket size.
     pub burst: u32,
-    /// Peers whose buckets are remembered; beyond it, full buckets are
-    /// forgotten first.
+    /// Peers whose buckets are remembered, per bucket kind; beyond it, full
+    /// buckets are forgotten first.
     pub max_peers: usize,
+    /// Deposits per second per peer, on average.
+    pub deposits_per_sec: f64,
+    /// Deposits per peer at once.
+    pub deposit_burst: u32,
+    /// FetchBundle requests per second per peer, on average.
+    pub bundles_per_sec: f64,
+    /// FetchBundle requests per peer at once.
+    pub bundle_burst: u32,
+    /// Locate requests per second per peer, on average.
+    pub locates_per_sec: f64,
+    /// Locate requests per peer at once.
+    pub locate_burst: u32,
+    /// Revocations per second per peer, on average.
+    pub revocations_per_sec: f64,
+    /// Revocations per peer at once.
+    pub revocation_burst: u32,
 }
 
 /// Upload admission (RELAY.md §5.5, `relay/uploads.rs`): a Deposit whose
@@ -134,6 +162,16 @@ impl Default for RateLimits {
             requests_per_sec: 50.0,
             burst: 200,
             max_peers: 16_384,
+            // A send to a large group is one bundle and one deposit per
+            // recipient at once; after that, a few a second.
+            deposits_per_sec: 5.0,
+            deposit_burst: 100,
+            bundles_per_sec: 5.0,
+            bundle_burst: 100,
+            locates_per_sec: 5.0,
+            locate_burst: 100,
+            revocations_per_sec: 5.0,
+            revocation_burst: 100,
         }
     }
 }
@@ -297,11 +335,25 @@ impl RelayConfig {
         self.limits.validate()?;
         let invalid = |m: &str| Err(InvalidConfig(m.to_owned()));
         let r = &self.rate;
-        if !(r.requests_per_sec.is_finite() && r.requests_per_sec > 0.0) {
-            return invalid("rate.requests_per_sec must be positive");
+        let rates = [
+            r.requests_per_sec,
+            r.deposits_per_sec,
+            r.bundles_per_sec,
+            r.locates_per_sec,
+            r.revocations_per_sec,
+        ];
+        if !rates.iter().all(|x| x.is_finite() && *x > 0.0) {
+            return invalid("every rate.*_per_sec must be positive");
         }
-        if r.burst == 0 || r.max_peers == 0 {
-            return invalid("rate.burst and rate.max_peers must be positive");
+        let bursts = [
+            r.burst,
+            r.deposit_burst,
+            r.bundle_burst,
+            r.locate_burst,
+            r.revocation_burst,
+        ];
+        if bursts.contains(&0) || r.max_peers == 0 {
+            return invalid("every rate.*burst and rate.max_peers must be positive");
         }
         if self.collect_interval_secs == 0 {
             return invalid("collect_interval_secs must be positive");
@@ -429,6 +481,8 @@ mod tests {
             "collect_interval_secs = 0",
             "[rate]\nburst = 0",
             "[rate]\nrequests_per_sec = -1.0",
+            "[rate]\nbundles_per_sec = 0.0",
+            "[rate]\ndeposit_burst = 0",
             "[uploads]\nmax_concurrent = 0",
             "[uploads]\nwait_secs = 30",
             "[uploads]\nidle_secs = 0",

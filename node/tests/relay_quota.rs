@@ -313,3 +313,40 @@ fn a_deposit_waits_for_an_upload_slot_and_gets_it_when_the_upload_before_it_comp
     });
     relay.stop();
 }
+
+#[test]
+fn prekey_bundles_have_a_rate_of_their_own() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = seeded(14);
+    let nobody = Party::new(&mut rng);
+    // Two bundles, then one every 1000 s: none more within this test.
+    let relay = start_with(
+        home.path(),
+        dir.path(),
+        "[rate]\nbundles_per_sec = 0.001\nbundle_burst = 2\n",
+    );
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    runtime().block_on(async {
+        let peer = Peer::connect(&addr, relay_id).await;
+        let fetch = || Request::FetchBundle {
+            identity_key: nobody.key(),
+        };
+        for _ in 0..2 {
+            let r = peer.req(fetch()).await;
+            assert_eq!(code(&r), ErrorCode::NotFound, "{r:?}");
+        }
+        let r = peer.req(fetch()).await;
+        assert_eq!(code(&r), ErrorCode::RateLimited, "{r:?}");
+        // Other requests are still served, and other peers get bundles.
+        assert!(matches!(
+            peer.req(Request::Challenge).await,
+            Response::Challenge { .. }
+        ));
+        let other = Peer::connect(&addr, relay_id).await;
+        assert_eq!(code(&other.req(fetch()).await), ErrorCode::NotFound);
+        other.close().await;
+        peer.close().await;
+    });
+    relay.stop();
+}

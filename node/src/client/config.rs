@@ -57,6 +57,7 @@ impl Default for ClientConfig {
                 requests_per_sec: 2_000.0,
                 burst: mayfly_protocol::MAX_CHUNKS + 64,
                 max_peers: 256,
+                ..RateLimits::default()
             },
             clock_offset_ms: 0,
             seed: None,

@@ -247,11 +247,11 @@ impl Service {
     ) {
         let ctx = self.ctx.clone();
         ctx.metrics.request(RequestType::of(&request));
-        if !self.rate.allow(peer, Instant::now()) {
-            tracing::debug!(%peer, "rate limited");
+        if let Err(limited) = self.rate.check(peer, &request, Instant::now()) {
+            tracing::debug!(%peer, ?limited, "rate limited");
             ctx.metrics.rate_limited();
             self.tasks.spawn(async move {
-                let r = Response::error(ErrorCode::RateLimited, "too many requests");
+                let r = Response::error(ErrorCode::RateLimited, limited.detail());
                 ctx.respond(channel, Held::outbound(r)).await;
             });
             return;

@@ -323,6 +323,14 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         rate: RateLimits {
             requests_per_sec: 1_000_000.0,
             burst: 1_000_000,
+            deposits_per_sec: 1_000_000.0,
+            deposit_burst: 1_000_000,
+            bundles_per_sec: 1_000_000.0,
+            bundle_burst: 1_000_000,
+            locates_per_sec: 1_000_000.0,
+            locate_burst: 1_000_000,
+            revocations_per_sec: 1_000_000.0,
+            revocation_burst: 1_000_000,
             ..RateLimits::default()
         },
         limits: Limits {

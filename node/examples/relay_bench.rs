@@ -56,6 +56,14 @@ max_concurrent_streams = 64
 [rate]
 requests_per_sec = 1000000.0
 burst = 1000000
+deposits_per_sec = 1000000.0
+deposit_burst = 1000000
+bundles_per_sec = 1000000.0
+bundle_burst = 1000000
+locates_per_sec = 1000000.0
+locate_burst = 1000000
+revocations_per_sec = 1000000.0
+revocation_burst = 1000000
 "#;
 
 /// Upper bound on anything the benchmark waits for.

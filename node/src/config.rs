@@ -25,13 +25,13 @@
 //! requests_per_sec = 50.0
 //! burst = 200
 //! max_peers = 16384
-//! deposits_per_sec = 5.0
+//! deposits_per_sec = 10.0
 //! deposit_burst = 100
-//! bundles_per_sec = 5.0
+//! bundles_per_sec = 10.0
 //! bundle_burst = 100
-//! locates_per_sec = 5.0
-//! locate_burst = 100
-//! revocations_per_sec = 5.0
+//! locates_per_sec = 20.0
+//! locate_burst = 200
+//! revocations_per_sec = 10.0
 //! revocation_burst = 100
 //!
 //! [uploads]
@@ -162,15 +162,16 @@ impl Default for RateLimits {
             requests_per_sec: 50.0,
             burst: 200,
             max_peers: 16_384,
-            // A send to a large group is one bundle and one deposit per
-            // recipient at once; after that, a few a second.
-            deposits_per_sec: 5.0,
+            // A send to a large group is a locate, a bundle and a deposit
+            // per recipient at once, and so is a revocation (its notice);
+            // after that, a few a second.
+            deposits_per_sec: 10.0,
             deposit_burst: 100,
-            bundles_per_sec: 5.0,
+            bundles_per_sec: 10.0,
             bundle_burst: 100,
-            locates_per_sec: 5.0,
-            locate_burst: 100,
-            revocations_per_sec: 5.0,
+            locates_per_sec: 20.0,
+            locate_burst: 200,
+            revocations_per_sec: 10.0,
             revocation_burst: 100,
         }
     }

@@ -204,6 +204,47 @@ pub trait Codec: Sized {
         r.finish()?;
         Ok(v)
     }
+
+    /// The encoding as a head and a borrowed tail whose concatenation is
+    /// [`Codec::to_bytes`]. A structure that ends in a large byte string (a
+    /// chunk) returns that string as the tail, so that a writer need not
+    /// copy it; others return everything as the head.
+    fn encode_split(&self) -> (Vec<u8>, &[u8]) {
+        (self.to_bytes(), &[])
+    }
+
+    /// [`Codec::decode`] of a buffer it may keep: a structure that ends in a
+    /// large byte string (a chunk) may reuse `bytes` for it instead of
+    /// copying. It accepts and refuses exactly what `decode` does, with the
+    /// same errors.
+    fn decode_owned(bytes: Vec<u8>) -> Result<Self, DecodeError> {
+        Self::decode(&bytes)
+    }
+}
+
+/// Decodes `bytes` as a structure that is a head read by `read_head` then
+/// a chunk filling the rest (its `u32` length first, at most `limit`),
+/// keeping `bytes` for the chunk. Errors as a strict `decode` of the same
+/// layout would report them.
+pub fn decode_with_tail<H>(
+    mut bytes: Vec<u8>,
+    read_head: impl FnOnce(&mut Reader<'_>) -> Result<H, DecodeError>,
+    field: &'static str,
+    limit: usize,
+) -> Result<(H, Vec<u8>), DecodeError> {
+    let (head, start) = {
+        let mut r = Reader::new(&bytes);
+        let head = read_head(&mut r)?;
+        let len = r.u32()? as usize;
+        if len > limit {
+            return Err(DecodeError::TooLong { field, limit });
+        }
+        r.take(len)?;
+        r.finish()?;
+        (head, bytes.len() - len)
+    };
+    bytes.drain(..start);
+    Ok((head, bytes))
 }
 
 /// Wire type bytes, the first byte of every top-level structure.

@@ -2,14 +2,27 @@
 //! one-line call into this module, so the harnesses build and run with the crate.
 //!
 //! Decoders get a decode → encode round-trip oracle: anything that decodes
-//! must re-encode to exactly the input bytes.
+//! must re-encode to exactly the input bytes, in one piece and split; and
+//! the owned decoder must agree with the borrowed one.
 
 use crate::codec::Codec;
 
-fn round_trip<T: Codec>(data: &[u8]) {
-    if let Ok(v) = T::decode(data) {
+fn round_trip<T: Codec + PartialEq + core::fmt::Debug>(data: &[u8]) {
+    let decoded = T::decode(data);
+    if let Ok(v) = &decoded {
         assert_eq!(v.to_bytes(), data, "decode -> encode is not the identity");
+        let (head, tail) = v.encode_split();
+        assert_eq!(
+            [head.as_slice(), tail].concat(),
+            data,
+            "split encoding differs"
+        );
     }
+    assert_eq!(
+        T::decode_owned(data.to_vec()),
+        decoded,
+        "owned decoding differs"
+    );
 }
 
 /// Device certificate decoder.

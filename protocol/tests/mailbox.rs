@@ -141,9 +141,23 @@ fn strict<T: Codec + PartialEq + std::fmt::Debug>(v: &T) -> Result<(), TestCaseE
     prop_assert!(bytes.len() <= MAX_FRAME_LEN);
     prop_assert_eq!(&T::decode(&bytes).unwrap(), v);
     prop_assert!(T::decode(&bytes[..bytes.len() - 1]).is_err());
-    let mut longer = bytes;
+    let (head, tail) = v.encode_split();
+    prop_assert_eq!([head.as_slice(), tail].concat(), bytes.clone());
+    let mut longer = bytes.clone();
     longer.push(0);
     prop_assert!(T::decode(&longer).is_err());
+    for b in [bytes.clone(), bytes[..bytes.len() - 1].to_vec(), longer] {
+        same_as_decode::<T>(b)?;
+    }
+    Ok(())
+}
+
+/// `decode_owned` accepts and refuses exactly what `decode` does.
+fn same_as_decode<T: Codec + PartialEq + std::fmt::Debug>(
+    bytes: Vec<u8>,
+) -> Result<(), TestCaseError> {
+    let borrowed = T::decode(&bytes);
+    prop_assert_eq!(T::decode_owned(bytes), borrowed);
     Ok(())
 }
 
@@ -168,6 +182,32 @@ proptest! {
         let _ = Response::decode(&bytes);
         let _ = Notify::decode(&bytes);
     }
+
+    #[test]
+    fn owned_decoding_agrees_on_chunk_shaped_garbage(
+        tag in prop::sample::select(vec![0x06u8, 0x85]),
+        body in prop::collection::vec(any::<u8>(), 0..80),
+        len in prop::option::of(0u32..64),
+    ) {
+        // A chunk type byte, then bytes that may or may not hold a length
+        // matching what follows.
+        let mut bytes = vec![tag];
+        match len {
+            Some(len) if tag == 0x85 => {
+                bytes.extend_from_slice(&len.to_be_bytes());
+                bytes.extend_from_slice(&body);
+            }
+            Some(len) => {
+                bytes.extend_from_slice(&[7; 32]);
+                bytes.extend_from_slice(&(len % 3).to_be_bytes());
+                bytes.extend_from_slice(&len.to_be_bytes());
+                bytes.extend_from_slice(&body);
+            }
+            None => bytes.extend_from_slice(&body),
+        }
+        same_as_decode::<Request>(bytes.clone())?;
+        same_as_decode::<Response>(bytes)?;
+    }
 }
 
 #[test]
@@ -186,6 +226,17 @@ fn largest_messages_fit_in_a_frame() {
     };
     assert!(matches!(
         Request::decode(&too_big.to_bytes()),
+        Err(DecodeError::TooLong { .. })
+    ));
+    assert!(matches!(
+        Request::decode_owned(too_big.to_bytes()),
+        Err(DecodeError::TooLong { .. })
+    ));
+    let too_big = Response::Chunk {
+        bytes: vec![0; CIPHERTEXT_CHUNK_SIZE + 1],
+    };
+    assert!(matches!(
+        Response::decode_owned(too_big.to_bytes()),
         Err(DecodeError::TooLong { .. })
     ));
 }

@@ -94,7 +94,17 @@ async fn read_body<T: AsyncRead + Unpin>(io: &mut T, len: usize) -> io::Result<V
 
 /// Decodes one frame body strictly.
 pub fn decode<M: Codec>(body: &[u8]) -> io::Result<M> {
-    M::decode(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    M::decode(body).map_err(invalid_data)
+}
+
+/// Decodes one frame body strictly, keeping the buffer for a chunk in it
+/// (no second copy of the chunk).
+fn decode_owned<M: Codec>(body: Vec<u8>) -> io::Result<M> {
+    M::decode_owned(body).map_err(invalid_data)
+}
+
+fn invalid_data(e: mayfly_protocol::DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
 /// Writes `message` as one frame. A message whose encoding does not fit a
@@ -103,20 +113,19 @@ pub async fn write_frame<T: AsyncWrite + Unpin, M: Codec>(
     io: &mut T,
     message: &M,
 ) -> io::Result<()> {
-    write_body(io, &message.to_bytes()).await
-}
-
-/// Writes `body` as one frame: its length, then the body itself (no copy
-/// of the body into a frame buffer).
-async fn write_body<T: AsyncWrite + Unpin>(io: &mut T, body: &[u8]) -> io::Result<()> {
-    if body.is_empty() || body.len() > MAX_FRAME_LEN {
+    let (head, tail) = message.encode_split();
+    let len = head.len() + tail.len();
+    if len == 0 || len > MAX_FRAME_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("message of {} bytes does not fit a frame", body.len()),
+            format!("message of {len} bytes does not fit a frame"),
         ));
     }
-    io.write_all(&(body.len() as u32).to_be_bytes()).await?;
-    io.write_all(body).await?;
+    // The length, the head, then a chunk straight from the message: the
+    // chunk is never copied into a frame buffer.
+    io.write_all(&(len as u32).to_be_bytes()).await?;
+    io.write_all(&head).await?;
+    io.write_all(tail).await?;
     io.flush().await
 }
 
@@ -138,7 +147,7 @@ where
             Some(budget) => budget.take(len).await?,
             None => Hold::none(),
         };
-        let message = decode(&read_body(io, len).await?)?;
+        let message = decode_owned(read_body(io, len).await?)?;
         Ok(Held { message, hold })
     }
 
@@ -146,7 +155,7 @@ where
     where
         T: AsyncRead + Unpin + Send,
     {
-        Ok(Held::outbound(decode(&read_frame(io).await?)?))
+        Ok(Held::outbound(decode_owned(read_frame(io).await?)?))
     }
 
     async fn write_request<T>(
@@ -170,14 +179,8 @@ where
     where
         T: AsyncWrite + Unpin + Send,
     {
-        // Only the encoding stays in memory while it is written; the hold
-        // is given back once it has been.
-        let Held { message, hold } = res;
-        let body = message.to_bytes();
-        drop(message);
-        let written = write_body(io, &body).await;
-        drop(hold);
-        written
+        // The hold is given back once the response has been written.
+        write_frame(io, &res.message).await
     }
 }
 

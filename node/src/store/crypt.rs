@@ -88,20 +88,32 @@ impl DataKey {
         key: &[u8],
         sealed: &[u8],
     ) -> Result<Vec<u8>, StoreError> {
+        self.open_owned(table, key, sealed.to_vec())
+    }
+
+    /// [`DataKey::open`] in place: the plaintext reuses `sealed`'s buffer.
+    pub(super) fn open_owned(
+        &self,
+        table: &str,
+        key: &[u8],
+        mut sealed: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
         if sealed.len() < SEAL_OVERHEAD {
             return Err(StoreError::corrupt(format!(
                 "short sealed value in {table}"
             )));
         }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let nonce = Nonce::try_from(nonce).map_err(|_| StoreError::corrupt("nonce length"))?;
-        let tag = Tag::try_from(tag).map_err(|_| StoreError::corrupt("tag length"))?;
-        let mut out = ct.to_vec();
+        let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+        let at = rest.len() - TAG_LEN;
+        let (ct, tag) = rest.split_at_mut(at);
+        let nonce = Nonce::try_from(&nonce[..]).map_err(|_| StoreError::corrupt("nonce length"))?;
+        let tag = Tag::try_from(&tag[..]).map_err(|_| StoreError::corrupt("tag length"))?;
         self.cipher()
-            .decrypt_inout_detached(&nonce, &aad(table, key), out.as_mut_slice().into(), &tag)
+            .decrypt_inout_detached(&nonce, &aad(table, key), ct.into(), &tag)
             .map_err(|_| StoreError::corrupt(format!("a value in {table} does not decrypt")))?;
-        Ok(out)
+        sealed.truncate(NONCE_LEN + at);
+        sealed.drain(..NONCE_LEN);
+        Ok(sealed)
     }
 }
 

@@ -166,7 +166,7 @@ impl RelayStore {
                     Err(StoreError::NotFound(_)) => return Err(StoreError::NotFound("chunk")),
                     Err(e) => return Err(e),
                 };
-                key.open(T_CHUNKS, hash, &row.data)?
+                key.open_owned(T_CHUNKS, hash, row.data)?
             }
         };
         bytes.truncate(end);

@@ -1,7 +1,7 @@
 //! Requests, responses and notifications of the mailbox protocol, each with
 //! exactly one encoding (`spec/RELAY.md` §3).
 
-use crate::codec::{Codec, Reader, Writer};
+use crate::codec::{Codec, Reader, Writer, decode_with_tail};
 use crate::envelope::Envelope;
 use crate::error::DecodeError;
 use crate::identity::DeviceCertificate;
@@ -271,6 +271,33 @@ fn put_manifest(out: &mut Vec<u8>, m: &Manifest) {
     out.put(&bytes);
 }
 
+/// Bytes of a PutChunk before its chunk: type, message id, index, length.
+const PUT_CHUNK_HEAD_LEN: usize = 1 + 32 + 4 + 4;
+
+/// Everything of a PutChunk before the chunk bytes themselves.
+fn put_chunk_head(out: &mut Vec<u8>, message_id: &MessageId, index: u32, len: usize) {
+    out.put_u8(0x06);
+    out.put(&message_id.0);
+    out.put_u32(index);
+    out.put_u32(len as u32);
+}
+
+/// A PutChunk's message id and index, after its type byte.
+fn read_put_chunk_head(r: &mut Reader<'_>) -> Result<(MessageId, u32), DecodeError> {
+    let message_id = MessageId(r.array()?);
+    let index = r.u32()?;
+    if index >= MAX_CHUNKS {
+        return Err(DecodeError::Invalid("chunk index"));
+    }
+    Ok((message_id, index))
+}
+
+/// Everything of a Chunk response before the chunk bytes themselves.
+fn put_chunk_response_head(out: &mut Vec<u8>, len: usize) {
+    out.put_u8(0x85);
+    out.put_u32(len as u32);
+}
+
 fn read_manifest(r: &mut Reader<'_>) -> Result<Manifest, DecodeError> {
     Manifest::decode(r.bytes_u32("manifest", MAX_MANIFEST_LEN)?)
 }
@@ -359,10 +386,7 @@ impl Codec for Request {
                 index,
                 bytes,
             } => {
-                out.put_u8(0x06);
-                out.put(&message_id.0);
-                out.put_u32(*index);
-                out.put_u32(bytes.len() as u32);
+                put_chunk_head(out, message_id, *index, bytes.len());
                 out.put(bytes);
             }
             Self::GetChunk {
@@ -406,6 +430,38 @@ impl Codec for Request {
         }
     }
 
+    fn encode_split(&self) -> (Vec<u8>, &[u8]) {
+        match self {
+            Self::PutChunk {
+                message_id,
+                index,
+                bytes,
+            } => {
+                let mut head = Vec::with_capacity(PUT_CHUNK_HEAD_LEN);
+                put_chunk_head(&mut head, message_id, *index, bytes.len());
+                (head, bytes)
+            }
+            _ => (self.to_bytes(), &[]),
+        }
+    }
+
+    fn decode_owned(bytes: Vec<u8>) -> Result<Self, DecodeError> {
+        if bytes.first() != Some(&0x06) {
+            return Self::decode(&bytes);
+        }
+        let read_head = |r: &mut Reader<'_>| {
+            r.u8()?;
+            read_put_chunk_head(r)
+        };
+        let ((message_id, index), bytes) =
+            decode_with_tail(bytes, read_head, "chunk", CIPHERTEXT_CHUNK_SIZE)?;
+        Ok(Self::PutChunk {
+            message_id,
+            index,
+            bytes,
+        })
+    }
+
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(match r.u8()? {
             0x01 => Self::Challenge,
@@ -431,11 +487,7 @@ impl Codec for Request {
                 manifest: read_manifest(r)?,
             },
             0x06 => {
-                let message_id = MessageId(r.array()?);
-                let index = r.u32()?;
-                if index >= MAX_CHUNKS {
-                    return Err(DecodeError::Invalid("chunk index"));
-                }
+                let (message_id, index) = read_put_chunk_head(r)?;
                 let bytes = r.bytes_u32("chunk", CIPHERTEXT_CHUNK_SIZE)?.to_vec();
                 Self::PutChunk {
                     message_id,
@@ -505,8 +557,7 @@ impl Codec for Response {
                 }
             }
             Self::Chunk { bytes } => {
-                out.put_u8(0x85);
-                out.put_u32(bytes.len() as u32);
+                put_chunk_response_head(out, bytes.len());
                 out.put(bytes);
             }
             Self::Entries { entries, more } => {
@@ -534,6 +585,26 @@ impl Codec for Response {
                 put_addrs(out, addrs);
             }
         }
+    }
+
+    fn encode_split(&self) -> (Vec<u8>, &[u8]) {
+        match self {
+            Self::Chunk { bytes } => {
+                let mut head = Vec::with_capacity(5);
+                put_chunk_response_head(&mut head, bytes.len());
+                (head, bytes)
+            }
+            _ => (self.to_bytes(), &[]),
+        }
+    }
+
+    fn decode_owned(bytes: Vec<u8>) -> Result<Self, DecodeError> {
+        if bytes.first() != Some(&0x85) {
+            return Self::decode(&bytes);
+        }
+        let read_head = |r: &mut Reader<'_>| r.u8().map(drop);
+        let ((), bytes) = decode_with_tail(bytes, read_head, "chunk", CIPHERTEXT_CHUNK_SIZE)?;
+        Ok(Self::Chunk { bytes })
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {

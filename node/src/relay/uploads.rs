@@ -137,13 +137,14 @@ impl Uploads {
             self.sweep(Instant::now());
             let until = (tokio::time::Instant::now() + SWEEP_EVERY).min(deadline);
             // Waiting on the semaphore keeps waiters in arrival order.
-            if let Ok(Ok(permit)) =
-                tokio::time::timeout_at(until, self.slots.clone().acquire_owned()).await
-            {
-                return self.insert(peer, id, permit, Instant::now());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Refused::RelayBusy);
+            match tokio::time::timeout_at(until, self.slots.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => return self.insert(peer, id, permit, Instant::now()),
+                // Never closed; if it were, no slot would ever come.
+                Ok(Err(_)) => return Err(Refused::RelayBusy),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(Refused::RelayBusy);
+                }
+                Err(_) => {}
             }
         }
     }

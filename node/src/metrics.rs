@@ -16,10 +16,12 @@
 //! | `mayfly_relay_served_bytes_total` | counter | chunk bytes answered to GetChunk |
 //! | `mayfly_relay_notifications_sent_total` | counter | NewDeposit notifications sent to logged-in owners |
 //! | `mayfly_relay_revocations_applied_total` | counter | revocations new to the relay |
-//! | `mayfly_relay_rate_limited_total` | counter | requests refused by the rate limiter |
+//! | `mayfly_relay_rate_limited_total` | counter | `bucket`: `requests`, `deposits`, `bundles`, `locates`, `revocations`: requests refused by the rate limiter, by the bucket that was empty |
 //! | `mayfly_relay_superseded_sessions_total` | counter | logins dropped because a newer device logged in |
 //! | `mayfly_relay_collected_total` | counter | `kind`: `messages`, `envelopes`, `tombstones` deleted by the expiry collector |
 //! | `mayfly_relay_connections` | gauge | open connections |
+//! | `mayfly_relay_uploads_in_progress` | gauge | clips holding an upload slot |
+//! | `mayfly_relay_uploads_waiting` | gauge | deposits waiting for an upload slot |
 //! | `mayfly_relay_store_stored_bytes`, `…_reserved_bytes`, `…_envelopes`, `…_chunks`, `…_messages`, `…_tombstones`, `…_identities` | gauge | the store's counts |
 
 use std::convert::Infallible;
@@ -41,6 +43,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::relay::rate::Limited;
 use crate::store::{CollectStats, RelayStore};
 
 /// Scrape connections served at once; more wait to be accepted.
@@ -199,6 +202,23 @@ struct KindLabel {
     kind: Collected,
 }
 
+impl EncodeLabelValue for Limited {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Self::Requests => "requests",
+            Self::Deposits => "deposits",
+            Self::Bundles => "bundles",
+            Self::Locates => "locates",
+            Self::Revocations => "revocations",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BucketLabel {
+    bucket: Limited,
+}
+
 /// Gauges read from the store at each scrape.
 #[derive(Debug, Default)]
 struct StoreGauges {
@@ -223,7 +243,7 @@ pub struct RelayMetrics {
     served_bytes: Counter,
     notifications_sent: Counter,
     revocations_applied: Counter,
-    rate_limited: Counter,
+    rate_limited: Family<BucketLabel, Counter>,
     superseded_sessions: Counter,
     collected: Family<KindLabel, Counter>,
     connections: Gauge,
@@ -256,7 +276,7 @@ impl RelayMetrics {
             served_bytes: Counter::default(),
             notifications_sent: Counter::default(),
             revocations_applied: Counter::default(),
-            rate_limited: Counter::default(),
+            rate_limited: Family::default(),
             superseded_sessions: Counter::default(),
             collected: Family::default(),
             connections: Gauge::default(),
@@ -307,7 +327,7 @@ impl RelayMetrics {
         );
         r.register(
             "rate_limited",
-            "Requests refused by the per-peer rate limiter",
+            "Requests refused by the per-peer rate limiter, by empty bucket",
             m.rate_limited.clone(),
         );
         r.register(
@@ -402,8 +422,10 @@ impl RelayMetrics {
     }
 
     /// A request was refused by the rate limiter.
-    pub fn rate_limited(&self) {
-        self.rate_limited.inc();
+    pub fn rate_limited(&self, bucket: Limited) {
+        self.rate_limited
+            .get_or_create(&BucketLabel { bucket })
+            .inc();
     }
 
     /// A superseded device's login was dropped.
@@ -558,6 +580,7 @@ mod tests {
         m.response(&mailbox::Response::error(ErrorCode::Other(999), "x"));
         m.response(&mailbox::Response::error(ErrorCode::NotFound, "x"));
         m.chunk_stored(10);
+        m.rate_limited(Limited::Bundles);
         m.collected(&CollectStats {
             messages: 2,
             ..CollectStats::default()
@@ -571,6 +594,7 @@ mod tests {
             "mayfly_relay_chunks_stored_total 1",
             "mayfly_relay_received_bytes_total 10",
             "mayfly_relay_collected_total{kind=\"messages\"} 2",
+            "mayfly_relay_rate_limited_total{bucket=\"bundles\"} 1",
             "mayfly_relay_store_chunks 0",
             "mayfly_relay_connections 0",
         ] {

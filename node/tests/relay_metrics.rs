@@ -130,7 +130,13 @@ fn metrics_count_a_deposit_and_a_refused_list() {
         let v = sample(&text, series);
         assert!(v >= at_least, "{series} = {v} < {at_least} in\n{text}");
     }
-    assert_eq!(sample(&text, "mayfly_relay_rate_limited_total"), 0.0);
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_relay_rate_limited_total{bucket=\"requests\"}"
+        ),
+        0.0
+    );
     assert_eq!(
         sample(&text, "mayfly_relay_responses_total{outcome=\"forbidden\"}"),
         0.0

@@ -16,7 +16,7 @@ struct Bucket {
 }
 
 /// What a refused request ran out of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limited {
     /// Requests of any kind.
     Requests,

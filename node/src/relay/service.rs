@@ -249,7 +249,7 @@ impl Service {
         ctx.metrics.request(RequestType::of(&request));
         if let Err(limited) = self.rate.check(peer, &request, Instant::now()) {
             tracing::debug!(%peer, ?limited, "rate limited");
-            ctx.metrics.rate_limited();
+            ctx.metrics.rate_limited(limited);
             self.tasks.spawn(async move {
                 let r = Response::error(ErrorCode::RateLimited, limited.detail());
                 ctx.respond(channel, Held::outbound(r)).await;

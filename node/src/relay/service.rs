@@ -224,8 +224,11 @@ impl Service {
         }
     }
 
-    /// Waits for every running request task, e.g. at shutdown.
+    /// Waits for every running request task, e.g. at shutdown. Deposits
+    /// waiting for an upload slot are refused at once (RateLimited) instead
+    /// of waiting it out.
     pub async fn drain(&mut self) {
+        self.ctx.uploads.close();
         while self.tasks.join_next().await.is_some() {}
     }
 

@@ -139,7 +139,7 @@ impl Uploads {
             // Waiting on the semaphore keeps waiters in arrival order.
             match tokio::time::timeout_at(until, self.slots.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => return self.insert(peer, id, permit, Instant::now()),
-                // Never closed; if it were, no slot would ever come.
+                // Closed: the service is shutting down.
                 Ok(Err(_)) => return Err(Refused::RelayBusy),
                 Err(_) if tokio::time::Instant::now() >= deadline => {
                     return Err(Refused::RelayBusy);
@@ -173,6 +173,12 @@ impl Uploads {
             },
         );
         Ok(())
+    }
+
+    /// Refuses every waiting and later Deposit (RelayBusy) at once, e.g. at
+    /// shutdown; uploads already admitted go on.
+    pub fn close(&self) {
+        self.slots.close();
     }
 
     /// `peer` sent a chunk of `id`: its slot is not idle.
@@ -287,6 +293,19 @@ mod tests {
         assert_eq!(c_wait.await.unwrap(), Err(Refused::RelayBusy));
         assert_eq!(d_wait.await.unwrap(), Err(Refused::RelayBusy));
         assert_eq!(u.waiting(), 0);
+        assert_eq!(u.in_progress(), 1);
+
+        // Closed (shutdown): a waiter is refused at once, the held slot stays.
+        let e_wait = {
+            let u = u.clone();
+            tokio::spawn(async move { u.admit(PeerId::random(), id(6)).await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(u.waiting(), 1);
+        let t = tokio::time::Instant::now();
+        u.close();
+        assert_eq!(e_wait.await.unwrap(), Err(Refused::RelayBusy));
+        assert_eq!(t.elapsed(), Duration::ZERO, "no wait after close");
         assert_eq!(u.in_progress(), 1);
     }
 }

@@ -47,6 +47,27 @@ struct Slot {
     last: Instant,
 }
 
+/// One deposit counted as waiting, for as long as it lives (a cancelled
+/// wait is uncounted too).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    /// Counts one more waiter, unless `max` wait already.
+    fn enter(count: &'a AtomicUsize, max: usize) -> Result<Self, Refused> {
+        if count.fetch_add(1, Ordering::Relaxed) >= max {
+            count.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refused::RelayBusy);
+        }
+        Ok(Self(count))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The relay's upload slots.
 #[derive(Debug)]
 pub struct Uploads {
@@ -96,8 +117,7 @@ impl Uploads {
             slot.last = now;
             return Ok(true);
         }
-        let per_peer = self.limits.max_per_peer.max(1);
-        if held.keys().filter(|(p, _)| *p == peer).count() >= per_peer {
+        if self.at_peer_cap(&held, peer) {
             return Err(Refused::PeerBusy);
         }
         match self.slots.clone().try_acquire_owned() {
@@ -121,14 +141,14 @@ impl Uploads {
         if self.try_admit(peer, id, Instant::now())? {
             return Ok(());
         }
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.limits.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refused::RelayBusy);
-        }
+        let _waiting = Waiting::enter(&self.waiting, self.limits.max_waiting)?;
         self.more_waiting.notify_one();
-        let result = self.wait(peer, id).await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        result
+        self.wait(peer, id).await
+    }
+
+    /// True if `peer` holds its share of slots in `held`.
+    fn at_peer_cap(&self, held: &HashMap<(PeerId, MessageId), Slot>, peer: PeerId) -> bool {
+        held.keys().filter(|(p, _)| *p == peer).count() >= self.limits.max_per_peer.max(1)
     }
 
     async fn wait(&self, peer: PeerId, id: MessageId) -> Result<(), Refused> {
@@ -162,7 +182,7 @@ impl Uploads {
             slot.last = now;
             return Ok(());
         }
-        if held.keys().filter(|(p, _)| *p == peer).count() >= self.limits.max_per_peer.max(1) {
+        if self.at_peer_cap(&held, peer) {
             return Err(Refused::PeerBusy);
         }
         held.insert(
@@ -294,6 +314,17 @@ mod tests {
         assert_eq!(d_wait.await.unwrap(), Err(Refused::RelayBusy));
         assert_eq!(u.waiting(), 0);
         assert_eq!(u.in_progress(), 1);
+
+        // A wait that is cancelled is no longer counted.
+        let cancelled = {
+            let u = u.clone();
+            tokio::spawn(async move { u.admit(PeerId::random(), id(7)).await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(u.waiting(), 1);
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        assert_eq!(u.waiting(), 0);
 
         // Closed (shutdown): a waiter is refused at once, the held slot stays.
         let e_wait = {

@@ -277,6 +277,16 @@ mod tests {
         assert_eq!(u.in_progress(), 0);
     }
 
+    /// `peer`'s admission of `id`, running on its own task.
+    fn spawn_admit(
+        u: &Arc<Uploads>,
+        peer: PeerId,
+        id: MessageId,
+    ) -> tokio::task::JoinHandle<Result<(), Refused>> {
+        let u = u.clone();
+        tokio::spawn(async move { u.admit(peer, id).await })
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_waiting_deposit_gets_the_next_free_slot_or_gives_up() {
         let u = Arc::new(Uploads::new(limits(1, 1)));
@@ -287,24 +297,15 @@ mod tests {
             PeerId::random(),
         );
         u.admit(a, id(1)).await.unwrap();
-        let waiter = {
-            let u = u.clone();
-            tokio::spawn(async move { u.admit(b, id(2)).await })
-        };
+        let waiter = spawn_admit(&u, b, id(2));
         tokio::task::yield_now().await;
         assert_eq!(u.waiting(), 1);
         u.finish(&id(1));
         assert_eq!(waiter.await.unwrap(), Ok(()));
         // Nobody frees b's slot: c and d wait out their 5 s and are refused,
         // and a third deposit finds the two waiting places taken.
-        let c_wait = {
-            let u = u.clone();
-            tokio::spawn(async move { u.admit(c, id(3)).await })
-        };
-        let d_wait = {
-            let u = u.clone();
-            tokio::spawn(async move { u.admit(d, id(4)).await })
-        };
+        let c_wait = spawn_admit(&u, c, id(3));
+        let d_wait = spawn_admit(&u, d, id(4));
         tokio::task::yield_now().await;
         assert_eq!(
             u.admit(PeerId::random(), id(5)).await,
@@ -316,10 +317,7 @@ mod tests {
         assert_eq!(u.in_progress(), 1);
 
         // A wait that is cancelled is no longer counted.
-        let cancelled = {
-            let u = u.clone();
-            tokio::spawn(async move { u.admit(PeerId::random(), id(7)).await })
-        };
+        let cancelled = spawn_admit(&u, PeerId::random(), id(7));
         tokio::task::yield_now().await;
         assert_eq!(u.waiting(), 1);
         cancelled.abort();
@@ -327,10 +325,7 @@ mod tests {
         assert_eq!(u.waiting(), 0);
 
         // Closed (shutdown): a waiter is refused at once, the held slot stays.
-        let e_wait = {
-            let u = u.clone();
-            tokio::spawn(async move { u.admit(PeerId::random(), id(6)).await })
-        };
+        let e_wait = spawn_admit(&u, PeerId::random(), id(6));
         tokio::task::yield_now().await;
         assert_eq!(u.waiting(), 1);
         let t = tokio::time::Instant::now();

@@ -95,12 +95,24 @@ pub(super) fn get(
     Ok(Some(ChunkRow { owner, form, data }))
 }
 
-/// Whether chunk `hash` is stored.
+/// Whether chunk `hash`, `chunk_len` bytes long as uploaded, is stored.
+///
+/// A record longer than [`HEAD_MAX`] always has a tail row, and a chunk
+/// whose record would be longer in either form is looked up there: tail
+/// rows are small and many share a page, while a lookup in `chunks` reads
+/// (and may load from disk) a whole 256 KiB leaf. Only shorter chunks, at
+/// most one per clip, are looked up in `chunks`.
 pub(super) fn contains(
     chunks: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    tails: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     hash: &[u8; 32],
+    chunk_len: usize,
 ) -> Result<bool, StoreError> {
-    Ok(chunks.get(hash)?.is_some())
+    if PREFIX + chunk_len > HEAD_MAX {
+        Ok(tails.get(hash)?.is_some())
+    } else {
+        Ok(chunks.get(hash)?.is_some())
+    }
 }
 
 /// Deletes the record of chunk `hash`.

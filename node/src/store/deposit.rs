@@ -13,8 +13,8 @@ use super::crypt::{DataKey, SEAL_OVERHEAD, random_nonce};
 use super::erase::{get_identity, get_meta};
 use super::records::{EnvelopeMeta, MessageMeta};
 use super::tables::{
-    CHUNKS, MANIFESTS, MESSAGES, RESERVED_BYTES, STORED_BYTES, T_CHUNKS, T_ENVELOPES, T_MANIFESTS,
-    TOMBSTONES, Tables,
+    CHUNK_TAILS, CHUNKS, MANIFESTS, MESSAGES, RESERVED_BYTES, STORED_BYTES, T_CHUNKS, T_ENVELOPES,
+    T_MANIFESTS, TOMBSTONES, Tables,
 };
 use super::{Deposited, FF32, RelayStore, StoreError, Writer, ZERO32};
 
@@ -248,7 +248,7 @@ impl RelayStore {
         if t.message_chunks.get((&id, &h))?.is_none() {
             return Ok(Err(StoreError::NotFound("message")));
         }
-        if chunk_rows::contains(&t.chunks, &h)? {
+        if chunk_rows::contains(&t.chunks, &t.chunk_tails, &h, chunk.len)? {
             return Ok(Ok(Vec::new()));
         }
         chunk_rows::put(t, &h, &chunk.record)?;
@@ -304,9 +304,11 @@ impl RelayStore {
             ));
         };
         let hash = *chunk.hash();
-        if chunk_rows::contains(&txn.open_table(CHUNKS)?, &hash)? {
+        let (chunks, tails) = (txn.open_table(CHUNKS)?, txn.open_table(CHUNK_TAILS)?);
+        if chunk_rows::contains(&chunks, &tails, &hash, bytes.len())? {
             return Ok(None);
         }
+        drop((chunks, tails));
         drop(txn);
         let (form, record) = if self.seal_chunks {
             let nonce = random_nonce(&mut self.writer().rng);
@@ -386,14 +388,21 @@ fn insert_message(
     rng: &mut ChaCha20Rng,
 ) -> Result<MessageMeta, StoreError> {
     let id = manifest.message_id().0;
-    let mut hashes = manifest.chunk_hashes().to_vec();
+    let mut hashes: Vec<([u8; 32], usize)> = (0..manifest.chunk_count())
+        .map(|i| {
+            (
+                manifest.chunk_hashes()[i as usize],
+                manifest.chunk_ciphertext_len(i),
+            )
+        })
+        .collect();
     hashes.sort_unstable();
     hashes.dedup();
     let mut present = 0u32;
-    for h in &hashes {
+    for (h, len) in &hashes {
         t.chunk_refs.insert((h, &id), ())?;
         t.message_chunks.insert((&id, h), ())?;
-        if chunk_rows::contains(&t.chunks, h)? {
+        if chunk_rows::contains(&t.chunks, &t.chunk_tails, h, *len)? {
             present += 1;
         }
     }
@@ -468,7 +477,8 @@ fn missing_chunks(
     }
     let mut missing = Vec::new();
     for (i, h) in manifest.chunk_hashes().iter().enumerate() {
-        if !chunk_rows::contains(&t.chunks, h)? {
+        let len = manifest.chunk_ciphertext_len(i as u32);
+        if !chunk_rows::contains(&t.chunks, &t.chunk_tails, h, len)? {
             // At most MAX_CHUNKS.
             missing.push(i as u32);
         }

@@ -33,7 +33,7 @@ use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use mayfly_node::config::Limits;
-use mayfly_node::net::{self, Role, bench};
+use mayfly_node::net::{self, Role, bench, upload};
 use mayfly_protocol::mailbox::{LoginProof, Request, Response};
 use mayfly_protocol::*;
 use rand_chacha::ChaCha20Rng;
@@ -90,6 +90,10 @@ struct Args {
     /// Clip size for the many-clients test, in MiB.
     #[arg(long, default_value_t = 1)]
     clip_mib: usize,
+    /// Send chunks as PutChunk requests (`pipeline` in flight) instead of
+    /// on one upload stream (`/mayfly/upload/1`, what the client library does).
+    #[arg(long)]
+    put_requests: bool,
     /// The `mayfly` binary to run (by default: built and found next to this example).
     #[arg(long)]
     relay_bin: Option<PathBuf>,
@@ -116,7 +120,16 @@ fn main() -> anyhow::Result<()> {
     println!("relay {} (pid {})", relay.peer_id, relay.child.id());
     let result = runtime.block_on(async {
         match args.clients {
-            Some(n) => many_clients(&relay, n, args.clip_mib << 20, args.pipeline).await,
+            Some(n) => {
+                many_clients(
+                    &relay,
+                    n,
+                    args.clip_mib << 20,
+                    args.pipeline,
+                    args.put_requests,
+                )
+                .await
+            }
             None => compare(&relay, &args).await,
         }
     });
@@ -411,13 +424,15 @@ impl Peer {
             .map_err(|e| anyhow!("envelope: {e:?}"))
     }
 
-    /// Deposit and upload every chunk, `pipeline` requests in flight.
+    /// Deposit and upload every chunk: on one upload stream, or as
+    /// PutChunk requests with `pipeline` in flight.
     async fn deposit(
         &self,
         to: SigningPublicKey,
         envelope: Envelope,
         clip: &Clip,
         pipeline: usize,
+        put_requests: bool,
     ) -> anyhow::Result<()> {
         let r = self
             .req(Request::Deposit {
@@ -430,19 +445,33 @@ impl Peer {
             bail!("deposit: {r:?}")
         };
         let message_id = clip.sealed.message_id();
-        let mut puts = stream::iter(missing)
-            .map(|index| {
-                self.ok(Request::PutChunk {
-                    message_id,
-                    index,
-                    bytes: clip.chunks[index as usize].clone(),
-                })
-            })
-            .buffer_unordered(pipeline);
-        while let Some(r) = puts.next().await {
-            r?;
+        let put = |index: u32| Request::PutChunk {
+            message_id,
+            index,
+            bytes: clip.chunks[index as usize].clone(),
+        };
+        if put_requests {
+            let mut puts = stream::iter(missing)
+                .map(|index| self.ok(put(index)))
+                .buffer_unordered(pipeline);
+            while let Some(r) = puts.next().await {
+                r?;
+            }
+            return Ok(());
         }
-        Ok(())
+        let stream = self.client.open_upload(self.relay).await?;
+        upload::send(
+            stream,
+            missing.len(),
+            |i| Ok::<_, anyhow::Error>(put(missing[i])),
+            |_, r| match r {
+                Response::Ok => Ok(()),
+                r => Err(anyhow!("put chunk: {r:?}")),
+            },
+            TIMEOUT,
+        )
+        .await
+        .map_err(|e| anyhow!("upload: {e:#}"))
     }
 
     /// Lists the mailbox, fetches the first clip (`pipeline` chunk requests
@@ -562,7 +591,7 @@ async fn compare(relay: &RelayProcess, args: &Args) -> anyhow::Result<()> {
                 .await?;
             let t = Instant::now();
             alice_peer
-                .deposit(bob.key(), envelope, &clip, args.pipeline)
+                .deposit(bob.key(), envelope, &clip, args.pipeline, args.put_requests)
                 .await?;
             let t_deposit = t.elapsed().as_secs_f64();
             let t = Instant::now();
@@ -623,6 +652,7 @@ async fn many_clients(
     n: usize,
     len: usize,
     pipeline: usize,
+    put_requests: bool,
 ) -> anyhow::Result<()> {
     ensure!(n >= 2, "at least two clients");
     let relay_id = relay.peer_id;
@@ -678,7 +708,8 @@ async fn many_clients(
             let (peer, party, rng) = &mut *guard;
             let started = Instant::now();
             let envelope = peer.envelope(party, to, &clip, rng).await?;
-            peer.deposit(to, envelope, &clip, pipeline).await?;
+            peer.deposit(to, envelope, &clip, pipeline, put_requests)
+                .await?;
             anyhow::Ok(started.elapsed().as_secs_f64())
         }));
     }

@@ -680,3 +680,123 @@ fn an_expired_clip_is_gone_from_a_relay_whose_clock_has_passed_its_expiry() {
     });
     relay.stop();
 }
+
+/// Writes `bytes` on a new upload stream of `peer`, closes its side, and
+/// returns everything the relay writes back before the stream ends (an
+/// error read counts as the end: the relay reset it).
+async fn upload_raw(peer: &Peer, bytes: &[u8]) -> Vec<u8> {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = peer.client.open_upload(peer.relay).await.expect("stream");
+    let _ = stream.write_all(bytes).await;
+    let _ = stream.close().await;
+    let mut back = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut back))
+        .await
+        .expect("the relay answers or ends the stream in time");
+    back
+}
+
+/// Splits `bytes` into frame bodies, decoded as responses.
+fn responses(mut bytes: &[u8]) -> Vec<Response> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+        out.push(Response::decode(&bytes[4..4 + len]).expect("a response"));
+        bytes = &bytes[4 + len..];
+    }
+    out
+}
+
+#[test]
+fn chunks_travel_on_an_upload_stream_and_garbage_on_one_ends_only_that_stream() {
+    let home = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(home.path(), &[], 2);
+    let (addr, relay_id) = (relay.tcp(), relay.peer_id);
+    runtime().block_on(async {
+        let mut rng = rng(8);
+        let alice = Party::new(&mut rng);
+        let mut bob = Party::new(&mut rng);
+        let bob_peer = Peer::connect(&addr, relay_id).await;
+        bob_publishes(&bob_peer, &mut bob, 1, &mut rng).await;
+        let alice_peer = Peer::connect(&addr, relay_id).await;
+        let clip = seal(3 * CHUNK_SIZE + 100, &mut rng);
+        let n = clip.chunks.len();
+        let (env, _) = envelope_for(&alice_peer, &alice, &bob, &clip, &mut rng).await;
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        assert_eq!(
+            r,
+            Response::DepositAccepted {
+                missing: all(&clip)
+            }
+        );
+
+        // Garbage ends the stream with nothing written back.
+        let oversize = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
+        let mut truncated = frame(&put(&clip, 0));
+        truncated.truncate(truncated.len() - 7);
+        let mut random = vec![0u8; 4096];
+        rand_core::Rng::fill_bytes(&mut rng, &mut random);
+        for bytes in [
+            oversize,
+            vec![0, 0, 0, 0],
+            truncated,
+            random,
+            encode_frame(&[0x7f]),
+            // A valid request, but not a PutChunk.
+            frame(&Request::Challenge),
+        ] {
+            assert_eq!(upload_raw(&alice_peer, &bytes).await, Vec::<u8>::new());
+        }
+
+        // Frames before the garbage are answered, in order; the chunk with
+        // wrong bytes is refused without ending the stream.
+        let mut wrong = clip.chunks[1].clone();
+        wrong[0] ^= 1;
+        let mut bytes = frame(&put(&clip, 0));
+        bytes.extend(frame(&Request::PutChunk {
+            message_id: clip.sealed.message_id(),
+            index: 1,
+            bytes: wrong,
+        }));
+        bytes.extend(frame(&put(&clip, 1)));
+        bytes.extend(frame(&Request::List { after: 0, limit: 1 }));
+        bytes.extend(frame(&put(&clip, 2)));
+        let back = responses(&upload_raw(&alice_peer, &bytes).await);
+        assert_eq!(back.len(), 3, "{back:?}");
+        assert_eq!(back[0], Response::Ok);
+        assert_eq!(code(&back[1]), ErrorCode::Conflict);
+        assert_eq!(back[2], Response::Ok);
+        let r = alice_peer.req(deposit(&bob, &env, &clip)).await;
+        let rest: Vec<u32> = (2..n as u32).collect();
+        assert_eq!(
+            r,
+            Response::DepositAccepted {
+                missing: rest.clone()
+            }
+        );
+
+        // The rest on one stream, as the client library sends them.
+        let stream = alice_peer.client.open_upload(relay_id).await.unwrap();
+        let mut answers = Vec::new();
+        mayfly_node::net::upload::send(
+            stream,
+            rest.len(),
+            |i| Ok::<_, ()>(put(&clip, rest[i] as usize)),
+            |_, r| {
+                answers.push(r);
+                Ok(())
+            },
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+        assert_eq!(answers, vec![Response::Ok; rest.len()]);
+        let (_, plaintext) = bob_fetches(&bob_peer, &mut bob).await;
+        assert!(plaintext == clip.content, "plaintext differs");
+        still_serves(&addr, relay_id).await;
+        alice_peer.close().await;
+        bob_peer.close().await;
+    });
+    assert!(relay.is_running());
+    relay.stop();
+}

@@ -4,8 +4,6 @@
 
 use std::time::Instant;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use libp2p::{Multiaddr, PeerId};
 use mayfly_protocol::mailbox::{Request, Response};
 use mayfly_protocol::{Envelope, Manifest, Recipient, SealedClip, SigningPublicKey};
@@ -13,7 +11,7 @@ use mayfly_protocol::{Envelope, Manifest, Recipient, SealedClip, SigningPublicKe
 use super::ClientError;
 use super::inner::{Inner, card_relays, lock, unexpected};
 use super::peer;
-use super::progress::{Progress, ProgressFn};
+use super::progress::ProgressFn;
 use super::send::Delivered;
 use super::spool::Spool;
 use crate::home::{Contact, Via};
@@ -194,67 +192,5 @@ impl Inner {
             name: label.to_owned(),
             reason: "no address".into(),
         }))
-    }
-
-    /// Deposits `envelope` for `mailbox` at `peer` (a relay or the
-    /// recipient's own device) and uploads the chunks it is missing, several
-    /// in flight at once.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn upload(
-        &self,
-        peer: PeerId,
-        mailbox: SigningPublicKey,
-        envelope: &Envelope,
-        manifest: &Manifest,
-        spool: &Spool,
-        label: &str,
-        progress: &ProgressFn,
-    ) -> Result<(), ClientError> {
-        let request = Request::Deposit {
-            mailbox,
-            envelope: envelope.clone(),
-            manifest: manifest.clone(),
-        };
-        let Response::DepositAccepted { missing } = self.request(peer, request).await? else {
-            return Err(unexpected(peer, "deposit"));
-        };
-        let total: u64 = missing
-            .iter()
-            .map(|&i| manifest.chunk_ciphertext_len(i) as u64)
-            .sum();
-        progress(Progress::Start {
-            label: label.to_owned(),
-            total,
-        });
-        let id = manifest.message_id();
-        let mut queue = missing.into_iter();
-        let mut in_flight = FuturesUnordered::new();
-        loop {
-            while in_flight.len() < self.config.pipeline.max(1) {
-                let Some(index) = queue.next() else { break };
-                let bytes = spool.chunk(manifest, index)?;
-                let len = bytes.len() as u64;
-                let request = Request::PutChunk {
-                    message_id: id,
-                    index,
-                    bytes,
-                };
-                in_flight.push(async move { (len, self.request(peer, request).await) });
-            }
-            let Some((len, result)) = in_flight.next().await else {
-                break;
-            };
-            match result? {
-                Response::Ok => progress(Progress::Advance {
-                    label: label.to_owned(),
-                    bytes: len,
-                }),
-                _ => return Err(unexpected(peer, "put chunk")),
-            }
-        }
-        progress(Progress::Finish {
-            label: label.to_owned(),
-        });
-        Ok(())
     }
 }

@@ -44,6 +44,7 @@ mod relays;
 mod revoke;
 mod send;
 mod spool;
+mod upload;
 
 pub use crate::clock::Clock;
 pub use config::ClientConfig;

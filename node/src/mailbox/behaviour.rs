@@ -58,9 +58,9 @@ fn config(limits: &Limits) -> request_response::Config {
 /// [`Client::request`](crate::net::Client::request) reaches either, and
 /// every inbound request a client receives came on `/mayfly/direct/1`.
 ///
-/// Inbound requests hold bytes of one [`ByteBudget`] of
-/// [`Limits::max_buffered_request_bytes`] for the whole swarm.
-pub fn relay(role: Role, limits: &Limits) -> RelayBehaviour {
+/// Inbound requests hold bytes of `budget`, the swarm's one budget of
+/// [`Limits::max_buffered_request_bytes`].
+pub fn relay(role: Role, limits: &Limits, budget: ByteBudget) -> RelayBehaviour {
     let relay = StreamProtocol::new(RELAY_PROTOCOL);
     let direct = StreamProtocol::new(DIRECT_PROTOCOL);
     let protocols = match role {
@@ -70,7 +70,6 @@ pub fn relay(role: Role, limits: &Limits) -> RelayBehaviour {
         ],
         Role::Relay => vec![(relay, ProtocolSupport::Inbound)],
     };
-    let budget = ByteBudget::new(limits.max_buffered_request_bytes);
     request_response::Behaviour::with_codec(
         RelayCodec::with_budget(budget),
         protocols,

@@ -76,7 +76,12 @@ pub async fn read_frame<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<Vec<u8>>
 async fn read_frame_len<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<usize> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
+    checked_len(len)
+}
+
+/// A frame's length from its prefix, if it is in `1..=MAX_FRAME_LEN`.
+fn checked_len(prefix: [u8; 4]) -> io::Result<usize> {
+    let len = u32::from_be_bytes(prefix) as usize;
     if len == 0 || len > MAX_FRAME_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -90,6 +95,38 @@ async fn read_body<T: AsyncRead + Unpin>(io: &mut T, len: usize) -> io::Result<V
     let mut body = vec![0u8; len];
     io.read_exact(&mut body).await?;
     Ok(body)
+}
+
+/// Reads one frame and decodes it strictly. With a `budget`, the frame's
+/// length is taken from it before the body is read (waiting while it is
+/// spent), and the returned message holds it until dropped.
+pub async fn read_held<T: AsyncRead + Unpin, M: Codec>(
+    io: &mut T,
+    budget: Option<&ByteBudget>,
+) -> io::Result<Held<M>> {
+    read_held_or_end(io, budget)
+        .await?
+        .ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
+}
+
+/// Like [`read_held`], but `None` when the stream ends cleanly before the
+/// first byte of a frame (an end inside a frame stays an error).
+pub async fn read_held_or_end<T: AsyncRead + Unpin, M: Codec>(
+    io: &mut T,
+    budget: Option<&ByteBudget>,
+) -> io::Result<Option<Held<M>>> {
+    let mut prefix = [0u8; 4];
+    if io.read(&mut prefix[..1]).await? == 0 {
+        return Ok(None);
+    }
+    io.read_exact(&mut prefix[1..]).await?;
+    let len = checked_len(prefix)?;
+    let hold = match budget {
+        Some(budget) => budget.take(len).await?,
+        None => Hold::none(),
+    };
+    let message = decode_owned(read_body(io, len).await?)?;
+    Ok(Some(Held { message, hold }))
 }
 
 /// Decodes one frame body strictly.
@@ -142,13 +179,7 @@ where
     where
         T: AsyncRead + Unpin + Send,
     {
-        let len = read_frame_len(io).await?;
-        let hold = match &self.budget {
-            Some(budget) => budget.take(len).await?,
-            None => Hold::none(),
-        };
-        let message = decode_owned(read_body(io, len).await?)?;
-        Ok(Held { message, hold })
+        read_held(io, self.budget.as_ref()).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Held<Resp>>

@@ -4,12 +4,11 @@ use std::convert::Infallible;
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{connection_limits, identify, memory_connection_limits, ping, request_response};
 use mayfly_protocol::mailbox::{Notify, Request, Response};
 
 use crate::config::{Limits, MemoryLimit};
-use crate::mailbox::{self, Held, NotifyBehaviour, RelayBehaviour, Role};
+use crate::mailbox::{self, ByteBudget, Held, NotifyBehaviour, RelayBehaviour, Role};
 
 /// The identify protocol version Mayfly nodes announce. A peer announcing
 /// another one speaks another protocol family.
@@ -41,9 +40,10 @@ pub struct Behaviour {
     pub relay: RelayBehaviour,
     /// `/mayfly/notify/1`: notifications from relays to mailbox owners.
     pub notify: NotifyBehaviour,
-    /// `/mayfly/bench/1`, for benchmarks only ([`super::bench`]): present
-    /// when [`Limits::bench_protocol`] is set, otherwise disabled and free.
-    pub bench: Toggle<super::bench::Behaviour>,
+    /// Protocols run on plain streams: `/mayfly/upload/1` (chunk uploads,
+    /// [`super::upload`]) and, when [`Limits::bench_protocol`] is set,
+    /// `/mayfly/bench/1` ([`super::bench`], for benchmarks only).
+    pub streams: libp2p_stream::Behaviour,
 }
 
 /// What [`Behaviour`]'s protocols report. The limits report nothing: they
@@ -58,14 +58,14 @@ pub enum BehaviourEvent {
     Relay(Box<request_response::Event<Held<Request>, Held<Response>>>),
     /// From the mailbox notification protocol.
     Notify(Box<request_response::Event<Held<Notify>, Held<Response>>>),
-    /// From the bench protocol, which reports nothing (its streams go to
-    /// its [`super::bench::Control`]); never emitted.
-    Bench,
+    /// From the stream protocols, which report nothing (their streams go
+    /// to a [`libp2p_stream::Control`]); never emitted.
+    Streams,
 }
 
 impl From<()> for BehaviourEvent {
     fn from((): ()) -> Self {
-        Self::Bench
+        Self::Streams
     }
 }
 
@@ -101,7 +101,8 @@ impl From<ping::Event> for BehaviourEvent {
 
 impl Behaviour {
     /// The behaviour for a node with `keypair` playing `role`, under `limits`.
-    pub fn new(keypair: &Keypair, limits: &Limits, role: Role) -> Self {
+    /// Inbound mailbox requests hold bytes of `budget`.
+    pub fn new(keypair: &Keypair, limits: &Limits, role: Role, budget: ByteBudget) -> Self {
         let connection_limits = connection_limits::ConnectionLimits::default()
             .with_max_pending_incoming(Some(limits.max_pending_incoming))
             .with_max_pending_outgoing(Some(limits.max_pending_outgoing))
@@ -124,9 +125,9 @@ impl Behaviour {
             memory,
             identify: identify::Behaviour::new(identify),
             ping: ping::Behaviour::new(ping::Config::new()),
-            relay: mailbox::behaviour::relay(role, limits),
+            relay: mailbox::behaviour::relay(role, limits, budget),
             notify: mailbox::behaviour::notify(role, limits),
-            bench: Toggle::from(limits.bench_protocol.then(super::bench::Behaviour::new)),
+            streams: libp2p_stream::Behaviour::new(),
         }
     }
 }

@@ -4,13 +4,15 @@ use std::io;
 use std::time::Duration;
 
 use libp2p::core::transport::{ListenerId, TransportError};
-use libp2p::request_response::{OutboundFailure, ResponseChannel};
+use libp2p::request_response::OutboundFailure;
 use libp2p::swarm::DialError;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId, Stream};
+use libp2p_stream::{Control, OpenStreamError};
 use mayfly_protocol::mailbox::{Notify, Request, Response};
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::Command;
+use super::reply::{Reply, Route};
 use crate::mailbox::Held;
 
 /// Why a request to the network failed.
@@ -57,23 +59,51 @@ pub enum NetError {
         /// The relay.
         peer: PeerId,
     },
+    /// The peer does not accept upload streams (`/mayfly/upload/1`).
+    #[error("{peer} does not accept upload streams")]
+    UploadUnsupported {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// An upload stream could not be opened.
+    #[error("cannot open an upload stream to {peer}")]
+    UploadStream {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// A cheap, cloneable handle on the [`EventLoop`](super::EventLoop).
 ///
 /// Requests travel over a bounded channel: when the event loop is busy, a
 /// request waits for room rather than queueing without limit.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
+    streams: Control,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("local_peer_id", &self.local_peer_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
-    pub(super) fn new(commands: mpsc::Sender<Command>, local_peer_id: PeerId) -> Self {
+    pub(super) fn new(
+        commands: mpsc::Sender<Command>,
+        local_peer_id: PeerId,
+        streams: Control,
+    ) -> Self {
         Self {
             commands,
             local_peer_id,
+            streams,
         }
     }
 
@@ -153,15 +183,38 @@ impl Client {
         .map_err(|_| NetError::Timeout { peer })?
     }
 
+    /// Opens an upload stream (`/mayfly/upload/1`, RELAY.md §2.1) to
+    /// `peer`, over the existing connection (or dialing it if its address
+    /// is known). [`NetError::UploadUnsupported`] if the peer does not
+    /// accept one: send its chunks as PutChunk requests instead.
+    pub async fn open_upload(&self, peer: PeerId) -> Result<Stream, NetError> {
+        let mut control = self.streams.clone();
+        control
+            .open_stream(peer, super::upload::PROTOCOL)
+            .await
+            .map_err(|e| match e {
+                OpenStreamError::UnsupportedProtocol(_) => NetError::UploadUnsupported { peer },
+                OpenStreamError::Io(source) => NetError::UploadStream { peer, source },
+                other => NetError::UploadStream {
+                    peer,
+                    source: io::Error::other(other.to_string()),
+                },
+            })
+    }
+
     /// Answers an [`Event::InboundRequest`](super::Event::InboundRequest).
     /// The response's hold is given back once it has been written to the
     /// stream (or the stream has failed).
-    pub async fn respond(
-        &self,
-        channel: ResponseChannel<Held<Response>>,
-        response: Held<Response>,
-    ) -> Result<(), NetError> {
-        self.send(Command::Respond { channel, response }).await
+    pub async fn respond(&self, reply: Reply, response: Held<Response>) -> Result<(), NetError> {
+        match reply.0 {
+            Route::Stream(channel) => self.send(Command::Respond { channel, response }).await,
+            // The stream's task writes it; if the task is gone, so is the
+            // stream, and the response (with its hold) is dropped.
+            Route::Upload(answer) => {
+                let _ = answer.send(response);
+                Ok(())
+            }
+        }
     }
 
     /// Sends `notify` to `peer` on `/mayfly/notify/1` if it is connected;

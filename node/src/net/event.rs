@@ -4,12 +4,12 @@ use std::io;
 use std::time::Duration;
 
 use libp2p::core::transport::ListenerId;
-use libp2p::request_response::ResponseChannel;
 use libp2p::swarm::{ConnectionError, ConnectionId};
 use libp2p::{Multiaddr, PeerId, identify};
-use mayfly_protocol::mailbox::{Notify, Request, Response};
+use mayfly_protocol::mailbox::{Notify, Request};
 
-use crate::mailbox::{Held, Hold};
+use super::Reply;
+use crate::mailbox::Hold;
 
 /// Which side opened a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,14 +86,16 @@ pub enum Event {
         rtt: Duration,
     },
     /// A peer sent a mailbox request: on `/mayfly/relay/1` to a relay, on
-    /// `/mayfly/direct/1` to a client (direct delivery). Answer it with
-    /// [`Client::respond`](super::Client::respond); dropping `channel`
+    /// `/mayfly/direct/1` to a client (direct delivery), or as one PutChunk
+    /// frame of an upload stream (`/mayfly/upload/1`) to either. Answer it
+    /// with [`Client::respond`](super::Client::respond); dropping `channel`
     /// closes the stream without an answer.
     InboundRequest {
         /// The peer.
         peer: PeerId,
-        /// The connection it came on.
-        connection: ConnectionId,
+        /// The connection it came on; `None` on an upload stream, whose
+        /// connection libp2p-stream does not report.
+        connection: Option<ConnectionId>,
         /// The request, decoded (boxed: a chunk upload is large).
         request: Box<Request>,
         /// Its bytes in the swarm's request budget
@@ -101,7 +103,7 @@ pub enum Event {
         /// keep it until the request is answered, and drop it then.
         hold: Hold,
         /// Where the answer goes.
-        channel: ResponseChannel<Held<Response>>,
+        channel: Reply,
     },
     /// A relay sent a notification (clients only). It has been answered.
     Notification {

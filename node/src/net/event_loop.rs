@@ -20,6 +20,7 @@ use super::Client;
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::command::Command;
 use super::event::{Direction, Event};
+use super::reply::Reply;
 
 /// Owns the [`Swarm`]; run it with [`EventLoop::run`] on its own task.
 pub struct EventLoop {
@@ -29,6 +30,8 @@ pub struct EventLoop {
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, DialError>>>,
     pending_requests:
         HashMap<OutboundRequestId, oneshot::Sender<Result<Response, OutboundFailure>>>,
+    /// Dropped with the loop, which stops the upload server.
+    _stop: oneshot::Sender<()>,
 }
 
 impl EventLoop {
@@ -36,6 +39,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
+        stop: oneshot::Sender<()>,
     ) -> Self {
         Self {
             swarm,
@@ -43,6 +47,7 @@ impl EventLoop {
             events,
             pending_dials: HashMap::new(),
             pending_requests: HashMap::new(),
+            _stop: stop,
         }
     }
 
@@ -283,10 +288,10 @@ impl EventLoop {
                     request, channel, ..
                 } => Some(Event::InboundRequest {
                     peer,
-                    connection: connection_id,
+                    connection: Some(connection_id),
                     request: Box::new(request.message),
                     hold: request.hold,
-                    channel,
+                    channel: Reply::stream(channel),
                 }),
                 request_response::Message::Response {
                     request_id,

@@ -30,18 +30,22 @@ mod client;
 mod command;
 mod event;
 mod event_loop;
+mod reply;
 mod swarm;
+pub mod upload;
 
 use libp2p::identity::Keypair;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use behaviour::{Behaviour, BehaviourEvent, PROTOCOL_VERSION, agent_version};
 pub use client::{Client, NetError};
 pub use event::{Direction, Event};
 pub use event_loop::EventLoop;
+pub use reply::Reply;
 pub use swarm::{BuildError, build as build_swarm};
 
 use crate::config::Limits;
+use crate::mailbox::ByteBudget;
 pub use crate::mailbox::Role;
 
 /// Requests a [`Client`] may queue before it waits for the event loop.
@@ -77,8 +81,11 @@ pub fn new_with_role(
 /// Like [`new_with_role`], and also returns the [`bench::Control`] when
 /// `limits` enable the bench protocol ([`Limits::bench_protocol`], for
 /// benchmarks only), with which to open `/mayfly/bench/1` streams
-/// ([`bench::transfer`]). Such a swarm also answers them: called within a
-/// tokio runtime, this spawns the [`bench::serve`] task on it.
+/// ([`bench::transfer`]). Such a swarm also answers them.
+///
+/// Called within a tokio runtime, this spawns on it the task that serves
+/// upload streams ([`upload`]) and, with the bench protocol, the
+/// [`bench::serve`] task. Outside one, neither is served.
 #[allow(clippy::type_complexity)]
 pub fn new_with_bench(
     keypair: Keypair,
@@ -94,30 +101,39 @@ pub fn new_with_bench(
     BuildError,
 > {
     let local_peer_id = keypair.public().to_peer_id();
-    let mut swarm = swarm::build(keypair, limits, role)?;
-    let bench = swarm
-        .behaviour_mut()
-        .bench
-        .as_mut()
-        .map(|b| b.new_control());
-    if let Some(control) = &bench {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
+    let budget = ByteBudget::new(limits.max_buffered_request_bytes);
+    let mut swarm = swarm::build(keypair, limits, role, budget.clone())?;
+    let control = swarm.behaviour_mut().streams.new_control();
+    let (command_sender, command_receiver) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
+    let (event_sender, event_receiver) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let bench = limits.bench_protocol.then(|| control.clone());
+    // The upload server stops with the event loop, which holds `stop`, and
+    // holds the event channel only weakly, so the channel still closes when
+    // the loop ends.
+    let (stop, stopped) = oneshot::channel();
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(upload::serve(
+                control.clone(),
+                event_sender.downgrade(),
+                budget,
+                upload::ServeLimits::new(limits),
+                stopped,
+            ));
+            if let Some(control) = &bench {
                 runtime.spawn(bench::serve(control.clone()));
                 tracing::warn!(
                     protocol = %bench::BENCH_PROTOCOL,
                     "the bench protocol is on: for benchmarks only"
                 );
             }
-            Err(_) => tracing::warn!("no tokio runtime: the bench protocol is not served"),
         }
+        Err(_) => tracing::warn!("no tokio runtime: upload streams are not served"),
     }
-    let (command_sender, command_receiver) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
-    let (event_sender, event_receiver) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     Ok((
-        Client::new(command_sender, local_peer_id),
+        Client::new(command_sender, local_peer_id, control),
         event_receiver,
-        EventLoop::new(swarm, command_receiver, event_sender),
+        EventLoop::new(swarm, command_receiver, event_sender, stop),
         bench,
     ))
 }

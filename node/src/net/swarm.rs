@@ -5,7 +5,7 @@ use libp2p::{Swarm, SwarmBuilder, noise, tcp, yamux};
 
 use super::behaviour::Behaviour;
 use crate::config::Limits;
-use crate::mailbox::Role;
+use crate::mailbox::{ByteBudget, Role};
 
 /// Why a swarm could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -17,12 +17,14 @@ pub enum BuildError {
 
 /// A swarm for `keypair` that speaks TCP (with Noise and yamux) and QUIC,
 /// runs [`Behaviour`] for `role` under `limits`, and is driven by tokio.
+/// Inbound mailbox requests hold bytes of `budget`.
 ///
 /// It listens nowhere and dials no one until told to.
 pub fn build(
     keypair: Keypair,
     limits: &Limits,
     role: Role,
+    budget: ByteBudget,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     let builder = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -32,7 +34,7 @@ pub fn build(
             yamux::Config::default,
         )?
         .with_quic();
-    let Ok(builder) = builder.with_behaviour(|key| Behaviour::new(key, limits, role));
+    let Ok(builder) = builder.with_behaviour(|key| Behaviour::new(key, limits, role, budget));
     Ok(builder
         .with_swarm_config(|c| c.with_idle_connection_timeout(limits.idle_connection_timeout()))
         .build())

@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use libp2p::PeerId;
-use libp2p::request_response::ResponseChannel;
 use mayfly_protocol::limits::CIPHERTEXT_CHUNK_SIZE;
 use mayfly_protocol::mailbox::{ErrorCode, Notify, Request, Response, RevokeOutcome};
 use mayfly_protocol::{Applied, DeviceCertificate, MessageId, SigningPublicKey};
@@ -35,7 +34,7 @@ use crate::clock::Clock;
 use crate::config::{Limits, RateLimits, UploadLimits};
 use crate::mailbox::{ByteBudget, Held, Hold};
 use crate::metrics::{RelayMetrics, RequestType};
-use crate::net::Client;
+use crate::net::{Client, Reply};
 use crate::store::{RelayStore, StoreError};
 
 /// What a [`Service`] allows its peers.
@@ -241,13 +240,7 @@ impl Service {
     }
 
     /// Takes a request from `peer` and answers it on `channel`.
-    pub fn on_request(
-        &mut self,
-        peer: PeerId,
-        request: Request,
-        hold: Hold,
-        channel: ResponseChannel<Held<Response>>,
-    ) {
+    pub fn on_request(&mut self, peer: PeerId, request: Request, hold: Hold, channel: Reply) {
         let ctx = self.ctx.clone();
         ctx.metrics.request(RequestType::of(&request));
         if let Err(limited) = self.rate.check(peer, &request, Instant::now()) {
@@ -318,7 +311,7 @@ impl Service {
 impl Ctx {
     /// Sends `response` on `channel`, counting its outcome. Its hold is
     /// given back once it has been written to the stream.
-    async fn respond(&self, channel: ResponseChannel<Held<Response>>, response: Held<Response>) {
+    async fn respond(&self, channel: Reply, response: Held<Response>) {
         self.metrics.response(&response.message);
         let _ = self.client.respond(channel, response).await;
     }

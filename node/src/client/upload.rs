@@ -1,0 +1,155 @@
+//! Uploading a clip to one peer (a relay or the recipient's device): the
+//! Deposit, then the chunks it is missing on one upload stream
+//! (`/mayfly/upload/1`, RELAY.md §2.1), or as PutChunk requests to a peer
+//! that does not accept upload streams.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use libp2p::{PeerId, Stream};
+use mayfly_protocol::mailbox::{Request, Response};
+use mayfly_protocol::{Envelope, Manifest, SigningPublicKey};
+
+use super::ClientError;
+use super::inner::{Inner, unexpected};
+use super::progress::{Progress, ProgressFn};
+use super::spool::Spool;
+use crate::net::NetError;
+use crate::net::upload::{self, SendError};
+
+impl Inner {
+    /// Deposits `envelope` for `mailbox` at `peer` (a relay or the
+    /// recipient's own device) and uploads the chunks it is missing.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload(
+        &self,
+        peer: PeerId,
+        mailbox: SigningPublicKey,
+        envelope: &Envelope,
+        manifest: &Manifest,
+        spool: &Spool,
+        label: &str,
+        progress: &ProgressFn,
+    ) -> Result<(), ClientError> {
+        let request = Request::Deposit {
+            mailbox,
+            envelope: envelope.clone(),
+            manifest: manifest.clone(),
+        };
+        let Response::DepositAccepted { missing } = self.request(peer, request).await? else {
+            return Err(unexpected(peer, "deposit"));
+        };
+        let total: u64 = missing
+            .iter()
+            .map(|&i| manifest.chunk_ciphertext_len(i) as u64)
+            .sum();
+        progress(Progress::Start {
+            label: label.to_owned(),
+            total,
+        });
+        let chunks = Chunks {
+            peer,
+            manifest,
+            spool,
+            label,
+            progress,
+        };
+        if !missing.is_empty() {
+            match self.net.open_upload(peer).await {
+                Ok(stream) => {
+                    chunks
+                        .stream(stream, &missing, self.config.request_timeout)
+                        .await?;
+                }
+                Err(NetError::UploadUnsupported { .. }) => {
+                    self.put_chunks(&chunks, missing).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        progress(Progress::Finish {
+            label: label.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Uploads `missing` as PutChunk requests, several in flight at once.
+    async fn put_chunks(&self, chunks: &Chunks<'_>, missing: Vec<u32>) -> Result<(), ClientError> {
+        let peer = chunks.peer;
+        let mut queue = missing.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.config.pipeline.max(1) {
+                let Some(index) = queue.next() else { break };
+                let request = chunks.request(index)?;
+                in_flight.push(async move { (index, self.request(peer, request).await) });
+            }
+            let Some((index, result)) = in_flight.next().await else {
+                return Ok(());
+            };
+            chunks.answered(index, result?)?;
+        }
+    }
+}
+
+/// The chunks of one upload and where their progress goes.
+struct Chunks<'a> {
+    peer: PeerId,
+    manifest: &'a Manifest,
+    spool: &'a Spool,
+    label: &'a str,
+    progress: &'a ProgressFn,
+}
+
+impl Chunks<'_> {
+    /// The PutChunk request for chunk `index`.
+    fn request(&self, index: u32) -> Result<Request, ClientError> {
+        Ok(Request::PutChunk {
+            message_id: self.manifest.message_id(),
+            index,
+            bytes: self.spool.chunk(self.manifest, index)?,
+        })
+    }
+
+    /// Accounts for the answer to chunk `index`'s PutChunk.
+    fn answered(&self, index: u32, response: Response) -> Result<(), ClientError> {
+        match response {
+            Response::Ok => {
+                (self.progress)(Progress::Advance {
+                    label: self.label.to_owned(),
+                    bytes: self.manifest.chunk_ciphertext_len(index) as u64,
+                });
+                Ok(())
+            }
+            Response::Error { code, detail } => Err(ClientError::Refused {
+                peer: self.peer.to_string(),
+                code,
+                detail,
+            }),
+            _ => Err(unexpected(self.peer, "put chunk")),
+        }
+    }
+
+    /// Sends `missing` on an upload stream ([`upload::send`]): up to
+    /// `UPLOAD_WINDOW` frames unanswered, each answer within `timeout`. The
+    /// first refusal ends the upload.
+    async fn stream(
+        &self,
+        stream: Stream,
+        missing: &[u32],
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let next = |i: usize| self.request(missing[i]);
+        let answered = |i: usize, response| self.answered(missing[i], response);
+        upload::send(stream, missing.len(), next, answered, timeout)
+            .await
+            .map_err(|e| match e {
+                SendError::Stopped(e) => e,
+                SendError::Timeout => NetError::Timeout { peer: self.peer }.into(),
+                SendError::Stream(e) => {
+                    ClientError::io(format!("upload stream to {}", self.peer), e)
+                }
+            })
+    }
+}

@@ -1,0 +1,380 @@
+//! `/mayfly/upload/1` (RELAY.md §2.1): many PutChunk frames on one stream,
+//! each answered in order. [`send`] is the uploader's side; the rest is the
+//! receiver's.
+//!
+//! On the receiving side, each frame becomes an [`Event::InboundRequest`] whose [`Reply`] leads
+//! back here, so the application answers it exactly as it answers a
+//! PutChunk that came on its own request stream (same checks, rate limits,
+//! upload admission and metrics). What this adds is the stream: it reads a
+//! frame only while fewer than [`UPLOAD_WINDOW`] are unanswered, takes each
+//! frame's length from the node's request budget before reading its body,
+//! writes the answers in the order the frames came, and gives every frame
+//! and every answer the request timeout. Anything but a strictly decoded
+//! PutChunk frame, a timeout, or a frame the application drops unanswered
+//! closes the stream.
+//!
+//! Streams are bounded over the node ([`Limits::max_upload_streams`]) and
+//! per peer ([`Limits::max_concurrent_streams`]); one beyond either is
+//! dropped unread, which resets it.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use libp2p_stream::Control;
+use mayfly_protocol::mailbox::{Request, Response, UPLOAD_PROTOCOL, UPLOAD_WINDOW};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{Event, Reply};
+use crate::config::Limits;
+use crate::mailbox::protocol::{decode, read_frame, read_held_or_end, write_frame};
+use crate::mailbox::{ByteBudget, Held};
+
+/// The protocol name.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new(UPLOAD_PROTOCOL);
+
+/// How the upload server is bounded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ServeLimits {
+    /// Streams at once over all peers.
+    pub max_streams: usize,
+    /// Streams at once from one peer.
+    pub max_per_peer: usize,
+    /// Longest wait for a frame, or for the answer to one.
+    pub timeout: Duration,
+}
+
+impl ServeLimits {
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            max_streams: limits.max_upload_streams,
+            max_per_peer: limits.max_concurrent_streams,
+            timeout: limits.request_timeout(),
+        }
+    }
+}
+
+/// Accepts `/mayfly/upload/1` streams on `control`'s swarm and serves each
+/// in its own task, until `stop` is dropped or fires (the event loop has
+/// ended). Streams in progress end when the event channel closes.
+pub(super) async fn serve(
+    mut control: Control,
+    events: mpsc::WeakSender<Event>,
+    budget: ByteBudget,
+    limits: ServeLimits,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut incoming = match control.accept(PROTOCOL) {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            tracing::warn!("upload streams not served: {e}");
+            return;
+        }
+    };
+    drop(control);
+    let open = Open::default();
+    loop {
+        let (peer, stream) = tokio::select! {
+            next = incoming.next() => match next {
+                Some(next) => next,
+                None => return,
+            },
+            _ = &mut stop => return,
+        };
+        let Some(slot) = open.take(peer, &limits) else {
+            tracing::debug!(%peer, "upload stream refused: too many open");
+            continue;
+        };
+        let events = events.clone();
+        let budget = budget.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = answer(peer, stream, &events, &budget, limits.timeout).await {
+                tracing::debug!(%peer, "upload stream closed: {e}");
+            }
+        });
+    }
+}
+
+/// Upload streams open, per peer.
+#[derive(Clone, Default)]
+struct Open(Arc<Mutex<HashMap<PeerId, usize>>>);
+
+impl Open {
+    fn take(&self, peer: PeerId, limits: &ServeLimits) -> Option<Slot> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let total: usize = open.values().sum();
+        let mine = open.get(&peer).copied().unwrap_or(0);
+        if total >= limits.max_streams || mine >= limits.max_per_peer {
+            return None;
+        }
+        open.insert(peer, mine + 1);
+        Some(Slot {
+            open: self.clone(),
+            peer,
+        })
+    }
+}
+
+/// One open stream; gives its place back when dropped.
+struct Slot {
+    open: Open,
+    peer: PeerId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// Serves one stream: a reader that turns frames into events and a writer
+/// that answers them in order.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    peer: PeerId,
+    stream: S,
+    events: &mpsc::WeakSender<Event>,
+    budget: &ByteBudget,
+    timeout: Duration,
+) -> io::Result<()> {
+    let (mut reader, mut writer) = stream.split();
+    let window = Semaphore::new(UPLOAD_WINDOW);
+    let (answers, mut pending) = mpsc::channel::<oneshot::Receiver<Held<Response>>>(UPLOAD_WINDOW);
+    let read = async {
+        let answers = answers;
+        loop {
+            // Room in the window first: no byte of the next frame is read
+            // while UPLOAD_WINDOW frames are unanswered.
+            window
+                .acquire()
+                .await
+                .map_err(|_| io::Error::other("the writer has stopped"))?
+                .forget();
+            let next = read_held_or_end(&mut reader, Some(budget));
+            let Some(frame) = within(timeout, next).await? else {
+                return Ok::<_, io::Error>(());
+            };
+            let Held { message, hold } = frame;
+            if !matches!(message, Request::PutChunk { .. }) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "an upload stream carries only PutChunk frames",
+                ));
+            }
+            let (reply, answer) = Reply::upload();
+            let event = Event::InboundRequest {
+                peer,
+                connection: None,
+                request: Box::new(message),
+                hold,
+                channel: reply,
+            };
+            let gone = || io::Error::other("the event loop has stopped");
+            let events = events.upgrade().ok_or_else(gone)?;
+            events.send(event).await.map_err(|_| gone())?;
+            answers
+                .send(answer)
+                .await
+                .map_err(|_| io::Error::other("the writer is gone"))?;
+        }
+    };
+    let write = async {
+        let written = async {
+            while let Some(answer) = pending.recv().await {
+                let response = within(timeout, async {
+                    answer
+                        .await
+                        .map_err(|_| io::Error::other("the frame was dropped unanswered"))
+                })
+                .await?;
+                write_frame(&mut writer, &response.message).await?;
+                drop(response);
+                window.add_permits(1);
+            }
+            Ok::<_, io::Error>(())
+        }
+        .await;
+        // A reader waiting for room learns that there will be none.
+        window.close();
+        written
+    };
+    // A bad frame stops the reader, but the frames before it are still
+    // answered; then the stream is reset (dropped unclosed) instead of
+    // closed.
+    let (read, write) = futures::join!(read, write);
+    write.and(read)?;
+    writer.close().await
+}
+
+async fn within<T>(timeout: Duration, work: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upload stream timed out"))?
+}
+
+/// Why [`send`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError<E> {
+    /// The stream failed: reset, closed early, or a frame that does not
+    /// decode.
+    #[error("upload stream failed")]
+    Stream(#[source] io::Error),
+    /// An answer did not come within the timeout.
+    #[error("upload stream timed out")]
+    Timeout,
+    /// `next` or `answered` returned an error.
+    #[error(transparent)]
+    Stopped(E),
+}
+
+/// The uploader's side of an upload stream: sends `next(i)` for each `i` in
+/// `0..count` (PutChunk requests) on `stream`, at most [`UPLOAD_WINDOW`]
+/// unanswered, and hands each answer in order to `answered(i, response)`,
+/// each within `timeout`. Closes its side after the last request. Stops at
+/// the first error of either callback or of the stream.
+pub async fn send<E>(
+    stream: Stream,
+    count: usize,
+    mut next: impl FnMut(usize) -> Result<Request, E>,
+    mut answered: impl FnMut(usize, Response) -> Result<(), E>,
+    timeout: Duration,
+) -> Result<(), SendError<E>> {
+    let (mut reader, mut writer) = stream.split();
+    let window = Semaphore::new(UPLOAD_WINDOW);
+    let write = async {
+        for i in 0..count {
+            window
+                .acquire()
+                .await
+                .map_err(|_| SendError::Stream(io::Error::other("window closed")))?
+                .forget();
+            let request = next(i).map_err(SendError::Stopped)?;
+            write_frame(&mut writer, &request)
+                .await
+                .map_err(SendError::Stream)?;
+        }
+        // The end of the stream tells the receiver there is nothing more.
+        writer.close().await.map_err(SendError::Stream)
+    };
+    let read = async {
+        for i in 0..count {
+            let frame = tokio::time::timeout(timeout, read_frame(&mut reader))
+                .await
+                .map_err(|_| SendError::Timeout)?
+                .map_err(SendError::Stream)?;
+            let response: Response = decode(&frame).map_err(SendError::Stream)?;
+            answered(i, response).map_err(SendError::Stopped)?;
+            window.add_permits(1);
+        }
+        Ok(())
+    };
+    futures::try_join!(write, read).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use mayfly_protocol::MessageId;
+    use mayfly_protocol::mailbox::encode_frame;
+    use tokio::io::AsyncWriteExt as _;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    use super::super::reply::Route;
+    use super::*;
+
+    fn put(index: u32) -> Vec<u8> {
+        let request = Request::PutChunk {
+            message_id: MessageId([7; 32]),
+            index,
+            bytes: vec![1; 100],
+        };
+        encode_frame(&mayfly_protocol::codec::Codec::to_bytes(&request))
+    }
+
+    async fn next_reply(
+        events: &mut mpsc::Receiver<Event>,
+    ) -> Option<oneshot::Sender<Held<Response>>> {
+        match events.recv().await? {
+            Event::InboundRequest {
+                request, channel, ..
+            } => {
+                assert!(matches!(*request, Request::PutChunk { .. }));
+                match channel.0 {
+                    Route::Upload(sender) => Some(sender),
+                    Route::Stream(_) => panic!("not an upload reply"),
+                }
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+
+    #[test]
+    fn streams_are_bounded_overall_and_per_peer() {
+        let open = Open::default();
+        let limits = ServeLimits {
+            max_streams: 3,
+            max_per_peer: 2,
+            timeout: Duration::from_secs(1),
+        };
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let a1 = open.take(a, &limits).unwrap();
+        let _a2 = open.take(a, &limits).unwrap();
+        assert!(
+            open.take(a, &limits).is_none(),
+            "a third stream of one peer"
+        );
+        let _b1 = open.take(b, &limits).unwrap();
+        assert!(open.take(c, &limits).is_none(), "a fourth stream overall");
+        drop(a1);
+        let _c1 = open.take(c, &limits).unwrap();
+        assert!(open.take(a, &limits).is_none());
+    }
+
+    /// Time is paused: a wait that nothing ends runs the clock forward to
+    /// the next timer, so "nothing more came" is checked without sleeping.
+    #[tokio::test(start_paused = true)]
+    async fn no_frame_is_read_while_a_window_of_them_is_unanswered() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let (sender, mut events) = mpsc::channel(64);
+        let weak = sender.downgrade();
+        let budget = ByteBudget::new(1 << 20);
+        let timeout = Duration::from_secs(30);
+        let server = tokio::spawn(async move {
+            answer(PeerId::random(), ours.compat(), &weak, &budget, timeout).await
+        });
+        for i in 0..20 {
+            theirs.write_all(&put(i)).await.unwrap();
+        }
+        let mut replies = Vec::new();
+        for _ in 0..UPLOAD_WINDOW {
+            replies.push(next_reply(&mut events).await.unwrap());
+        }
+        let more = tokio::time::timeout(Duration::from_secs(10), events.recv()).await;
+        assert!(more.is_err(), "a frame beyond the window was read");
+        // One answer makes room for exactly one more frame.
+        replies
+            .remove(0)
+            .send(Held::outbound(Response::Ok))
+            .unwrap();
+        replies.push(next_reply(&mut events).await.unwrap());
+        let more = tokio::time::timeout(Duration::from_secs(10), events.recv()).await;
+        assert!(more.is_err(), "a frame beyond the window was read");
+        let mut answer = [0u8; 5];
+        tokio::io::AsyncReadExt::read_exact(&mut theirs, &mut answer)
+            .await
+            .unwrap();
+        assert_eq!(answer, [0, 0, 0, 1, 0x82]);
+        // Unanswered past the timeout: the stream is given up.
+        let result = server.await.unwrap();
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        drop(sender);
+    }
+}

@@ -32,8 +32,10 @@ use futures::{StreamExt, stream};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use mayfly_node::config::Limits;
-use mayfly_node::net::{self, Role, bench, upload};
+use mayfly_node::net::{self, Role, bench, chunks};
 use mayfly_protocol::mailbox::{LoginProof, Request, Response};
 use mayfly_protocol::*;
 use rand_chacha::ChaCha20Rng;
@@ -69,6 +71,9 @@ revocation_burst = 1000000
 /// Upper bound on anything the benchmark waits for.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Chunk streams the relay reset, whose chunks then went as requests.
+static STREAM_RESETS: AtomicUsize = AtomicUsize::new(0);
+
 #[derive(Parser)]
 #[command(about = "Relay benchmarks: store-and-forward vs raw transfer, and many clients")]
 struct Args {
@@ -90,10 +95,11 @@ struct Args {
     /// Clip size for the many-clients test, in MiB.
     #[arg(long, default_value_t = 1)]
     clip_mib: usize,
-    /// Send chunks as PutChunk requests (`pipeline` in flight) instead of
-    /// on one upload stream (`/mayfly/upload/1`, what the client library does).
+    /// Upload and download chunks as PutChunk and GetChunk requests
+    /// (`pipeline` in flight) instead of on one chunk stream each way
+    /// (`/mayfly/chunks/1`, what the client library does).
     #[arg(long)]
-    put_requests: bool,
+    chunk_requests: bool,
     /// The `mayfly` binary to run (by default: built and found next to this example).
     #[arg(long)]
     relay_bin: Option<PathBuf>,
@@ -126,13 +132,17 @@ fn main() -> anyhow::Result<()> {
                     n,
                     args.clip_mib << 20,
                     args.pipeline,
-                    args.put_requests,
+                    args.chunk_requests,
                 )
                 .await
             }
             None => compare(&relay, &args).await,
         }
     });
+    println!(
+        "chunk streams reset by the relay (their chunks then sent as requests): {}",
+        STREAM_RESETS.load(Ordering::Relaxed)
+    );
     let peak = relay.peak_rss_kib();
     relay.stop()?;
     match peak {
@@ -424,7 +434,7 @@ impl Peer {
             .map_err(|e| anyhow!("envelope: {e:?}"))
     }
 
-    /// Deposit and upload every chunk: on one upload stream, or as
+    /// Deposit and upload every chunk: on one chunk stream, or as
     /// PutChunk requests with `pipeline` in flight.
     async fn deposit(
         &self,
@@ -432,7 +442,7 @@ impl Peer {
         envelope: Envelope,
         clip: &Clip,
         pipeline: usize,
-        put_requests: bool,
+        chunk_requests: bool,
     ) -> anyhow::Result<()> {
         let r = self
             .req(Request::Deposit {
@@ -450,7 +460,7 @@ impl Peer {
             index,
             bytes: clip.chunks[index as usize].clone(),
         };
-        if put_requests {
+        if chunk_requests {
             let mut puts = stream::iter(missing)
                 .map(|index| self.ok(put(index)))
                 .buffer_unordered(pipeline);
@@ -459,26 +469,50 @@ impl Peer {
             }
             return Ok(());
         }
-        let stream = self.client.open_upload(self.relay).await?;
-        upload::send(
+        let stream = self.client.open_chunks(self.relay).await?;
+        let mut done = 0;
+        let sent = chunks::send(
             stream,
             missing.len(),
             |i| Ok::<_, anyhow::Error>(put(missing[i])),
             |_, r| match r {
-                Response::Ok => Ok(()),
+                Response::Ok => {
+                    done += 1;
+                    Ok(())
+                }
                 r => Err(anyhow!("put chunk: {r:?}")),
             },
             TIMEOUT,
         )
-        .await
-        .map_err(|e| anyhow!("upload: {e:#}"))
+        .await;
+        match sent {
+            Ok(()) => Ok(()),
+            // As the client library does: a reset stream's unanswered
+            // chunks go as requests (RELAY.md §2.1).
+            Err(chunks::SendError::Stream(_)) => {
+                STREAM_RESETS.fetch_add(1, Ordering::Relaxed);
+                let mut puts = stream::iter(missing[done..].to_vec())
+                    .map(|index| self.ok(put(index)))
+                    .buffer_unordered(pipeline);
+                while let Some(r) = puts.next().await {
+                    r?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(anyhow!("upload: {e:#}")),
+        }
     }
 
     /// Lists the mailbox, fetches the first clip (`pipeline` chunk requests
     /// in flight), opens it, and returns its sequence number and its
     /// plaintext (which the caller checks after its timer stops: the raw
     /// transfer it is compared with checks nothing).
-    async fn fetch(&self, me: &mut Party, pipeline: usize) -> anyhow::Result<(u64, Vec<u8>)> {
+    async fn fetch(
+        &self,
+        me: &mut Party,
+        pipeline: usize,
+        chunk_requests: bool,
+    ) -> anyhow::Result<(u64, Vec<u8>)> {
         let r = self
             .req(Request::List {
                 after: 0,
@@ -510,6 +544,31 @@ impl Peer {
             .open_manifest(*manifest, now())
             .map_err(|e| anyhow!("manifest: {e:?}"))?;
         let mut plaintext = Vec::with_capacity(opener.header().content_len as usize);
+        if !chunk_requests {
+            let stream = self.client.open_chunks(self.relay).await?;
+            let get = |i: usize| {
+                Ok::<_, anyhow::Error>(Request::GetChunk {
+                    hash: hashes[i],
+                    offset: 0,
+                    length: 0,
+                })
+            };
+            let got = |_, r| match r {
+                Response::Chunk { bytes } => {
+                    let plain = opener
+                        .open_next(&bytes)
+                        .map_err(|e| anyhow!("chunk: {e:?}"))?;
+                    plaintext.extend_from_slice(plain);
+                    Ok(())
+                }
+                r => Err(anyhow!("get chunk: {r:?}")),
+            };
+            chunks::send(stream, hashes.len(), get, got, TIMEOUT)
+                .await
+                .map_err(|e| anyhow!("chunk stream: {e:#}"))?;
+            opener.finish().map_err(|e| anyhow!("finish: {e:?}"))?;
+            return Ok((entry.seq, plaintext));
+        }
         let mut chunks = stream::iter(hashes)
             .map(|hash| {
                 self.req(Request::GetChunk {
@@ -591,11 +650,19 @@ async fn compare(relay: &RelayProcess, args: &Args) -> anyhow::Result<()> {
                 .await?;
             let t = Instant::now();
             alice_peer
-                .deposit(bob.key(), envelope, &clip, args.pipeline, args.put_requests)
+                .deposit(
+                    bob.key(),
+                    envelope,
+                    &clip,
+                    args.pipeline,
+                    args.chunk_requests,
+                )
                 .await?;
             let t_deposit = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let (seq, plaintext) = bob_peer.fetch(&mut bob, args.pipeline).await?;
+            let (seq, plaintext) = bob_peer
+                .fetch(&mut bob, args.pipeline, args.chunk_requests)
+                .await?;
             let t_fetch = t.elapsed().as_secs_f64();
             ensure!(
                 blake3::hash(&plaintext) == clip.content_hash,
@@ -652,7 +719,7 @@ async fn many_clients(
     n: usize,
     len: usize,
     pipeline: usize,
-    put_requests: bool,
+    chunk_requests: bool,
 ) -> anyhow::Result<()> {
     ensure!(n >= 2, "at least two clients");
     let relay_id = relay.peer_id;
@@ -708,7 +775,7 @@ async fn many_clients(
             let (peer, party, rng) = &mut *guard;
             let started = Instant::now();
             let envelope = peer.envelope(party, to, &clip, rng).await?;
-            peer.deposit(to, envelope, &clip, pipeline, put_requests)
+            peer.deposit(to, envelope, &clip, pipeline, chunk_requests)
                 .await?;
             anyhow::Ok(started.elapsed().as_secs_f64())
         }));
@@ -746,7 +813,7 @@ async fn many_clients(
             let mut guard = client.lock().await;
             let (peer, party, _) = &mut *guard;
             let started = Instant::now();
-            let (_, plaintext) = peer.fetch(party, pipeline).await?;
+            let (_, plaintext) = peer.fetch(party, pipeline, chunk_requests).await?;
             let elapsed = started.elapsed().as_secs_f64();
             ensure!(blake3::hash(&plaintext) == expected, "wrong clip");
             anyhow::Ok(elapsed)

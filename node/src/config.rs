@@ -20,7 +20,7 @@
 //! max_concurrent_streams = 16
 //! max_buffered_request_bytes = 67_108_864
 //! max_buffered_response_bytes = 67_108_864
-//! max_upload_streams = 64
+//! max_chunk_streams = 64
 //!
 //! [rate]
 //! requests_per_sec = 50.0
@@ -229,10 +229,10 @@ pub struct Limits {
     /// waits (within its request timeout) until earlier answers are written;
     /// values below one frame are raised to one frame.
     pub max_buffered_response_bytes: usize,
-    /// Chunk upload streams (`/mayfly/upload/1`) open at once over all
+    /// Chunk streams (`/mayfly/chunks/1`) open at once over all
     /// peers; one peer may hold at most `max_concurrent_streams` of them. A
     /// stream beyond either is closed unread.
-    pub max_upload_streams: usize,
+    pub max_chunk_streams: usize,
     /// For benchmarks only: runs the raw-transfer protocol `/mayfly/bench/1`
     /// (see `net::bench`): any peer may send it bytes and ask for bytes
     /// back. Off by default; never enable it on a relay serving users.
@@ -255,7 +255,7 @@ impl Default for Limits {
             max_concurrent_streams: 16,
             max_buffered_request_bytes: 64 << 20,
             max_buffered_response_bytes: 64 << 20,
-            max_upload_streams: 64,
+            max_chunk_streams: 64,
             bench_protocol: false,
         }
     }

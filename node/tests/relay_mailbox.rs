@@ -681,12 +681,12 @@ fn an_expired_clip_is_gone_from_a_relay_whose_clock_has_passed_its_expiry() {
     relay.stop();
 }
 
-/// Writes `bytes` on a new upload stream of `peer`, closes its side, and
+/// Writes `bytes` on a new chunk stream of `peer`, closes its side, and
 /// returns everything the relay writes back before the stream ends (an
 /// error read counts as the end: the relay reset it).
 async fn upload_raw(peer: &Peer, bytes: &[u8]) -> Vec<u8> {
     use futures::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = peer.client.open_upload(peer.relay).await.expect("stream");
+    let mut stream = peer.client.open_chunks(peer.relay).await.expect("stream");
     let _ = stream.write_all(bytes).await;
     let _ = stream.close().await;
     let mut back = Vec::new();
@@ -708,7 +708,7 @@ fn responses(mut bytes: &[u8]) -> Vec<Response> {
 }
 
 #[test]
-fn chunks_travel_on_an_upload_stream_and_garbage_on_one_ends_only_that_stream() {
+fn chunks_travel_on_a_chunk_stream_and_garbage_on_one_ends_only_that_stream() {
     let home = tempfile::tempdir().unwrap();
     let mut relay = Relay::start(home.path(), &[], 2);
     let (addr, relay_id) = (relay.tcp(), relay.peer_id);
@@ -776,9 +776,9 @@ fn chunks_travel_on_an_upload_stream_and_garbage_on_one_ends_only_that_stream() 
         );
 
         // The rest on one stream, as the client library sends them.
-        let stream = alice_peer.client.open_upload(relay_id).await.unwrap();
+        let stream = alice_peer.client.open_chunks(relay_id).await.unwrap();
         let mut answers = Vec::new();
-        mayfly_node::net::upload::send(
+        mayfly_node::net::chunks::send(
             stream,
             rest.len(),
             |i| Ok::<_, ()>(put(&clip, rest[i] as usize)),
@@ -793,6 +793,38 @@ fn chunks_travel_on_an_upload_stream_and_garbage_on_one_ends_only_that_stream() 
         assert_eq!(answers, vec![Response::Ok; rest.len()]);
         let (_, plaintext) = bob_fetches(&bob_peer, &mut bob).await;
         assert!(plaintext == clip.content, "plaintext differs");
+
+        // Downloads on one stream: every chunk, then one the relay lacks.
+        let stream = bob_peer.client.open_chunks(relay_id).await.unwrap();
+        let hashes = clip.sealed.manifest().chunk_hashes().to_vec();
+        let mut got = Vec::new();
+        mayfly_node::net::chunks::send(
+            stream,
+            n + 1,
+            |i| {
+                Ok::<_, ()>(Request::GetChunk {
+                    hash: hashes.get(i).copied().unwrap_or([9; 32]),
+                    offset: 0,
+                    length: 0,
+                })
+            },
+            |_, r| {
+                got.push(r);
+                Ok(())
+            },
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+        for (i, r) in got[..n].iter().enumerate() {
+            assert_eq!(
+                r,
+                &Response::Chunk {
+                    bytes: clip.chunks[i].clone()
+                }
+            );
+        }
+        assert_eq!(code(&got[n]), ErrorCode::NotFound);
         still_serves(&addr, relay_id).await;
         alice_peer.close().await;
         bob_peer.close().await;

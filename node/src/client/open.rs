@@ -9,14 +9,17 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use mayfly_protocol::mailbox::{Request, Response};
 use mayfly_protocol::{ClipHeader, ClipOpener, MessageId};
 
 use super::ingest::ChunkSource;
-use super::inner::Inner;
+use super::inner::{Inner, unexpected};
 use super::peer;
 use super::progress::{Progress, ProgressFn};
 use super::{Client, ClientError};
 use crate::home::Source;
+use crate::net::NetError;
+use crate::net::chunks::{self, SendError};
 
 /// Where an opened clip goes.
 pub enum OpenTarget {
@@ -99,24 +102,11 @@ impl Inner {
             total: received.header.content_len,
         });
         let hashes = received.manifest.chunk_hashes().to_vec();
-        let mut next = hashes.iter().enumerate();
-        let mut fetches = FuturesOrdered::new();
         let mut latencies = Vec::with_capacity(hashes.len());
         let mut written = 0u64;
-        loop {
-            while fetches.len() < self.config.pipeline.max(1) {
-                let Some((index, hash)) = next.next() else {
-                    break;
-                };
-                fetches.push_back(async move {
-                    let r = self.fetch_chunk(source, hash).await;
-                    (index as u32, r, Instant::now())
-                });
-            }
-            let Some((index, bytes, arrived)) = fetches.next().await else {
-                break;
-            };
-            let bytes = bytes?;
+        // Checks, decrypts and writes out chunk `index`, which arrived at
+        // `arrived`.
+        let mut take = |index: u32, bytes: Vec<u8>, arrived: Instant| {
             let chunk = received
                 .manifest
                 .check_chunk(index, &bytes)
@@ -131,6 +121,28 @@ impl Inner {
                 label: label.clone(),
                 bytes: plain.len() as u64,
             });
+            Ok::<_, ClientError>(())
+        };
+        let mut done = 0;
+        if let ChunkSource::Remote(peer) = source {
+            done = self.stream_chunks(peer, &hashes, &mut take).await?;
+        }
+        let mut next = hashes.iter().enumerate().skip(done);
+        let mut fetches = FuturesOrdered::new();
+        loop {
+            while fetches.len() < self.config.pipeline.max(1) {
+                let Some((index, hash)) = next.next() else {
+                    break;
+                };
+                fetches.push_back(async move {
+                    let r = self.fetch_chunk(source, hash).await;
+                    (index as u32, r, Instant::now())
+                });
+            }
+            let Some((index, bytes, arrived)) = fetches.next().await else {
+                break;
+            };
+            take(index, bytes?, arrived)?;
         }
         let header = opener.finish()?;
         progress(Progress::Finish { label });
@@ -141,6 +153,55 @@ impl Inner {
             chunk_latencies: latencies,
             local: matches!(source, ChunkSource::Local),
         })
+    }
+
+    /// Fetches `hashes` from relay `peer` on one chunk stream
+    /// (`/mayfly/chunks/1`), handing each chunk to `take` as it arrives, and
+    /// returns how many it handed over: all of them, or, if the relay does
+    /// not speak the protocol or reset the stream, those before (the rest
+    /// are then fetched as requests).
+    async fn stream_chunks(
+        &self,
+        peer: libp2p::PeerId,
+        hashes: &[mayfly_protocol::ChunkHash],
+        take: &mut impl FnMut(u32, Vec<u8>, Instant) -> Result<(), ClientError>,
+    ) -> Result<usize, ClientError> {
+        let stream = match self.net.open_chunks(peer).await {
+            Ok(stream) => stream,
+            Err(NetError::ChunkStreamsUnsupported { .. }) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut done = 0;
+        let get = |i: usize| {
+            Ok(Request::GetChunk {
+                hash: hashes[i],
+                offset: 0,
+                length: 0,
+            })
+        };
+        let got = |i: usize, response| match response {
+            Response::Chunk { bytes } => {
+                take(i as u32, bytes, Instant::now())?;
+                done += 1;
+                Ok(())
+            }
+            Response::Error { code, detail } => Err(ClientError::Refused {
+                peer: peer.to_string(),
+                code,
+                detail,
+            }),
+            _ => Err(unexpected(peer, "get chunk")),
+        };
+        let sent = chunks::send(stream, hashes.len(), get, got, self.config.request_timeout).await;
+        match sent {
+            Ok(()) => Ok(done),
+            Err(SendError::Stopped(e)) => Err(e),
+            Err(SendError::Timeout) => Err(NetError::Timeout { peer }.into()),
+            Err(SendError::Stream(e)) => {
+                tracing::debug!(%peer, "chunk stream failed ({e}); the rest as requests");
+                Ok(done)
+            }
+        }
     }
 
     /// The first usable source of a clip: the local store, else a relay

@@ -1,13 +1,11 @@
 //! Uploading a clip to one peer (a relay or the recipient's device): the
-//! Deposit, then the chunks it is missing on one upload stream
-//! (`/mayfly/upload/1`, RELAY.md §2.1), or as PutChunk requests to a peer
-//! that does not accept upload streams.
-
-use std::time::Duration;
+//! Deposit, then the chunks it is missing on one chunk stream
+//! (`/mayfly/chunks/1`, RELAY.md §2.1), or as PutChunk requests to a peer
+//! that does not accept chunk streams.
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use libp2p::{PeerId, Stream};
+use libp2p::PeerId;
 use mayfly_protocol::mailbox::{Request, Response};
 use mayfly_protocol::{Envelope, Manifest, SigningPublicKey};
 
@@ -16,7 +14,7 @@ use super::inner::{Inner, unexpected};
 use super::progress::{Progress, ProgressFn};
 use super::spool::Spool;
 use crate::net::NetError;
-use crate::net::upload::{self, SendError};
+use crate::net::chunks::{self, SendError};
 
 impl Inner {
     /// Deposits `envelope` for `mailbox` at `peer` (a relay or the
@@ -56,13 +54,34 @@ impl Inner {
             progress,
         };
         if !missing.is_empty() {
-            match self.net.open_upload(peer).await {
+            match self.net.open_chunks(peer).await {
                 Ok(stream) => {
-                    chunks
-                        .stream(stream, &missing, self.config.request_timeout)
-                        .await?;
+                    let mut done = 0;
+                    let sent = chunks::send(
+                        stream,
+                        missing.len(),
+                        |i| chunks.request(missing[i]),
+                        |i, response| {
+                            chunks.answered(missing[i], response)?;
+                            done += 1;
+                            Ok(())
+                        },
+                        self.config.request_timeout,
+                    )
+                    .await;
+                    match sent {
+                        Ok(()) => {}
+                        Err(SendError::Stopped(e)) => return Err(e),
+                        Err(SendError::Timeout) => return Err(NetError::Timeout { peer }.into()),
+                        // A busy receiver may reset a stream unread (RELAY.md
+                        // §2.1): what is unanswered goes as requests.
+                        Err(SendError::Stream(e)) => {
+                            tracing::debug!(%peer, "chunk stream failed ({e}); the rest as requests");
+                            self.put_chunks(&chunks, missing[done..].to_vec()).await?;
+                        }
+                    }
                 }
-                Err(NetError::UploadUnsupported { .. }) => {
+                Err(NetError::ChunkStreamsUnsupported { .. }) => {
                     self.put_chunks(&chunks, missing).await?;
                 }
                 Err(e) => return Err(e.into()),
@@ -129,27 +148,5 @@ impl Chunks<'_> {
             }),
             _ => Err(unexpected(self.peer, "put chunk")),
         }
-    }
-
-    /// Sends `missing` on an upload stream ([`upload::send`]): up to
-    /// `UPLOAD_WINDOW` frames unanswered, each answer within `timeout`. The
-    /// first refusal ends the upload.
-    async fn stream(
-        &self,
-        stream: Stream,
-        missing: &[u32],
-        timeout: Duration,
-    ) -> Result<(), ClientError> {
-        let next = |i: usize| self.request(missing[i]);
-        let answered = |i: usize, response| self.answered(missing[i], response);
-        upload::send(stream, missing.len(), next, answered, timeout)
-            .await
-            .map_err(|e| match e {
-                SendError::Stopped(e) => e,
-                SendError::Timeout => NetError::Timeout { peer: self.peer }.into(),
-                SendError::Stream(e) => {
-                    ClientError::io(format!("upload stream to {}", self.peer), e)
-                }
-            })
     }
 }

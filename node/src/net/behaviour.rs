@@ -40,8 +40,8 @@ pub struct Behaviour {
     pub relay: RelayBehaviour,
     /// `/mayfly/notify/1`: notifications from relays to mailbox owners.
     pub notify: NotifyBehaviour,
-    /// Protocols run on plain streams: `/mayfly/upload/1` (chunk uploads,
-    /// [`super::upload`]) and, when [`Limits::bench_protocol`] is set,
+    /// Protocols run on plain streams: `/mayfly/chunks/1` (chunk streams,
+    /// [`super::chunks`]) and, when [`Limits::bench_protocol`] is set,
     /// `/mayfly/bench/1` ([`super::bench`], for benchmarks only).
     pub streams: libp2p_stream::Behaviour,
 }

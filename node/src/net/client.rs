@@ -59,15 +59,15 @@ pub enum NetError {
         /// The relay.
         peer: PeerId,
     },
-    /// The peer does not accept upload streams (`/mayfly/upload/1`).
-    #[error("{peer} does not accept upload streams")]
-    UploadUnsupported {
+    /// The peer does not accept chunk streams (`/mayfly/chunks/1`).
+    #[error("{peer} does not accept chunk streams")]
+    ChunkStreamsUnsupported {
         /// The peer.
         peer: PeerId,
     },
-    /// An upload stream could not be opened.
-    #[error("cannot open an upload stream to {peer}")]
-    UploadStream {
+    /// A chunk stream could not be opened.
+    #[error("cannot open a chunk stream to {peer}")]
+    ChunkStream {
         /// The peer.
         peer: PeerId,
         /// Why.
@@ -183,19 +183,21 @@ impl Client {
         .map_err(|_| NetError::Timeout { peer })?
     }
 
-    /// Opens an upload stream (`/mayfly/upload/1`, RELAY.md §2.1) to
+    /// Opens a chunk stream (`/mayfly/chunks/1`, RELAY.md §2.1) to
     /// `peer`, over the existing connection (or dialing it if its address
-    /// is known). [`NetError::UploadUnsupported`] if the peer does not
+    /// is known). [`NetError::ChunkStreamsUnsupported`] if the peer does not
     /// accept one: send its chunks as PutChunk requests instead.
-    pub async fn open_upload(&self, peer: PeerId) -> Result<Stream, NetError> {
+    pub async fn open_chunks(&self, peer: PeerId) -> Result<Stream, NetError> {
         let mut control = self.streams.clone();
         control
-            .open_stream(peer, super::upload::PROTOCOL)
+            .open_stream(peer, super::chunks::PROTOCOL)
             .await
             .map_err(|e| match e {
-                OpenStreamError::UnsupportedProtocol(_) => NetError::UploadUnsupported { peer },
-                OpenStreamError::Io(source) => NetError::UploadStream { peer, source },
-                other => NetError::UploadStream {
+                OpenStreamError::UnsupportedProtocol(_) => {
+                    NetError::ChunkStreamsUnsupported { peer }
+                }
+                OpenStreamError::Io(source) => NetError::ChunkStream { peer, source },
+                other => NetError::ChunkStream {
                     peer,
                     source: io::Error::other(other.to_string()),
                 },
@@ -210,7 +212,7 @@ impl Client {
             Route::Stream(channel) => self.send(Command::Respond { channel, response }).await,
             // The stream's task writes it; if the task is gone, so is the
             // stream, and the response (with its hold) is dropped.
-            Route::Upload(answer) => {
+            Route::ChunkStream(answer) => {
                 let _ = answer.send(response);
                 Ok(())
             }

@@ -87,13 +87,13 @@ pub enum Event {
     },
     /// A peer sent a mailbox request: on `/mayfly/relay/1` to a relay, on
     /// `/mayfly/direct/1` to a client (direct delivery), or as one PutChunk
-    /// frame of an upload stream (`/mayfly/upload/1`) to either. Answer it
+    /// or GetChunk frame of a chunk stream (`/mayfly/chunks/1`) to either. Answer it
     /// with [`Client::respond`](super::Client::respond); dropping `channel`
     /// closes the stream without an answer.
     InboundRequest {
         /// The peer.
         peer: PeerId,
-        /// The connection it came on; `None` on an upload stream, whose
+        /// The connection it came on; `None` on a chunk stream, whose
         /// connection libp2p-stream does not report.
         connection: Option<ConnectionId>,
         /// The request, decoded (boxed: a chunk upload is large).

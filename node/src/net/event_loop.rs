@@ -30,7 +30,7 @@ pub struct EventLoop {
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, DialError>>>,
     pending_requests:
         HashMap<OutboundRequestId, oneshot::Sender<Result<Response, OutboundFailure>>>,
-    /// Dropped with the loop, which stops the upload server.
+    /// Dropped with the loop, which stops the chunk stream server.
     _stop: oneshot::Sender<()>,
 }
 

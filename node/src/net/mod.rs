@@ -26,13 +26,13 @@
 
 mod behaviour;
 pub mod bench;
+pub mod chunks;
 mod client;
 mod command;
 mod event;
 mod event_loop;
 mod reply;
 mod swarm;
-pub mod upload;
 
 use libp2p::identity::Keypair;
 use tokio::sync::{mpsc, oneshot};
@@ -84,7 +84,7 @@ pub fn new_with_role(
 /// ([`bench::transfer`]). Such a swarm also answers them.
 ///
 /// Called within a tokio runtime, this spawns on it the task that serves
-/// upload streams ([`upload`]) and, with the bench protocol, the
+/// chunk streams ([`chunks`]) and, with the bench protocol, the
 /// [`bench::serve`] task. Outside one, neither is served.
 #[allow(clippy::type_complexity)]
 pub fn new_with_bench(
@@ -107,17 +107,17 @@ pub fn new_with_bench(
     let (command_sender, command_receiver) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_sender, event_receiver) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let bench = limits.bench_protocol.then(|| control.clone());
-    // The upload server stops with the event loop, which holds `stop`, and
+    // The chunk stream server stops with the event loop, which holds `stop`, and
     // holds the event channel only weakly, so the channel still closes when
     // the loop ends.
     let (stop, stopped) = oneshot::channel();
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
-            runtime.spawn(upload::serve(
+            runtime.spawn(chunks::serve(
                 control.clone(),
                 event_sender.downgrade(),
                 budget,
-                upload::ServeLimits::new(limits),
+                chunks::ServeLimits::new(limits),
                 stopped,
             ));
             if let Some(control) = &bench {
@@ -128,7 +128,7 @@ pub fn new_with_bench(
                 );
             }
         }
-        Err(_) => tracing::warn!("no tokio runtime: upload streams are not served"),
+        Err(_) => tracing::warn!("no tokio runtime: chunk streams are not served"),
     }
     Ok((
         Client::new(command_sender, local_peer_id, control),

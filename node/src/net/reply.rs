@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use crate::mailbox::Held;
 
 /// The way back for one [`Event::InboundRequest`](super::Event::InboundRequest):
-/// its request stream, or its place on an upload stream. Answer it with
+/// its request stream, or its place on a chunk stream. Answer it with
 /// [`Client::respond`](super::Client::respond); dropping it closes the
 /// stream without an answer.
 #[derive(Debug)]
@@ -18,9 +18,9 @@ pub(super) enum Route {
     /// A request-response stream (`/mayfly/relay/1`, `/mayfly/direct/1`),
     /// answered through the swarm.
     Stream(ResponseChannel<Held<Response>>),
-    /// One PutChunk frame of an upload stream (`/mayfly/upload/1`),
-    /// answered to the task that serves the stream.
-    Upload(oneshot::Sender<Held<Response>>),
+    /// One frame of a chunk stream (`/mayfly/chunks/1`), answered to the
+    /// task that serves the stream.
+    ChunkStream(oneshot::Sender<Held<Response>>),
 }
 
 impl Reply {
@@ -29,15 +29,15 @@ impl Reply {
         Self(Route::Stream(channel))
     }
 
-    /// The reply for a frame of an upload stream, and where its answer
+    /// The reply for a frame of a chunk stream, and where its answer
     /// arrives.
-    pub(super) fn upload() -> (Self, oneshot::Receiver<Held<Response>>) {
+    pub(super) fn chunk_stream() -> (Self, oneshot::Receiver<Held<Response>>) {
         let (sender, receiver) = oneshot::channel();
-        (Self(Route::Upload(sender)), receiver)
+        (Self(Route::ChunkStream(sender)), receiver)
     }
 
-    /// Whether the request came on an upload stream.
-    pub fn is_upload(&self) -> bool {
-        matches!(self.0, Route::Upload(_))
+    /// Whether the request came on a chunk stream.
+    pub fn is_chunk_stream(&self) -> bool {
+        matches!(self.0, Route::ChunkStream(_))
     }
 }

@@ -18,10 +18,10 @@ pub const RELAY_PROTOCOL: &str = "/mayfly/relay/1";
 pub const DIRECT_PROTOCOL: &str = "/mayfly/direct/1";
 /// libp2p protocol id of the relay-to-owner notification stream.
 pub const NOTIFY_PROTOCOL: &str = "/mayfly/notify/1";
-/// libp2p protocol id of chunk upload streams (RELAY.md §2.1): many
-/// PutChunk request frames on one stream, each answered in order.
-pub const UPLOAD_PROTOCOL: &str = "/mayfly/upload/1";
-/// Most PutChunk frames an uploader may have sent on one upload stream and
+/// libp2p protocol id of chunk streams (RELAY.md §2.1): many PutChunk or
+/// GetChunk request frames on one stream, each answered in order.
+pub const CHUNKS_PROTOCOL: &str = "/mayfly/chunks/1";
+/// Most frames the opener of a chunk stream may have sent on it and
 /// not yet seen answered (RELAY.md §2.1). A receiver reads no further frame
 /// while this many are unanswered.
-pub const UPLOAD_WINDOW: usize = 8;
+pub const CHUNKS_WINDOW: usize = 8;

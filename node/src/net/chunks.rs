@@ -1,19 +1,19 @@
-//! `/mayfly/upload/1` (RELAY.md §2.1): many PutChunk frames on one stream,
-//! each answered in order. [`send`] is the uploader's side; the rest is the
-//! receiver's.
+//! `/mayfly/chunks/1` (RELAY.md §2.1): many PutChunk or GetChunk frames on
+//! one stream, each answered in order. [`send`] is the opener's side; the
+//! rest is the receiver's.
 //!
 //! On the receiving side, each frame becomes an [`Event::InboundRequest`] whose [`Reply`] leads
 //! back here, so the application answers it exactly as it answers a
-//! PutChunk that came on its own request stream (same checks, rate limits,
-//! upload admission and metrics). What this adds is the stream: it reads a
-//! frame only while fewer than [`UPLOAD_WINDOW`] are unanswered, takes each
+//! PutChunk or GetChunk that came on its own request stream (same checks,
+//! rate limits, upload admission, response budget and metrics). What this adds is the stream: it reads a
+//! frame only while fewer than [`CHUNKS_WINDOW`] are unanswered, takes each
 //! frame's length from the node's request budget before reading its body,
 //! writes the answers in the order the frames came, and gives every frame
 //! and every answer the request timeout. Anything but a strictly decoded
 //! PutChunk frame, a timeout, or a frame the application drops unanswered
 //! closes the stream.
 //!
-//! Streams are bounded over the node ([`Limits::max_upload_streams`]) and
+//! Streams are bounded over the node ([`Limits::max_chunk_streams`]) and
 //! per peer ([`Limits::max_concurrent_streams`]); one beyond either is
 //! dropped unread, which resets it.
 
@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::Control;
-use mayfly_protocol::mailbox::{Request, Response, UPLOAD_PROTOCOL, UPLOAD_WINDOW};
+use mayfly_protocol::mailbox::{CHUNKS_PROTOCOL, CHUNKS_WINDOW, Request, Response};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Event, Reply};
@@ -34,9 +34,9 @@ use crate::mailbox::protocol::{decode, read_frame, read_held_or_end, write_frame
 use crate::mailbox::{ByteBudget, Held};
 
 /// The protocol name.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new(UPLOAD_PROTOCOL);
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new(CHUNKS_PROTOCOL);
 
-/// How the upload server is bounded.
+/// How the chunk stream server is bounded.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ServeLimits {
     /// Streams at once over all peers.
@@ -50,14 +50,14 @@ pub(super) struct ServeLimits {
 impl ServeLimits {
     pub fn new(limits: &Limits) -> Self {
         Self {
-            max_streams: limits.max_upload_streams,
+            max_streams: limits.max_chunk_streams,
             max_per_peer: limits.max_concurrent_streams,
             timeout: limits.request_timeout(),
         }
     }
 }
 
-/// Accepts `/mayfly/upload/1` streams on `control`'s swarm and serves each
+/// Accepts `/mayfly/chunks/1` streams on `control`'s swarm and serves each
 /// in its own task, until `stop` is dropped or fires (the event loop has
 /// ended). Streams in progress end when the event channel closes.
 pub(super) async fn serve(
@@ -70,7 +70,7 @@ pub(super) async fn serve(
     let mut incoming = match control.accept(PROTOCOL) {
         Ok(incoming) => incoming,
         Err(e) => {
-            tracing::warn!("upload streams not served: {e}");
+            tracing::warn!("chunk streams not served: {e}");
             return;
         }
     };
@@ -85,7 +85,7 @@ pub(super) async fn serve(
             _ = &mut stop => return,
         };
         let Some(slot) = open.take(peer, &limits) else {
-            tracing::debug!(%peer, "upload stream refused: too many open");
+            tracing::debug!(%peer, "chunk stream refused: too many open");
             continue;
         };
         let events = events.clone();
@@ -93,7 +93,7 @@ pub(super) async fn serve(
         tokio::spawn(async move {
             let _slot = slot;
             if let Err(e) = answer(peer, stream, &events, &budget, limits.timeout).await {
-                tracing::debug!(%peer, "upload stream closed: {e}");
+                tracing::debug!(%peer, "chunk stream closed: {e}");
             }
         });
     }
@@ -147,13 +147,13 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     timeout: Duration,
 ) -> io::Result<()> {
     let (mut reader, mut writer) = stream.split();
-    let window = Semaphore::new(UPLOAD_WINDOW);
-    let (answers, mut pending) = mpsc::channel::<oneshot::Receiver<Held<Response>>>(UPLOAD_WINDOW);
+    let window = Semaphore::new(CHUNKS_WINDOW);
+    let (answers, mut pending) = mpsc::channel::<oneshot::Receiver<Held<Response>>>(CHUNKS_WINDOW);
     let read = async {
         let answers = answers;
         loop {
             // Room in the window first: no byte of the next frame is read
-            // while UPLOAD_WINDOW frames are unanswered.
+            // while CHUNKS_WINDOW frames are unanswered.
             window
                 .acquire()
                 .await
@@ -164,13 +164,13 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok::<_, io::Error>(());
             };
             let Held { message, hold } = frame;
-            if !matches!(message, Request::PutChunk { .. }) {
+            if !matches!(message, Request::PutChunk { .. } | Request::GetChunk { .. }) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    "an upload stream carries only PutChunk frames",
+                    "a chunk stream carries only PutChunk and GetChunk frames",
                 ));
             }
-            let (reply, answer) = Reply::upload();
+            let (reply, answer) = Reply::chunk_stream();
             let event = Event::InboundRequest {
                 peer,
                 connection: None,
@@ -218,7 +218,7 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
 async fn within<T>(timeout: Duration, work: impl Future<Output = io::Result<T>>) -> io::Result<T> {
     tokio::time::timeout(timeout, work)
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upload stream timed out"))?
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "chunk stream timed out"))?
 }
 
 /// Why [`send`] stopped.
@@ -226,18 +226,18 @@ async fn within<T>(timeout: Duration, work: impl Future<Output = io::Result<T>>)
 pub enum SendError<E> {
     /// The stream failed: reset, closed early, or a frame that does not
     /// decode.
-    #[error("upload stream failed")]
+    #[error("chunk stream failed")]
     Stream(#[source] io::Error),
     /// An answer did not come within the timeout.
-    #[error("upload stream timed out")]
+    #[error("chunk stream timed out")]
     Timeout,
     /// `next` or `answered` returned an error.
     #[error(transparent)]
     Stopped(E),
 }
 
-/// The uploader's side of an upload stream: sends `next(i)` for each `i` in
-/// `0..count` (PutChunk requests) on `stream`, at most [`UPLOAD_WINDOW`]
+/// The opener's side of a chunk stream: sends `next(i)` for each `i` in
+/// `0..count` (PutChunk or GetChunk requests) on `stream`, at most [`CHUNKS_WINDOW`]
 /// unanswered, and hands each answer in order to `answered(i, response)`,
 /// each within `timeout`. Closes its side after the last request. Stops at
 /// the first error of either callback or of the stream.
@@ -249,7 +249,7 @@ pub async fn send<E>(
     timeout: Duration,
 ) -> Result<(), SendError<E>> {
     let (mut reader, mut writer) = stream.split();
-    let window = Semaphore::new(UPLOAD_WINDOW);
+    let window = Semaphore::new(CHUNKS_WINDOW);
     let write = async {
         for i in 0..count {
             window
@@ -308,8 +308,8 @@ mod tests {
             } => {
                 assert!(matches!(*request, Request::PutChunk { .. }));
                 match channel.0 {
-                    Route::Upload(sender) => Some(sender),
-                    Route::Stream(_) => panic!("not an upload reply"),
+                    Route::ChunkStream(sender) => Some(sender),
+                    Route::Stream(_) => panic!("not a chunk stream reply"),
                 }
             }
             other => panic!("unexpected event {other:?}"),
@@ -354,7 +354,7 @@ mod tests {
             theirs.write_all(&put(i)).await.unwrap();
         }
         let mut replies = Vec::new();
-        for _ in 0..UPLOAD_WINDOW {
+        for _ in 0..CHUNKS_WINDOW {
             replies.push(next_reply(&mut events).await.unwrap());
         }
         let more = tokio::time::timeout(Duration::from_secs(10), events.recv()).await;

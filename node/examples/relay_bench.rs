@@ -544,6 +544,7 @@ impl Peer {
             .open_manifest(*manifest, now())
             .map_err(|e| anyhow!("manifest: {e:?}"))?;
         let mut plaintext = Vec::with_capacity(opener.header().content_len as usize);
+        let mut done = 0;
         if !chunk_requests {
             let stream = self.client.open_chunks(self.relay).await?;
             let get = |i: usize| {
@@ -559,17 +560,24 @@ impl Peer {
                         .open_next(&bytes)
                         .map_err(|e| anyhow!("chunk: {e:?}"))?;
                     plaintext.extend_from_slice(plain);
+                    done += 1;
                     Ok(())
                 }
                 r => Err(anyhow!("get chunk: {r:?}")),
             };
-            chunks::send(stream, hashes.len(), get, got, TIMEOUT)
-                .await
-                .map_err(|e| anyhow!("chunk stream: {e:#}"))?;
-            opener.finish().map_err(|e| anyhow!("finish: {e:?}"))?;
-            return Ok((entry.seq, plaintext));
+            match chunks::send(stream, hashes.len(), get, got, TIMEOUT).await {
+                Ok(()) => {
+                    opener.finish().map_err(|e| anyhow!("finish: {e:?}"))?;
+                    return Ok((entry.seq, plaintext));
+                }
+                // As the client library does: the rest as requests.
+                Err(chunks::SendError::Stream(_)) => {
+                    STREAM_RESETS.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => bail!("chunk stream: {e:#}"),
+            }
         }
-        let mut chunks = stream::iter(hashes)
+        let mut chunks = stream::iter(hashes.into_iter().skip(done))
             .map(|hash| {
                 self.req(Request::GetChunk {
                     hash,

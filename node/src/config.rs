@@ -20,7 +20,7 @@
 //! max_concurrent_streams = 16
 //! max_buffered_request_bytes = 67_108_864
 //! max_buffered_response_bytes = 67_108_864
-//! max_chunk_streams = 64
+//! max_chunk_streams = 1024
 //!
 //! [rate]
 //! requests_per_sec = 50.0
@@ -255,7 +255,7 @@ impl Default for Limits {
             max_concurrent_streams: 16,
             max_buffered_request_bytes: 64 << 20,
             max_buffered_response_bytes: 64 << 20,
-            max_chunk_streams: 64,
+            max_chunk_streams: 1024,
             bench_protocol: false,
         }
     }

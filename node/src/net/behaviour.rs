@@ -40,9 +40,11 @@ pub struct Behaviour {
     pub relay: RelayBehaviour,
     /// `/mayfly/notify/1`: notifications from relays to mailbox owners.
     pub notify: NotifyBehaviour,
-    /// Protocols run on plain streams: `/mayfly/chunks/1` (chunk streams,
-    /// [`super::chunks`]) and, when [`Limits::bench_protocol`] is set,
-    /// `/mayfly/bench/1` ([`super::bench`], for benchmarks only).
+    /// Accepts `/mayfly/chunks/1` streams ([`super::chunks`]).
+    pub chunks: super::chunks_inbound::Behaviour,
+    /// Opens `/mayfly/chunks/1` streams, and runs `/mayfly/bench/1`
+    /// ([`super::bench`], for benchmarks only) when
+    /// [`Limits::bench_protocol`] is set.
     pub streams: libp2p_stream::Behaviour,
 }
 
@@ -101,8 +103,15 @@ impl From<ping::Event> for BehaviourEvent {
 
 impl Behaviour {
     /// The behaviour for a node with `keypair` playing `role`, under `limits`.
-    /// Inbound mailbox requests hold bytes of `budget`.
-    pub fn new(keypair: &Keypair, limits: &Limits, role: Role, budget: ByteBudget) -> Self {
+    /// Inbound mailbox requests hold bytes of `budget`; inbound chunk
+    /// streams go to `chunk_queue`.
+    pub fn new(
+        keypair: &Keypair,
+        limits: &Limits,
+        role: Role,
+        budget: ByteBudget,
+        chunk_queue: super::chunks_inbound::Queue,
+    ) -> Self {
         let connection_limits = connection_limits::ConnectionLimits::default()
             .with_max_pending_incoming(Some(limits.max_pending_incoming))
             .with_max_pending_outgoing(Some(limits.max_pending_outgoing))
@@ -127,6 +136,7 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             relay: mailbox::behaviour::relay(role, limits, budget),
             notify: mailbox::behaviour::notify(role, limits),
+            chunks: super::chunks_inbound::Behaviour::new(chunk_queue),
             streams: libp2p_stream::Behaviour::new(),
         }
     }

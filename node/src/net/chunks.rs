@@ -22,9 +22,8 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
-use libp2p_stream::Control;
 use mayfly_protocol::mailbox::{CHUNKS_PROTOCOL, CHUNKS_WINDOW, Request, Response};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -57,33 +56,17 @@ impl ServeLimits {
     }
 }
 
-/// Accepts `/mayfly/chunks/1` streams on `control`'s swarm and serves each
-/// in its own task, until `stop` is dropped or fires (the event loop has
-/// ended). Streams in progress end when the event channel closes.
+/// Serves each `/mayfly/chunks/1` stream of `incoming` (queued by
+/// [`super::chunks_inbound`]) in its own task, until the swarm is dropped.
+/// Streams in progress end when the event channel closes.
 pub(super) async fn serve(
-    mut control: Control,
+    mut incoming: mpsc::Receiver<(PeerId, Stream)>,
     events: mpsc::WeakSender<Event>,
     budget: ByteBudget,
     limits: ServeLimits,
-    mut stop: oneshot::Receiver<()>,
 ) {
-    let mut incoming = match control.accept(PROTOCOL) {
-        Ok(incoming) => incoming,
-        Err(e) => {
-            tracing::warn!("chunk streams not served: {e}");
-            return;
-        }
-    };
-    drop(control);
     let open = Open::default();
-    loop {
-        let (peer, stream) = tokio::select! {
-            next = incoming.next() => match next {
-                Some(next) => next,
-                None => return,
-            },
-            _ = &mut stop => return,
-        };
+    while let Some((peer, stream)) = incoming.recv().await {
         let Some(slot) = open.take(peer, &limits) else {
             tracing::debug!(%peer, "chunk stream refused: too many open");
             continue;

@@ -30,8 +30,6 @@ pub struct EventLoop {
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, DialError>>>,
     pending_requests:
         HashMap<OutboundRequestId, oneshot::Sender<Result<Response, OutboundFailure>>>,
-    /// Dropped with the loop, which stops the chunk stream server.
-    _stop: oneshot::Sender<()>,
 }
 
 impl EventLoop {
@@ -39,7 +37,6 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
-        stop: oneshot::Sender<()>,
     ) -> Self {
         Self {
             swarm,
@@ -47,7 +44,6 @@ impl EventLoop {
             events,
             pending_dials: HashMap::new(),
             pending_requests: HashMap::new(),
-            _stop: stop,
         }
     }
 

@@ -27,6 +27,7 @@
 mod behaviour;
 pub mod bench;
 pub mod chunks;
+mod chunks_inbound;
 mod client;
 mod command;
 mod event;
@@ -35,7 +36,7 @@ mod reply;
 mod swarm;
 
 use libp2p::identity::Keypair;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 pub use behaviour::{Behaviour, BehaviourEvent, PROTOCOL_VERSION, agent_version};
 pub use client::{Client, NetError};
@@ -102,23 +103,22 @@ pub fn new_with_bench(
 > {
     let local_peer_id = keypair.public().to_peer_id();
     let budget = ByteBudget::new(limits.max_buffered_request_bytes);
-    let mut swarm = swarm::build(keypair, limits, role, budget.clone())?;
+    let (chunk_queue, incoming_chunks) = mpsc::channel(limits.max_chunk_streams.max(1));
+    let mut swarm = swarm::build(keypair, limits, role, budget.clone(), chunk_queue)?;
     let control = swarm.behaviour_mut().streams.new_control();
     let (command_sender, command_receiver) = mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_sender, event_receiver) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let bench = limits.bench_protocol.then(|| control.clone());
-    // The chunk stream server stops with the event loop, which holds `stop`, and
-    // holds the event channel only weakly, so the channel still closes when
-    // the loop ends.
-    let (stop, stopped) = oneshot::channel();
+    // The chunk stream server stops when the swarm is dropped, and holds the
+    // event channel only weakly, so the channel still closes when the event
+    // loop ends.
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             runtime.spawn(chunks::serve(
-                control.clone(),
+                incoming_chunks,
                 event_sender.downgrade(),
                 budget,
                 chunks::ServeLimits::new(limits),
-                stopped,
             ));
             if let Some(control) = &bench {
                 runtime.spawn(bench::serve(control.clone()));
@@ -133,7 +133,7 @@ pub fn new_with_bench(
     Ok((
         Client::new(command_sender, local_peer_id, control),
         event_receiver,
-        EventLoop::new(swarm, command_receiver, event_sender, stop),
+        EventLoop::new(swarm, command_receiver, event_sender),
         bench,
     ))
 }

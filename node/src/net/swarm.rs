@@ -17,7 +17,8 @@ pub enum BuildError {
 
 /// A swarm for `keypair` that speaks TCP (with Noise and yamux) and QUIC,
 /// runs [`Behaviour`] for `role` under `limits`, and is driven by tokio.
-/// Inbound mailbox requests hold bytes of `budget`.
+/// Inbound mailbox requests hold bytes of `budget`; inbound chunk streams
+/// go to `chunk_queue`.
 ///
 /// It listens nowhere and dials no one until told to.
 pub fn build(
@@ -25,6 +26,7 @@ pub fn build(
     limits: &Limits,
     role: Role,
     budget: ByteBudget,
+    chunk_queue: super::chunks_inbound::Queue,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     let builder = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -34,7 +36,8 @@ pub fn build(
             yamux::Config::default,
         )?
         .with_quic();
-    let Ok(builder) = builder.with_behaviour(|key| Behaviour::new(key, limits, role, budget));
+    let Ok(builder) =
+        builder.with_behaviour(|key| Behaviour::new(key, limits, role, budget, chunk_queue));
     Ok(builder
         .with_swarm_config(|c| c.with_idle_connection_timeout(limits.idle_connection_timeout()))
         .build())

@@ -1492,3 +1492,48 @@ fn concurrent_uploads_share_transactions_and_list_each_clip_once() {
     let s = store.stats().unwrap();
     assert_eq!((s.messages, s.chunks), (7, 21));
 }
+
+#[test]
+fn a_held_clip_serves_its_chunks_is_never_listed_and_goes_at_revocation_or_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(40);
+    let alice = Party::new(&mut r);
+    let store = store_with(dir.path(), StoreLimits::default(), &[&alice]);
+    let (kept, revoked) = (clip(THREE_CHUNKS, &mut r), clip(1000, &mut r));
+    for c in [&kept, &revoked] {
+        assert_eq!(
+            store.hold(c.manifest(), NOW).unwrap(),
+            vec![0, 1, 2][..c.chunks.len()]
+        );
+        assert_eq!(upload_all(&store, c), vec![]);
+        // Holding it again: nothing missing, nothing changed.
+        assert_eq!(store.hold(c.manifest(), NOW).unwrap(), Vec::<u32>::new());
+        for (i, h) in c.manifest().chunk_hashes().iter().enumerate() {
+            assert_eq!(store.get_chunk(h, 0, 0).unwrap(), c.chunks[i]);
+        }
+    }
+    assert_eq!(store.list(&alice.key(), 0, 64, NOW).unwrap().0, vec![]);
+    // Another manifest under a held id is a conflict.
+    let mut other = kept.manifest().to_bytes();
+    *other.last_mut().unwrap() ^= 1;
+    let other = Manifest::decode(&other).unwrap();
+    assert_eq!(other.message_id(), kept.id());
+    assert_eq!(code(store.hold(&other, NOW)), ErrorCode::Conflict);
+
+    store.revoke(&revoked.sealed.revoke(NOW), NOW).unwrap();
+    let h = revoked.manifest().chunk_hashes()[0];
+    assert_eq!(code(store.get_chunk(&h, 0, 0)), ErrorCode::NotFound);
+    assert_eq!(
+        code(store.hold(revoked.manifest(), NOW)),
+        ErrorCode::Revoked
+    );
+
+    let expires = kept.manifest().expires_at();
+    assert_eq!(
+        code(store.hold(kept.manifest(), expires)),
+        ErrorCode::Expired
+    );
+    store.collect(expires).unwrap();
+    let h = kept.manifest().chunk_hashes()[0];
+    assert_eq!(code(store.get_chunk(&h, 0, 0)), ErrorCode::NotFound);
+}

@@ -379,7 +379,7 @@ pub(super) fn open_manifest(
 /// Records a new message: its bookkeeping, sealed manifest, expiry and
 /// chunk references. `present` counts the chunks already stored (for other
 /// messages that name them).
-fn insert_message(
+pub(super) fn insert_message(
     t: &mut Tables,
     manifest: &Manifest,
     manifest_bytes: &[u8],
@@ -467,7 +467,7 @@ fn list_pending(
 }
 
 /// Indices of the chunks of `manifest` not stored yet, in order.
-fn missing_chunks(
+pub(super) fn missing_chunks(
     t: &Tables,
     manifest: &Manifest,
     meta: &MessageMeta,

@@ -99,6 +99,7 @@ mod deposit;
 mod erase;
 mod error;
 mod fetch;
+mod hold;
 pub(crate) mod keyfile;
 mod limits;
 mod outcome;

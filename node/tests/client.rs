@@ -212,3 +212,76 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Opens `id` into a sink and returns the report.
+async fn open_report(
+    p: &Person,
+    id: &mayfly_protocol::MessageId,
+) -> mayfly_node::client::OpenReport {
+    p.client()
+        .open(
+            id,
+            OpenTarget::Writer(Box::new(std::io::sink())),
+            mayfly_node::client::progress_none(),
+        )
+        .await
+        .unwrap()
+}
+
+#[test]
+fn a_recipient_fetches_from_the_online_sender_and_from_the_relay_what_it_does_not_serve() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(&dir.path().join("relay")).await;
+        let mut alice = Person::create(dir.path(), "alice", &relay.address, 1);
+        let mut bob = Person::create(dir.path(), "bob", &relay.address, 2);
+        befriend(&alice, &bob);
+        let to = [identity(&bob)];
+        let len = std::fs::metadata(SAMPLE).unwrap().len();
+        // Bob registers at the relay (prekeys), then goes offline.
+        bob.online(ClientConfig::default()).await;
+        bob.offline().await;
+        // Bob is offline: both clips go through the relay. Alice keeps a
+        // copy of the first only.
+        let mut ids = Vec::new();
+        for serve_sent in [true, false] {
+            alice
+                .online(ClientConfig {
+                    serve_sent,
+                    ..ClientConfig::default()
+                })
+                .await;
+            let report = alice
+                .client()
+                .send_file(&to, SAMPLE.as_ref(), SendOptions::default())
+                .await
+                .unwrap();
+            assert!(matches!(report.delivered[0].via, Via::Relay { .. }));
+            ids.push(report.message_id);
+            if !serve_sent {
+                break;
+            }
+            alice.offline().await;
+        }
+        bob.online(ClientConfig::default()).await;
+        for id in &ids {
+            bob.wait(|e| {
+                matches!(e, Event::Received { message_id, .. } if message_id == id).then_some(())
+            })
+            .await;
+        }
+        // The first from alice's device, the second (which she does not
+        // hold: NotFound) from the relay.
+        let first = open_report(&bob, &ids[0]).await;
+        assert_eq!((first.bytes, first.local), (len, false));
+        assert_eq!(first.peer_chunks, first.chunk_latencies.len());
+        assert!(first.peer_chunks > 0);
+        let second = open_report(&bob, &ids[1]).await;
+        assert_eq!((second.bytes, second.peer_chunks), (len, 0));
+        // Alice offline: the relay alone.
+        alice.offline().await;
+        let again = open_report(&bob, &ids[0]).await;
+        assert_eq!((again.bytes, again.peer_chunks), (len, 0));
+        bob.offline().await;
+    });
+}

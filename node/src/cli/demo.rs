@@ -213,8 +213,15 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
         .await?;
     ensure!(written.take() == SAMPLE, "bob's clip differs from alice's");
     let first = report.chunk_latencies.first().copied().unwrap_or_default();
+    // The envelope came through the relay; the chunks come from alice's
+    // device while she is online (RELAY.md §8), else from the relay.
+    let from = match report.peer_chunks {
+        0 => "from the relay".to_owned(),
+        n if n == report.chunk_latencies.len() => "from alice's device".to_owned(),
+        n => format!("{n} chunks from alice's device, the rest from the relay"),
+    };
     steps.done(&format!(
-        "bob came online, synced and streamed the clip from the relay: {} bytes intact, first plaintext {:.2} ms after its chunk arrived",
+        "bob came online, synced (the envelope was at the relay) and streamed the clip {from}: {} bytes intact, first plaintext {:.2} ms after its chunk arrived",
         report.bytes,
         first.as_secs_f64() * 1000.0
     ));

@@ -18,6 +18,15 @@ pub struct ClientConfig {
     pub announce: bool,
     /// Whether to try delivering straight to an online recipient first.
     pub direct: bool,
+    /// Whether to keep a copy of each clip sent (its ciphertext chunks, in
+    /// the local store, until it expires or is revoked) and serve its
+    /// chunks to recipients who fetch from this device while it is online
+    /// (RELAY.md §8). Costs the clip's size on disk.
+    pub serve_sent: bool,
+    /// Whether opening a clip that came through a relay first fetches its
+    /// chunks from the sender's device, if the sender is a contact and
+    /// online (RELAY.md §8). The sender then learns this device's address.
+    pub fetch_from_sender: bool,
     /// How long to wait for a peer to answer a dial.
     pub dial_timeout: Duration,
     /// How long one request may take.
@@ -47,6 +56,8 @@ impl Default for ClientConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
             announce: true,
             direct: true,
+            serve_sent: true,
+            fetch_from_sender: true,
             dial_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             pipeline: 8,

@@ -9,17 +9,23 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use libp2p::PeerId;
 use mayfly_protocol::mailbox::{Request, Response};
-use mayfly_protocol::{ClipHeader, ClipOpener, MessageId};
+use mayfly_protocol::{ClipHeader, ClipOpener, MessageId, SigningPublicKey};
 
 use super::ingest::ChunkSource;
-use super::inner::{Inner, unexpected};
+use super::inner::{Inner, card_relays, unexpected};
 use super::peer;
 use super::progress::{Progress, ProgressFn};
 use super::{Client, ClientError};
 use crate::home::Source;
 use crate::net::NetError;
 use crate::net::chunks::{self, SendError};
+
+/// Longest an open waits to reach the sender's device before it fetches
+/// from the relay instead: an unreachable address would otherwise hold up
+/// the first byte for a whole dial timeout.
+const SENDER_WAIT: Duration = Duration::from_secs(2);
 
 /// Where an opened clip goes.
 pub enum OpenTarget {
@@ -44,6 +50,9 @@ pub struct OpenReport {
     pub chunk_latencies: Vec<Duration>,
     /// Whether it came from the local store (a direct delivery).
     pub local: bool,
+    /// Chunks fetched from the sender's own device (RELAY.md §8) rather
+    /// than from the local store or a relay.
+    pub peer_chunks: usize,
 }
 
 impl Client {
@@ -124,8 +133,33 @@ impl Inner {
             Ok::<_, ClientError>(())
         };
         let mut done = 0;
-        if let ChunkSource::Remote(peer) = source {
-            done = self.stream_chunks(peer, &hashes, &mut take).await?;
+        let mut peer_chunks = 0;
+        if let ChunkSource::Remote(relay) = source {
+            // From the sender's device first, while it is online and has
+            // them; whatever it does not serve comes from the relay.
+            let sender = match self.config.fetch_from_sender {
+                true => self.sender_device(&received.sender).await,
+                false => None,
+            };
+            if let Some(sender) = sender {
+                let (n, failed) = self.stream_chunks(sender, &hashes, &mut take).await?;
+                if let Some(e) = failed {
+                    tracing::debug!(%sender, "chunks from the sender stopped: {e}");
+                }
+                (done, peer_chunks) = (n, n);
+            }
+            let (n, failed) = self
+                .stream_chunks(relay, &hashes[done..], &mut |i, bytes, at| {
+                    take(i + done as u32, bytes, at)
+                })
+                .await?;
+            done += n;
+            match failed {
+                None | Some(ClientError::Net(NetError::ChunkStreamsUnsupported { .. })) => {}
+                // A reset stream: the rest as requests.
+                Some(ClientError::Io { .. }) => {}
+                Some(e) => return Err(e),
+            }
         }
         let mut next = hashes.iter().enumerate().skip(done);
         let mut fetches = FuturesOrdered::new();
@@ -152,26 +186,32 @@ impl Inner {
             bytes: written,
             chunk_latencies: latencies,
             local: matches!(source, ChunkSource::Local),
+            peer_chunks,
         })
     }
 
-    /// Fetches `hashes` from relay `peer` on one chunk stream
-    /// (`/mayfly/chunks/1`), handing each chunk to `take` as it arrives, and
-    /// returns how many it handed over: all of them, or, if the relay does
-    /// not speak the protocol or reset the stream, those before (the rest
-    /// are then fetched as requests).
+    /// Fetches `hashes` from `peer` (a relay, or the sender's device) on one
+    /// chunk stream (`/mayfly/chunks/1`), handing each chunk to `take` as it
+    /// arrives (`take` numbers them from 0). Returns how many it handed
+    /// over, and why it stopped before the end if it did: the peer refused a
+    /// chunk, does not speak the protocol, reset the stream
+    /// ([`ClientError::Io`]) or timed out. An error of `take` itself
+    /// (writing out, a chunk that fails its check) is the outer error.
     async fn stream_chunks(
         &self,
-        peer: libp2p::PeerId,
+        peer: PeerId,
         hashes: &[mayfly_protocol::ChunkHash],
         take: &mut impl FnMut(u32, Vec<u8>, Instant) -> Result<(), ClientError>,
-    ) -> Result<usize, ClientError> {
+    ) -> Result<(usize, Option<ClientError>), ClientError> {
+        if hashes.is_empty() {
+            return Ok((0, None));
+        }
         let stream = match self.net.open_chunks(peer).await {
             Ok(stream) => stream,
-            Err(NetError::ChunkStreamsUnsupported { .. }) => return Ok(0),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Ok((0, Some(e.into()))),
         };
         let mut done = 0;
+        let mut local_error = None;
         let get = |i: usize| {
             Ok(Request::GetChunk {
                 hash: hashes[i],
@@ -180,28 +220,57 @@ impl Inner {
             })
         };
         let got = |i: usize, response| match response {
-            Response::Chunk { bytes } => {
-                take(i as u32, bytes, Instant::now())?;
-                done += 1;
-                Ok(())
-            }
-            Response::Error { code, detail } => Err(ClientError::Refused {
+            Response::Chunk { bytes } => match take(i as u32, bytes, Instant::now()) {
+                Ok(()) => {
+                    done += 1;
+                    Ok(())
+                }
+                Err(e) => {
+                    local_error = Some(e);
+                    Err(None)
+                }
+            },
+            Response::Error { code, detail } => Err(Some(ClientError::Refused {
                 peer: peer.to_string(),
                 code,
                 detail,
-            }),
-            _ => Err(unexpected(peer, "get chunk")),
+            })),
+            _ => Err(Some(unexpected(peer, "get chunk"))),
         };
         let sent = chunks::send(stream, hashes.len(), get, got, self.config.request_timeout).await;
-        match sent {
-            Ok(()) => Ok(done),
-            Err(SendError::Stopped(e)) => Err(e),
-            Err(SendError::Timeout) => Err(NetError::Timeout { peer }.into()),
+        if let Some(e) = local_error {
+            return Err(e);
+        }
+        let failed = match sent {
+            Ok(()) => None,
+            Err(SendError::Stopped(e)) => e,
+            Err(SendError::Timeout) => Some(NetError::Timeout { peer }.into()),
             Err(SendError::Stream(e)) => {
-                tracing::debug!(%peer, "chunk stream failed ({e}); the rest as requests");
-                Ok(done)
+                Some(ClientError::io(format!("chunk stream to {peer}"), e))
+            }
+        };
+        Ok((done, failed))
+    }
+
+    /// The sender's device, connected, if it is a contact and online
+    /// (located at its relays) and answers within [`SENDER_WAIT`]. Any
+    /// failure is `None`: the clip then comes from the relay alone.
+    async fn sender_device(&self, sender: &SigningPublicKey) -> Option<PeerId> {
+        tokio::time::timeout(SENDER_WAIT, self.reach_sender(sender))
+            .await
+            .ok()?
+    }
+
+    async fn reach_sender(&self, sender: &SigningPublicKey) -> Option<PeerId> {
+        let contact = self.home().contact(sender).ok()??;
+        let relays = card_relays(&contact.card);
+        let (peer, addrs) = self.locate(sender, &relays).await.ok()??;
+        for addr in &addrs {
+            if self.connect(peer, addr).await.is_ok() {
+                return Some(peer);
             }
         }
+        None
     }
 
     /// The first usable source of a clip: the local store, else a relay

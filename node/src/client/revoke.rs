@@ -58,6 +58,14 @@ impl Inner {
             };
             let record = RevocationRecord::sign(&secret, self.now());
             drop(secret);
+            // The copy this device serves (RELAY.md §8) goes first. If the
+            // local store cannot apply it, the recipients and relays must
+            // still hear of it: warn and go on.
+            if let Err(e) = self.local.revoke(&record, self.now()) {
+                self.emit(super::Event::Warning {
+                    message: format!("erasing the served copy of {}: {e}", id.to_hex()),
+                });
+            }
             let mut report = RevokeReport::default();
             for delivery in &sent.recipients {
                 let contact = self.home().contact(&delivery.identity)?;

@@ -200,7 +200,12 @@ impl Inner {
                 Err(e) => failed.push((contact.name.clone(), e)),
             }
         }
-        drop(spool);
+        // Only clips the user can revoke (recorded) are kept and served.
+        if self.config.serve_sent && record && !delivered.is_empty() {
+            self.hold_sent(&sealed, spool).await;
+        } else {
+            drop(spool);
+        }
         if record && !delivered.is_empty() {
             let sent = Sent {
                 message_id: sealed.message_id(),

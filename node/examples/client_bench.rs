@@ -389,6 +389,8 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         ClientConfig {
             listen: vec![],
             announce: false,
+            // Opens measure fetching from the relay, not from the sender.
+            fetch_from_sender: false,
             ..base.clone()
         },
     )

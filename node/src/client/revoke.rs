@@ -58,14 +58,6 @@ impl Inner {
             };
             let record = RevocationRecord::sign(&secret, self.now());
             drop(secret);
-            // The copy this device serves (RELAY.md §8) goes first. If the
-            // local store cannot apply it, the recipients and relays must
-            // still hear of it: warn and go on.
-            if let Err(e) = self.local.revoke(&record, self.now()) {
-                self.emit(super::Event::Warning {
-                    message: format!("erasing the served copy of {}: {e}", id.to_hex()),
-                });
-            }
             let mut report = RevokeReport::default();
             for delivery in &sent.recipients {
                 let contact = self.home().contact(&delivery.identity)?;
@@ -93,6 +85,21 @@ impl Inner {
                     Ok(via) => report.notified.push((contact.name.clone(), via)),
                     Err(e) => report.failed.push((contact.name.clone(), e)),
                 }
+            }
+            // Then the copy this device serves (RELAY.md §8): after the
+            // notices, so that erasing a large clip here does not delay
+            // them. A failure is a warning: the notices are out.
+            let local = self.local.clone();
+            let now = self.now();
+            let erased = tokio::task::spawn_blocking(move || local.revoke(&record, now)).await;
+            if let Some(e) = match erased {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            } {
+                self.emit(super::Event::Warning {
+                    message: format!("erasing the served copy of {}: {e}", id.to_hex()),
+                });
             }
             report.reactions = self.erase_with_children(&id).await?;
             Ok(report)

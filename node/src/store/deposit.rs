@@ -81,21 +81,7 @@ impl RelayStore {
         let out;
         {
             let mut t = Tables::open(&txn)?;
-            if t.tombstones.get(&id)?.is_some() {
-                return Err(StoreError::Revoked);
-            }
-            let expires_at = manifest.expires_at();
-            if expires_at <= now {
-                return Err(StoreError::Expired("the clip has expired"));
-            }
-            if expires_at > now.plus(MAX_CLIP_TTL_MS + MAX_CLOCK_SKEW_MS) {
-                return Err(StoreError::Expired(
-                    "the clip expires too far in the future",
-                ));
-            }
-            if charge > self.limits.max_clip_bytes {
-                return Err(StoreError::TooLarge("clip"));
-            }
+            self.check_clip(&t, manifest, now)?;
             let Some(mut ident) = get_identity(&t, &mb)? else {
                 return Err(StoreError::NotFound("mailbox"));
             };
@@ -137,21 +123,7 @@ impl RelayStore {
                     let key = self.key_locked(&id, m.slot)?;
                     (m, key)
                 }
-                None => {
-                    let reserve = charge + manifest_bytes.len() as u64;
-                    if t.messages.len()? >= u64::from(self.limits.max_messages) {
-                        return Err(StoreError::QuotaExceeded("messages"));
-                    }
-                    let reserved = t.counter(RESERVED_BYTES)?;
-                    if reserved.saturating_add(reserve) > self.limits.total_bytes {
-                        return Err(StoreError::QuotaExceeded("store bytes"));
-                    }
-                    let (slot, key) = self.alloc_slot(w, &id)?;
-                    *fresh = Some(slot);
-                    let meta =
-                        insert_message(&mut t, manifest, &manifest_bytes, slot, &key, &mut w.rng)?;
-                    (meta, key)
-                }
+                None => self.new_message(w, fresh, &mut t, manifest, &manifest_bytes)?,
             };
             let seq = if meta.complete() {
                 let s = ident.next_seq;
@@ -192,6 +164,58 @@ impl RelayStore {
         }
         txn.commit()?;
         Ok(out)
+    }
+
+    /// Records `manifest` as a new message under the store's message and
+    /// byte quotas, with a fresh data key in a new slot (reported in
+    /// `fresh`, so the caller can release it if the transaction fails).
+    pub(super) fn new_message(
+        &self,
+        w: &mut Writer,
+        fresh: &mut Option<u32>,
+        t: &mut Tables,
+        manifest: &Manifest,
+        manifest_bytes: &[u8],
+    ) -> Result<(MessageMeta, DataKey), StoreError> {
+        if t.messages.len()? >= u64::from(self.limits.max_messages) {
+            return Err(StoreError::QuotaExceeded("messages"));
+        }
+        let reserve = manifest.ciphertext_len() + manifest_bytes.len() as u64;
+        if t.counter(RESERVED_BYTES)?.saturating_add(reserve) > self.limits.total_bytes {
+            return Err(StoreError::QuotaExceeded("store bytes"));
+        }
+        let (slot, key) = self.alloc_slot(w, &manifest.message_id().0)?;
+        *fresh = Some(slot);
+        let meta = insert_message(t, manifest, manifest_bytes, slot, &key, &mut w.rng)?;
+        Ok((meta, key))
+    }
+
+    /// Refuses a clip that may not be stored at `now`: a revoked message id
+    /// ([`StoreError::Revoked`]), an `expires_at ≤ now` or beyond `now +
+    /// MAX_CLIP_TTL_MS + MAX_CLOCK_SKEW_MS` ([`StoreError::Expired`]), a
+    /// clip larger than `max_clip_bytes` ([`StoreError::TooLarge`]).
+    pub(super) fn check_clip(
+        &self,
+        t: &Tables,
+        manifest: &Manifest,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        if t.tombstones.get(&manifest.message_id().0)?.is_some() {
+            return Err(StoreError::Revoked);
+        }
+        let expires_at = manifest.expires_at();
+        if expires_at <= now {
+            return Err(StoreError::Expired("the clip has expired"));
+        }
+        if expires_at > now.plus(MAX_CLIP_TTL_MS + MAX_CLOCK_SKEW_MS) {
+            return Err(StoreError::Expired(
+                "the clip expires too far in the future",
+            ));
+        }
+        if manifest.ciphertext_len() > self.limits.max_clip_bytes {
+            return Err(StoreError::TooLarge("clip"));
+        }
+        Ok(())
     }
 
     /// Stores chunk `index` of message `id` once it matches the manifest's
@@ -379,7 +403,7 @@ pub(super) fn open_manifest(
 /// Records a new message: its bookkeeping, sealed manifest, expiry and
 /// chunk references. `present` counts the chunks already stored (for other
 /// messages that name them).
-pub(super) fn insert_message(
+fn insert_message(
     t: &mut Tables,
     manifest: &Manifest,
     manifest_bytes: &[u8],

@@ -1,12 +1,11 @@
 //! Held clips: a clip kept only so that its chunks can be served, with no
 //! envelope for anyone (a sender's copy of a clip it sent, RELAY.md §8).
 
-use mayfly_protocol::{MAX_CLIP_TTL_MS, MAX_CLOCK_SKEW_MS, Manifest, UnixMillis};
-use redb::{ReadableTable, ReadableTableMetadata};
+use mayfly_protocol::{Manifest, UnixMillis};
 
-use super::deposit::{insert_message, missing_chunks};
+use super::deposit::missing_chunks;
 use super::erase::get_meta;
-use super::tables::{RESERVED_BYTES, Tables};
+use super::tables::Tables;
 use super::{RelayStore, StoreError, Writer};
 
 impl RelayStore {
@@ -42,42 +41,18 @@ impl RelayStore {
     ) -> Result<Vec<u32>, StoreError> {
         let id = manifest.message_id().0;
         let manifest_bytes = mayfly_protocol::codec::Codec::to_bytes(manifest);
-        let charge = manifest.ciphertext_len();
         let txn = self.db.begin_write()?;
         let missing;
         {
             let mut t = Tables::open(&txn)?;
-            if t.tombstones.get(&id)?.is_some() {
-                return Err(StoreError::Revoked);
-            }
-            let expires_at = manifest.expires_at();
-            if expires_at <= now {
-                return Err(StoreError::Expired("the clip has expired"));
-            }
-            if expires_at > now.plus(MAX_CLIP_TTL_MS + MAX_CLOCK_SKEW_MS) {
-                return Err(StoreError::Expired(
-                    "the clip expires too far in the future",
-                ));
-            }
-            if charge > self.limits.max_clip_bytes {
-                return Err(StoreError::TooLarge("clip"));
-            }
+            self.check_clip(&t, manifest, now)?;
             if let Some(meta) = get_meta(&t, &id)? {
                 if meta.manifest_hash != manifest.hash() {
                     return Err(StoreError::Conflict("another manifest for this message id"));
                 }
                 return missing_chunks(&t, manifest, &meta);
             }
-            if t.messages.len()? >= u64::from(self.limits.max_messages) {
-                return Err(StoreError::QuotaExceeded("messages"));
-            }
-            let reserve = charge + manifest_bytes.len() as u64;
-            if t.counter(RESERVED_BYTES)?.saturating_add(reserve) > self.limits.total_bytes {
-                return Err(StoreError::QuotaExceeded("store bytes"));
-            }
-            let (slot, key) = self.alloc_slot(w, &id)?;
-            *fresh = Some(slot);
-            let meta = insert_message(&mut t, manifest, &manifest_bytes, slot, &key, &mut w.rng)?;
+            let (meta, _) = self.new_message(w, fresh, &mut t, manifest, &manifest_bytes)?;
             t.messages.insert(&id, meta.encode().as_slice())?;
             missing = missing_chunks(&t, manifest, &meta)?;
         }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use libp2p::{Multiaddr, PeerId};
 use mayfly_protocol::mailbox::{Request, Response};
-use mayfly_protocol::{Envelope, Manifest, Recipient, SealedClip, SigningPublicKey};
+use mayfly_protocol::{Envelope, Recipient, SealedClip, SigningPublicKey};
 
 use super::ClientError;
 use super::inner::{Inner, card_relays, lock, unexpected};
@@ -14,6 +14,7 @@ use super::peer;
 use super::progress::ProgressFn;
 use super::send::Delivered;
 use super::spool::Spool;
+use super::upload::Parcel;
 use crate::home::{Contact, Via};
 
 impl Inner {
@@ -35,18 +36,19 @@ impl Inner {
             let mut rng = lock(&self.rng);
             Envelope::seal(sealed, home.device(), &recipient, &mut *rng)?
         };
-        let manifest = sealed.manifest();
+        let parcel = Parcel {
+            mailbox: identity,
+            envelope: &envelope,
+            manifest: sealed.manifest(),
+            spool,
+            progress,
+        };
         let mut last_error = None;
         if self.config.direct {
             match self.locate(&identity, &relays).await {
                 Ok(Some((peer, addrs))) => {
                     let label = format!("{} (direct)", contact.name);
-                    match self
-                        .upload_direct(
-                            peer, &addrs, identity, &envelope, manifest, spool, &label, progress,
-                        )
-                        .await
-                    {
+                    match self.upload_direct(peer, &addrs, &parcel, &label).await {
                         Ok(()) => {
                             return Ok(Delivered {
                                 name: contact.name.clone(),
@@ -69,10 +71,7 @@ impl Inner {
             let label = format!("{} (via relay)", contact.name);
             let attempt = async {
                 self.connect(relay, &dial).await?;
-                self.upload(
-                    relay, identity, &envelope, manifest, spool, &label, progress,
-                )
-                .await
+                self.upload(relay, &parcel, &label).await
             };
             match attempt.await {
                 Ok(()) => {
@@ -165,25 +164,18 @@ impl Inner {
         Ok(None)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn upload_direct(
         &self,
         peer: PeerId,
         addrs: &[Multiaddr],
-        mailbox: SigningPublicKey,
-        envelope: &Envelope,
-        manifest: &Manifest,
-        spool: &Spool,
+        parcel: &Parcel<'_>,
         label: &str,
-        progress: &ProgressFn,
     ) -> Result<(), ClientError> {
         let mut last = None;
         for addr in addrs {
             match self.connect(peer, addr).await {
                 Ok(()) => {
-                    return self
-                        .upload(peer, mailbox, envelope, manifest, spool, label, progress)
-                        .await;
+                    return self.upload(peer, parcel, label).await;
                 }
                 Err(e) => last = Some(e),
             }

@@ -17,19 +17,22 @@ use crate::net::NetError;
 use crate::net::chunks::{self, SendError};
 
 impl Inner {
-    /// Deposits `envelope` for `mailbox` at `peer` (a relay or the
-    /// recipient's own device) and uploads the chunks it is missing.
-    #[allow(clippy::too_many_arguments)]
+    /// Deposits `parcel`'s envelope at `peer` (a relay or the recipient's
+    /// own device) and uploads the chunks it is missing, reporting progress
+    /// under `label`.
     pub async fn upload(
         &self,
         peer: PeerId,
-        mailbox: SigningPublicKey,
-        envelope: &Envelope,
-        manifest: &Manifest,
-        spool: &Spool,
+        parcel: &Parcel<'_>,
         label: &str,
-        progress: &ProgressFn,
     ) -> Result<(), ClientError> {
+        let Parcel {
+            mailbox,
+            envelope,
+            manifest,
+            spool,
+            progress,
+        } = *parcel;
         let request = Request::Deposit {
             mailbox,
             envelope: envelope.clone(),
@@ -110,6 +113,21 @@ impl Inner {
             chunks.answered(index, result?)?;
         }
     }
+}
+
+/// What is uploaded to one recipient: its envelope and the clip's chunks.
+#[derive(Clone, Copy)]
+pub(super) struct Parcel<'a> {
+    /// The recipient's identity, whose mailbox the deposit goes to.
+    pub mailbox: SigningPublicKey,
+    /// The recipient's envelope.
+    pub envelope: &'a Envelope,
+    /// The clip's manifest.
+    pub manifest: &'a Manifest,
+    /// The clip's ciphertext chunks.
+    pub spool: &'a Spool,
+    /// Where progress goes.
+    pub progress: &'a ProgressFn,
 }
 
 /// The chunks of one upload and where their progress goes.

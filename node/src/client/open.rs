@@ -155,9 +155,13 @@ impl Inner {
                 .await?;
             done += n;
             match failed {
-                None | Some(ClientError::Net(NetError::ChunkStreamsUnsupported { .. })) => {}
-                // A reset stream: the rest as requests.
-                Some(ClientError::Io { .. }) => {}
+                // No chunk stream to be had, or a reset one: the rest as
+                // requests.
+                None
+                | Some(ClientError::Net(
+                    NetError::ChunkStreamsUnsupported { .. } | NetError::ChunkStream { .. },
+                ))
+                | Some(ClientError::Io { .. }) => {}
                 Some(e) => return Err(e),
             }
         }

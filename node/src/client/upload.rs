@@ -84,7 +84,8 @@ impl Inner {
                         }
                     }
                 }
-                Err(NetError::ChunkStreamsUnsupported { .. }) => {
+                // No chunk stream to be had: requests, as to an older peer.
+                Err(NetError::ChunkStreamsUnsupported { .. } | NetError::ChunkStream { .. }) => {
                     self.put_chunks(&chunks, missing).await?;
                 }
                 Err(e) => return Err(e.into()),

@@ -2,16 +2,17 @@
 //! one stream, each answered in order. [`send`] is the opener's side; the
 //! rest is the receiver's.
 //!
-//! On the receiving side, each frame becomes an [`Event::InboundRequest`] whose [`Reply`] leads
-//! back here, so the application answers it exactly as it answers a
-//! PutChunk or GetChunk that came on its own request stream (same checks,
-//! rate limits, upload admission, response budget and metrics). What this adds is the stream: it reads a
-//! frame only while fewer than [`CHUNKS_WINDOW`] are unanswered, takes each
-//! frame's length from the node's request budget before reading its body,
-//! writes the answers in the order the frames came, and gives every frame
-//! and every answer the request timeout. Anything but a strictly decoded
-//! PutChunk frame, a timeout, or a frame the application drops unanswered
-//! closes the stream.
+//! On the receiving side, each frame becomes an [`Event::InboundRequest`]
+//! whose [`Reply`] leads back here, so the application answers it exactly
+//! as it answers a PutChunk or GetChunk that came on its own request stream
+//! (same checks, rate limits, upload admission, response budget and
+//! metrics). What this adds is the stream: it reads a frame only while
+//! fewer than [`CHUNKS_WINDOW`] are unanswered, takes each frame's length
+//! from the node's request budget before reading its body, writes the
+//! answers in the order the frames came, and gives every frame and every
+//! answer the request timeout. Anything but a strictly decoded PutChunk or
+//! GetChunk frame, a timeout, or a frame the application drops unanswered
+//! ends the stream, after the answers to the frames before it.
 //!
 //! Streams are bounded over the node ([`Limits::max_chunk_streams`]) and
 //! per peer ([`Limits::max_concurrent_streams`]); one beyond either is
@@ -82,7 +83,7 @@ pub(super) async fn serve(
     }
 }
 
-/// Upload streams open, per peer.
+/// Chunk streams open, per peer.
 #[derive(Clone, Default)]
 struct Open(Arc<Mutex<HashMap<PeerId, usize>>>);
 

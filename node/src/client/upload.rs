@@ -30,8 +30,8 @@ impl Inner {
             mailbox,
             envelope,
             manifest,
-            spool,
             progress,
+            ..
         } = *parcel;
         let request = Request::Deposit {
             mailbox,
@@ -51,10 +51,8 @@ impl Inner {
         });
         let chunks = Chunks {
             peer,
-            manifest,
-            spool,
+            parcel: *parcel,
             label,
-            progress,
         };
         if !missing.is_empty() {
             match self.net.open_chunks(peer).await {
@@ -131,22 +129,20 @@ pub(super) struct Parcel<'a> {
     pub progress: &'a ProgressFn,
 }
 
-/// The chunks of one upload and where their progress goes.
+/// The chunks of one upload to `peer`, with progress under `label`.
 struct Chunks<'a> {
     peer: PeerId,
-    manifest: &'a Manifest,
-    spool: &'a Spool,
+    parcel: Parcel<'a>,
     label: &'a str,
-    progress: &'a ProgressFn,
 }
 
 impl Chunks<'_> {
     /// The PutChunk request for chunk `index`.
     fn request(&self, index: u32) -> Result<Request, ClientError> {
         Ok(Request::PutChunk {
-            message_id: self.manifest.message_id(),
+            message_id: self.parcel.manifest.message_id(),
             index,
-            bytes: self.spool.chunk(self.manifest, index)?,
+            bytes: self.parcel.spool.chunk(self.parcel.manifest, index)?,
         })
     }
 
@@ -154,9 +150,9 @@ impl Chunks<'_> {
     fn answered(&self, index: u32, response: Response) -> Result<(), ClientError> {
         match response {
             Response::Ok => {
-                (self.progress)(Progress::Advance {
+                (self.parcel.progress)(Progress::Advance {
                     label: self.label.to_owned(),
-                    bytes: self.manifest.chunk_ciphertext_len(index) as u64,
+                    bytes: self.parcel.manifest.chunk_ciphertext_len(index) as u64,
                 });
                 Ok(())
             }

@@ -8,6 +8,7 @@ use client_fixture::*;
 use mayfly_node::client::{ClientConfig, ClientError, Event, OpenTarget, SendOptions};
 use mayfly_node::home::{HomeError, Via};
 use mayfly_protocol::DAY_MS;
+use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
 
 fn identity(p: &Person) -> mayfly_protocol::SigningPublicKey {
     p.card().identity_key()
@@ -278,9 +279,38 @@ fn a_recipient_fetches_from_the_online_sender_and_from_the_relay_what_it_does_no
         assert!(first.peer_chunks > 0);
         let second = open_report(&bob, &ids[1]).await;
         assert_eq!((second.bytes, second.peer_chunks), (len, 0));
+        // Alice's device serves the first clip's chunks to whoever asks by
+        // hash, until she revokes it.
+        let hash = bob
+            .client()
+            .with_home(|h| h.received(&ids[0]))
+            .unwrap()
+            .unwrap()
+            .manifest
+            .chunk_hashes()[0];
+        let get = Request::GetChunk {
+            hash,
+            offset: 0,
+            length: 0,
+        };
+        let alice_peer = alice.client().peer_id();
+        let served = bob.client().relay_request(alice_peer, get.clone()).await;
+        assert!(matches!(served, Ok(Response::Chunk { .. })), "{served:?}");
+        alice.client().revoke(&ids[0]).await.unwrap();
+        let gone = bob.client().relay_request(alice_peer, get).await.unwrap();
+        assert!(
+            matches!(
+                gone,
+                Response::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                }
+            ),
+            "{gone:?}"
+        );
         // Alice offline: the relay alone.
         alice.offline().await;
-        let again = open_report(&bob, &ids[0]).await;
+        let again = open_report(&bob, &ids[1]).await;
         assert_eq!((again.bytes, again.peer_chunks), (len, 0));
         bob.offline().await;
     });

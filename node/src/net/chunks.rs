@@ -30,7 +30,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Event, Reply};
 use crate::config::Limits;
-use crate::mailbox::protocol::{decode, read_frame, read_held_or_end, write_frame};
+use crate::mailbox::protocol::{read_held, read_held_or_end, write_frame};
 use crate::mailbox::{ByteBudget, Held};
 
 /// The protocol name.
@@ -251,11 +251,13 @@ pub async fn send<E>(
     };
     let read = async {
         for i in 0..count {
-            let frame = tokio::time::timeout(timeout, read_frame(&mut reader))
-                .await
-                .map_err(|_| SendError::Timeout)?
-                .map_err(SendError::Stream)?;
-            let response: Response = decode(&frame).map_err(SendError::Stream)?;
+            // Decoded in place: a chunk keeps the frame's buffer.
+            let response =
+                tokio::time::timeout(timeout, read_held::<_, Response>(&mut reader, None))
+                    .await
+                    .map_err(|_| SendError::Timeout)?
+                    .map_err(SendError::Stream)?
+                    .message;
             answered(i, response).map_err(SendError::Stopped)?;
             window.add_permits(1);
         }

@@ -35,9 +35,4 @@ impl Reply {
         let (sender, receiver) = oneshot::channel();
         (Self(Route::ChunkStream(sender)), receiver)
     }
-
-    /// Whether the request came on a chunk stream.
-    pub fn is_chunk_stream(&self) -> bool {
-        matches!(self.0, Route::ChunkStream(_))
-    }
 }

@@ -1,6 +1,6 @@
 //! The store's hot path: `RelayStore::put_chunk` for every chunk of a 64 MiB
 //! clip, in the three modes (relay: sealed and durable; client: lazy commits,
-//! sealed or as uploaded), next to BLAKE3 over the same chunks as a baseline
+//! sealed in redb or as uploaded in chunk files), next to BLAKE3 over the same chunks as a baseline
 //! run in the same process.
 //!
 //! ```sh
@@ -69,7 +69,7 @@ fn main() {
                 store = store.with_lazy_chunk_commits();
             }
             if !seal {
-                store = store.with_unsealed_chunks();
+                store = store.with_chunk_files();
             }
             store.record_certificate(device.certificate()).unwrap();
             store
@@ -105,7 +105,7 @@ fn main() {
             }
             let hash = t.elapsed();
             println!(
-                "round {round} lazy={lazy} seal={seal}: put_chunk x{} {:?} ({:.3} ms/chunk); blake3 alone {:?} {h}",
+                "round {round} lazy={lazy} seal={seal} (false: chunk files): put_chunk x{} {:?} ({:.3} ms/chunk); blake3 alone {:?} {h}",
                 chunks.len(),
                 put,
                 put.as_secs_f64() * 1e3 / chunks.len() as f64,

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use mayfly_node::store::{
-    KEY_FILE_HEADER_LEN, KEY_FILE_NAME, KEY_SLOT_LEN, RelayStore, StoreError, StoreLimits,
+    CHUNK_DIR_NAME, KEY_FILE_HEADER_LEN, KEY_FILE_NAME, KEY_SLOT_LEN, RelayStore, StoreError,
+    StoreLimits,
 };
 use mayfly_protocol::mailbox::ErrorCode;
 use mayfly_protocol::*;
@@ -402,7 +403,7 @@ fn a_shared_chunk_outlives_the_one_that_stored_it(unsealed: bool) {
     let (alice, bob, carol) = (Party::new(&mut r), Party::new(&mut r), Party::new(&mut r));
     let mut store = store_with(dir.path(), StoreLimits::default(), &[&bob, &carol]);
     if unsealed {
-        store = store.with_unsealed_chunks();
+        store = store.with_chunk_files();
     }
     let clip = clip(THREE_CHUNKS, &mut r);
     let env = envelope(&clip, &alice, &bob, &mut r);
@@ -436,7 +437,7 @@ fn a_shared_chunk_outlives_the_one_that_stored_it(unsealed: bool) {
     drop(store);
     let mut store = open(dir.path(), StoreLimits::default(), 1001);
     if !unsealed {
-        store = store.with_unsealed_chunks();
+        store = store.with_chunk_files();
     }
     let h = clip.manifest().chunk_hashes()[2];
     assert_eq!(store.get_chunk(&h, 0, 0).unwrap(), clip.chunks[2]);
@@ -1432,6 +1433,118 @@ fn lazy_chunk_commits_still_list_only_complete_clips_and_survive_a_restart() {
     for (i, h) in c.manifest().chunk_hashes().iter().enumerate() {
         assert_eq!(store.get_chunk(h, 0, 0).unwrap(), c.chunks[i]);
     }
+}
+
+#[test]
+fn chunk_files_hold_a_personal_stores_chunks_and_go_with_their_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(32);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let c = clip(THREE_CHUNKS, &mut r);
+    let env = envelope(&c, &alice, &bob, &mut r);
+    let file = dir.path().join(CHUNK_DIR_NAME).join(hex(&c.id().0));
+    let personal = |seed| {
+        open(dir.path(), StoreLimits::default(), seed)
+            .with_lazy_chunk_commits()
+            .with_chunk_files()
+    };
+    {
+        let store = store_with(dir.path(), StoreLimits::default(), &[&bob]);
+        drop(store);
+        let store = personal(1003);
+        store
+            .deposit(&bob.key(), &env, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        // Out of order: chunk i lies at i × CIPHERTEXT_CHUNK_SIZE whatever came first.
+        for i in [2u32, 0] {
+            store.put_chunk(&c.id(), i, &c.chunks[i as usize]).unwrap();
+        }
+        let d = store
+            .deposit(&bob.key(), &env, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        assert_eq!(d.missing, [1], "a resumed upload learns what is missing");
+        assert_eq!(
+            store.put_chunk(&c.id(), 1, &c.chunks[1]).unwrap(),
+            [(bob.key(), 1)]
+        );
+    }
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(bytes.len(), 2 * CIPHERTEXT_CHUNK_SIZE + c.chunks[2].len());
+    for (i, chunk) in c.chunks.iter().enumerate() {
+        let at = i * CIPHERTEXT_CHUNK_SIZE;
+        assert_eq!(&bytes[at..at + chunk.len()], chunk.as_slice());
+    }
+    let db = std::fs::read(dir.path().join("relay.redb")).unwrap();
+    assert!(
+        !db.windows(64).any(|w| w == &c.chunks[1][1000..1064]),
+        "chunk bytes are in the file, not the database"
+    );
+
+    // After a restart (the completing commit synced the file first), a
+    // store that no longer writes files still reads them, ranges too.
+    let store = open(dir.path(), StoreLimits::default(), 1004);
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.len(), 1);
+    let h = c.manifest().chunk_hashes();
+    assert_eq!(store.get_chunk(&h[1], 0, 0).unwrap(), c.chunks[1]);
+    assert_eq!(store.get_chunk(&h[2], 10, 20).unwrap(), c.chunks[2][10..30]);
+    assert_eq!(
+        code(store.get_chunk(&h[2], 0, u32::MAX)),
+        ErrorCode::TooLarge
+    );
+    assert_eq!(
+        store
+            .deposit(&bob.key(), &env, c.manifest(), DEPOSITOR, NOW)
+            .unwrap()
+            .missing,
+        Vec::<u32>::new(),
+        "chunks in files count as stored"
+    );
+
+    // Revocation removes the file with the message.
+    store.revoke(&c.sealed.revoke(NOW), NOW).unwrap();
+    assert!(!file.exists());
+    assert_eq!(code(store.get_chunk(&h[0], 0, 0)), ErrorCode::NotFound);
+    let s = store.stats().unwrap();
+    assert_eq!((s.chunks, s.messages, s.stored_bytes), (0, 0, 0));
+}
+
+#[test]
+fn chunk_files_of_deleted_messages_are_removed_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(33);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let c = clip(THREE_CHUNKS, &mut r);
+    let env = envelope(&c, &alice, &bob, &mut r);
+    let chunk_dir = dir.path().join(CHUNK_DIR_NAME);
+    {
+        let store = store_with(dir.path(), StoreLimits::default(), &[&bob]).with_chunk_files();
+        store
+            .deposit(&bob.key(), &env, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        upload_all(&store, &c);
+    }
+    // A crash between a deletion's commit and the file's removal leaves a
+    // file no message names; so does one of a message never recorded.
+    let orphan = chunk_dir.join(hex(&[7; 32]));
+    std::fs::write(&orphan, b"ciphertext of a deleted clip").unwrap();
+    std::fs::write(chunk_dir.join("README"), b"not a chunk file").unwrap();
+    let store = open(dir.path(), StoreLimits::default(), 1005);
+    assert!(!orphan.exists());
+    assert!(chunk_dir.join(hex(&c.id().0)).exists());
+    assert!(
+        chunk_dir.join("README").exists(),
+        "other names are left alone"
+    );
+    let h = c.manifest().chunk_hashes()[0];
+    assert_eq!(store.get_chunk(&h, 0, 0).unwrap(), c.chunks[0]);
+
+    // A file shorter than its rows say is corruption, not a panic.
+    std::fs::write(chunk_dir.join(hex(&c.id().0)), b"short").unwrap();
+    assert_eq!(code(store.get_chunk(&h, 0, 0)), ErrorCode::Internal);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]

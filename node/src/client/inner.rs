@@ -66,11 +66,11 @@ impl Inner {
             cache_bytes: LOCAL_STORE_CACHE_BYTES,
             ..StoreLimits::default()
         };
-        // Lazy chunk commits and unsealed chunks: RELAY.md §8.
+        // Lazy chunk commits and chunk files: RELAY.md §8.
         let local = Arc::new(
             RelayStore::open(&home.mailbox_dir(), limits, store_rng)?
                 .with_lazy_chunk_commits()
-                .with_unsealed_chunks(),
+                .with_chunk_files(),
         );
         // The personal service accepts deposits for this identity only once
         // its device is recorded, as a relay records it at login.

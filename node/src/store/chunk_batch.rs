@@ -104,8 +104,19 @@ impl RelayStore {
         if self.lazy_chunks && !listed {
             txn.set_durability(redb::Durability::None)
                 .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+            txn.commit()?;
+        } else {
+            self.commit(txn)?;
         }
-        txn.commit()?;
+        // A chunk written to the file of a message deleted meanwhile: no row
+        // names that file any more (the message is gone, under this lock).
+        for (chunk, outcome) in batch.iter().zip(&outcomes) {
+            if chunk.in_file()
+                && matches!(outcome, Err(StoreError::NotFound(_) | StoreError::Revoked))
+            {
+                self.remove_orphan_file(&chunk.id)?;
+            }
+        }
         Ok(outcomes)
     }
 }

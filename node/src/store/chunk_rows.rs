@@ -2,9 +2,11 @@
 //!
 //! A chunk record is `owner message id (32) ‖ form (1) ‖ data`. Its form
 //! says what `data` is: [`ChunkForm::Sealed`], the chunk sealed under its
-//! owner's data key (`nonce ‖ ciphertext ‖ tag`, what a relay stores), or
+//! owner's data key (`nonce ‖ ciphertext ‖ tag`, what a relay stores),
 //! [`ChunkForm::AsReceived`], the chunk exactly as uploaded (it is the clip's
-//! own ciphertext; a client's personal store, RELAY.md §8).
+//! own ciphertext), or [`ChunkForm::InFile`], where the chunk as uploaded
+//! lies in its owner's chunk file (`index (4) ‖ length (4)`, big-endian;
+//! `super::chunk_files`; a client's personal store, RELAY.md §8).
 //!
 //! A sealed full chunk is 262 188 bytes. redb gives a leaf holding one value
 //! a page of the next power-of-two size, and a 256 KiB page cannot hold a
@@ -32,7 +34,13 @@ pub(super) enum ChunkForm {
     Sealed,
     /// The chunk's bytes as uploaded (form byte 1).
     AsReceived,
+    /// The chunk as uploaded is chunk `index` of its owner's chunk file
+    /// (form byte 2; the data is `index ‖ length`).
+    InFile,
 }
+
+/// Data length of an [`ChunkForm::InFile`] record.
+const IN_FILE_LEN: usize = 8;
 
 /// A chunk record read back.
 pub(super) struct ChunkRow {
@@ -50,7 +58,18 @@ pub(super) fn record(owner: &[u8; 32], form: ChunkForm, data_len: usize) -> Vec<
     r.push(match form {
         ChunkForm::Sealed => 0,
         ChunkForm::AsReceived => 1,
+        ChunkForm::InFile => 2,
     });
+    r
+}
+
+/// The record of a chunk kept in its owner's chunk file as chunk `index`,
+/// `len` bytes long.
+pub(super) fn in_file_record(owner: &[u8; 32], index: u32, len: usize) -> Vec<u8> {
+    let mut r = record(owner, ChunkForm::InFile, IN_FILE_LEN);
+    r.extend_from_slice(&index.to_be_bytes());
+    // At most CIPHERTEXT_CHUNK_SIZE.
+    r.extend_from_slice(&(len as u32).to_be_bytes());
     r
 }
 
@@ -85,6 +104,7 @@ pub(super) fn get(
     let form = match head[32] {
         0 => ChunkForm::Sealed,
         1 => ChunkForm::AsReceived,
+        2 if head.len() == PREFIX + IN_FILE_LEN => ChunkForm::InFile,
         _ => return Err(StoreError::corrupt("unknown chunk record form")),
     };
     let tail = tails.get(hash)?;
@@ -98,17 +118,20 @@ pub(super) fn get(
 /// Whether chunk `hash`, `chunk_len` bytes long as uploaded, is stored.
 ///
 /// A record longer than [`HEAD_MAX`] always has a tail row, and a chunk
-/// whose record would be longer in either form is looked up there: tail
+/// whose record would be longer in form 0 or 1 is looked up there: tail
 /// rows are small and many share a page, while a lookup in `chunks` reads
 /// (and may load from disk) a whole 256 KiB leaf. Only shorter chunks, at
-/// most one per clip, are looked up in `chunks`.
+/// most one per clip, are looked up in `chunks`, unless `in_files` says
+/// that records may be of form 2, which never have a tail (in a store that
+/// keeps chunk files, `chunks` rows are mostly small).
 pub(super) fn contains(
     chunks: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     tails: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     hash: &[u8; 32],
     chunk_len: usize,
+    in_files: bool,
 ) -> Result<bool, StoreError> {
-    if PREFIX + chunk_len > HEAD_MAX {
+    if !in_files && PREFIX + chunk_len > HEAD_MAX {
         Ok(tails.get(hash)?.is_some())
     } else {
         Ok(chunks.get(hash)?.is_some())
@@ -128,6 +151,15 @@ impl ChunkRow {
         match self.form {
             ChunkForm::Sealed => super::crypt::plaintext_len(self.data.len()),
             ChunkForm::AsReceived => Some(self.data.len()),
+            ChunkForm::InFile => Some(self.in_file()?.1),
         }
+    }
+
+    /// The `(index, length)` of a [`ChunkForm::InFile`] record.
+    pub(super) fn in_file(&self) -> Option<(u32, usize)> {
+        let d: &[u8; IN_FILE_LEN] = self.data.as_slice().try_into().ok()?;
+        let index = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+        let len = u32::from_be_bytes([d[4], d[5], d[6], d[7]]) as usize;
+        (self.form == ChunkForm::InFile).then_some((index, len))
     }
 }

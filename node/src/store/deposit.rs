@@ -100,7 +100,7 @@ impl RelayStore {
                 if key.open(T_ENVELOPES, &envelope_key(&mb, &id), sealed)? != envelope_bytes {
                     return Err(StoreError::Conflict("another envelope for this deposit"));
                 }
-                let missing = missing_chunks(&t, manifest, m)?;
+                let missing = missing_chunks(&t, manifest, m, self.in_files())?;
                 return Ok(Deposited {
                     missing,
                     listed: None,
@@ -158,11 +158,11 @@ impl RelayStore {
                 .insert(depositor, (dep_bytes + charge, dep_entries + 1))?;
             t.add_counter(STORED_BYTES, Envelope::LEN as i128)?;
             out = Deposited {
-                missing: missing_chunks(&t, manifest, &meta)?,
+                missing: missing_chunks(&t, manifest, &meta, self.in_files())?,
                 listed: (seq != 0).then_some(seq),
             };
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(out)
     }
 
@@ -186,7 +186,15 @@ impl RelayStore {
         }
         let (slot, key) = self.alloc_slot(w, &manifest.message_id().0)?;
         *fresh = Some(slot);
-        let meta = insert_message(t, manifest, manifest_bytes, slot, &key, &mut w.rng)?;
+        let in_files = self.in_files();
+        let meta = insert_message(
+            t,
+            manifest,
+            manifest_bytes,
+            (slot, &key),
+            &mut w.rng,
+            in_files,
+        )?;
         Ok((meta, key))
     }
 
@@ -272,7 +280,7 @@ impl RelayStore {
         if t.message_chunks.get((&id, &h))?.is_none() {
             return Ok(Err(StoreError::NotFound("message")));
         }
-        if chunk_rows::contains(&t.chunks, &t.chunk_tails, &h, chunk.len)? {
+        if chunk_rows::contains(&t.chunks, &t.chunk_tails, &h, chunk.len, self.in_files())? {
             return Ok(Ok(Vec::new()));
         }
         chunk_rows::put(t, &h, &chunk.record)?;
@@ -329,20 +337,20 @@ impl RelayStore {
         };
         let hash = *chunk.hash();
         let (chunks, tails) = (txn.open_table(CHUNKS)?, txn.open_table(CHUNK_TAILS)?);
-        if chunk_rows::contains(&chunks, &tails, &hash, bytes.len())? {
+        if chunk_rows::contains(&chunks, &tails, &hash, bytes.len(), self.in_files())? {
             return Ok(None);
         }
         drop((chunks, tails));
         drop(txn);
-        let (form, record) = if self.seal_chunks {
+        let (form, record) = if self.files.writing() {
+            self.files.write(id, index, bytes)?;
+            let r = chunk_rows::in_file_record(id, index, bytes.len());
+            (ChunkForm::InFile, r)
+        } else {
             let nonce = random_nonce(&mut self.writer().rng);
             let mut r = chunk_rows::record(id, ChunkForm::Sealed, bytes.len() + SEAL_OVERHEAD);
             key.seal_into(T_CHUNKS, &hash, bytes, nonce, &mut r)?;
             (ChunkForm::Sealed, r)
-        } else {
-            let mut r = chunk_rows::record(id, ChunkForm::AsReceived, bytes.len());
-            r.extend_from_slice(bytes);
-            (ChunkForm::AsReceived, r)
         };
         Ok(Some(PreparedChunk {
             id: *id,
@@ -357,7 +365,7 @@ impl RelayStore {
 
 /// A chunk checked against its manifest and ready to write.
 pub(super) struct PreparedChunk {
-    id: [u8; 32],
+    pub(super) id: [u8; 32],
     /// Length of the chunk as uploaded.
     len: usize,
     hash: [u8; 32],
@@ -366,6 +374,13 @@ pub(super) struct PreparedChunk {
     form: ChunkForm,
     /// The chunk record to store (`chunk_rows::record` with its data).
     record: Vec<u8>,
+}
+
+impl PreparedChunk {
+    /// Whether the chunk's bytes were written to its message's chunk file.
+    pub(super) fn in_file(&self) -> bool {
+        self.form == ChunkForm::InFile
+    }
 }
 
 impl std::fmt::Debug for PreparedChunk {
@@ -402,14 +417,14 @@ pub(super) fn open_manifest(
 
 /// Records a new message: its bookkeeping, sealed manifest, expiry and
 /// chunk references. `present` counts the chunks already stored (for other
-/// messages that name them).
+/// messages that name them; `in_files`: see `chunk_rows::contains`).
 fn insert_message(
     t: &mut Tables,
     manifest: &Manifest,
     manifest_bytes: &[u8],
-    slot: u32,
-    key: &DataKey,
+    (slot, key): (u32, &DataKey),
     rng: &mut ChaCha20Rng,
+    in_files: bool,
 ) -> Result<MessageMeta, StoreError> {
     let id = manifest.message_id().0;
     let mut hashes: Vec<([u8; 32], usize)> = (0..manifest.chunk_count())
@@ -426,7 +441,7 @@ fn insert_message(
     for (h, len) in &hashes {
         t.chunk_refs.insert((h, &id), ())?;
         t.message_chunks.insert((&id, h), ())?;
-        if chunk_rows::contains(&t.chunks, &t.chunk_tails, h, *len)? {
+        if chunk_rows::contains(&t.chunks, &t.chunk_tails, h, *len, in_files)? {
             present += 1;
         }
     }
@@ -490,11 +505,13 @@ fn list_pending(
     Ok(out)
 }
 
-/// Indices of the chunks of `manifest` not stored yet, in order.
+/// Indices of the chunks of `manifest` not stored yet, in order
+/// (`in_files`: see `chunk_rows::contains`).
 pub(super) fn missing_chunks(
     t: &Tables,
     manifest: &Manifest,
     meta: &MessageMeta,
+    in_files: bool,
 ) -> Result<Vec<u32>, StoreError> {
     if meta.complete() {
         return Ok(Vec::new());
@@ -502,7 +519,7 @@ pub(super) fn missing_chunks(
     let mut missing = Vec::new();
     for (i, h) in manifest.chunk_hashes().iter().enumerate() {
         let len = manifest.chunk_ciphertext_len(i as u32);
-        if !chunk_rows::contains(&t.chunks, &t.chunk_tails, h, len)? {
+        if !chunk_rows::contains(&t.chunks, &t.chunk_tails, h, len, in_files)? {
             // At most MAX_CHUNKS.
             missing.push(i as u32);
         }

@@ -9,7 +9,6 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::chunk_rows::{self, ChunkForm};
 use super::crypt::{SEAL_OVERHEAD, random_nonce};
-use super::keyfile::KeyFile;
 use super::records::{EnvelopeMeta, IdentityRecord, MessageMeta};
 use super::tables::{RESERVED_BYTES, STORED_BYTES, T_CHUNKS, Tables};
 use super::{CollectStats, FF32, RelayStore, StoreError, ZERO32};
@@ -25,7 +24,7 @@ impl RelayStore {
         }
         let mb = mailbox.to_bytes();
         let mut w = self.writer();
-        let mut wipe = Vec::new();
+        let (mut wipe, mut gone) = (Vec::new(), Vec::new());
         let mut deleted = 0;
         let txn = self.db.begin_write()?;
         {
@@ -44,14 +43,17 @@ impl RelayStore {
                     meta.pending = meta.pending.saturating_sub(1);
                 }
                 if meta.envelopes == 0 {
-                    wipe.extend(erase_message(&self.keys, &mut t, &id, &mut w.rng)?);
+                    if let Some(slot) = self.erase_message(&mut t, &id, &mut w.rng)? {
+                        wipe.push(slot);
+                        gone.push(id);
+                    }
                 } else {
                     t.messages.insert(&id, meta.encode().as_slice())?;
                 }
             }
         }
-        txn.commit()?;
-        self.release_slots(&mut w, &wipe)?;
+        self.commit(txn)?;
+        self.release_erased(&mut w, &wipe, &gone)?;
         Ok(deleted)
     }
 
@@ -95,10 +97,10 @@ impl RelayStore {
             t.tombstones
                 .insert(&id, (tomb.revoked_at.0, tomb.keep_until.0))?;
             t.tombstone_expiries.insert((tomb.keep_until.0, &id), ())?;
-            wipe = erase_message(&self.keys, &mut t, &id, &mut w.rng)?;
+            wipe = self.erase_message(&mut t, &id, &mut w.rng)?;
         }
-        txn.commit()?;
-        self.release_slots(&mut w, wipe.as_slice())?;
+        self.commit(txn)?;
+        self.release_erased(&mut w, wipe.as_slice(), &[id])?;
         Ok(Applied::Revoked)
     }
 
@@ -110,7 +112,7 @@ impl RelayStore {
         let batch = self.limits.collect_batch as usize;
         let mut stats = CollectStats::default();
         let mut w = self.writer();
-        let mut wipe = Vec::new();
+        let (mut wipe, mut gone) = (Vec::new(), Vec::new());
         let txn = self.db.begin_write()?;
         {
             let mut t = Tables::open(&txn)?;
@@ -123,8 +125,9 @@ impl RelayStore {
             stats.more = due.len() > batch;
             for (expires_at, id) in due.iter().take(batch) {
                 let envelopes = get_meta(&t, id)?.map_or(0, |m| m.envelopes);
-                if let Some(slot) = erase_message(&self.keys, &mut t, id, &mut w.rng)? {
+                if let Some(slot) = self.erase_message(&mut t, id, &mut w.rng)? {
                     wipe.push(slot);
+                    gone.push(*id);
                     stats.messages += 1;
                     stats.envelopes += u64::from(envelopes);
                 } else {
@@ -136,8 +139,8 @@ impl RelayStore {
             stats.tombstones = n;
             stats.more |= more;
         }
-        txn.commit()?;
-        self.release_slots(&mut w, &wipe)?;
+        self.commit(txn)?;
+        self.release_erased(&mut w, &wipe, &gone)?;
         Ok(stats)
     }
 }
@@ -220,95 +223,120 @@ pub(super) fn remove_envelope(
     Ok(env)
 }
 
-/// Deletes message `id`: its remaining envelopes, its manifest, its
-/// references to chunks, and each chunk no other message names. A shared
-/// chunk sealed under this message's key is re-sealed under the key of a
-/// message that still names it. Returns the message's key slot, to wipe once
-/// the transaction has committed (`None` if there was no such message).
-pub(super) fn erase_message(
-    keys: &KeyFile,
-    t: &mut Tables,
-    id: &[u8; 32],
-    rng: &mut ChaCha20Rng,
-) -> Result<Option<u32>, StoreError> {
-    let Some(meta) = get_meta(t, id)? else {
-        return Ok(None);
-    };
-    let mailboxes: Vec<[u8; 32]> = t
-        .message_envelopes
-        .range((id, &ZERO32)..=(id, &FF32))?
-        .map(|r| r.map(|(k, _)| *k.value().1))
-        .collect::<Result<_, _>>()?;
-    for mb in &mailboxes {
-        remove_envelope(t, mb, id)?;
-    }
-    let hashes: Vec<[u8; 32]> = t
-        .message_chunks
-        .range((id, &ZERO32)..=(id, &FF32))?
-        .map(|r| r.map(|(k, _)| *k.value().1))
-        .collect::<Result<_, _>>()?;
-    // `None` when the key is lost (see `RelayStore::reconcile`).
-    let key = keys.key_for(meta.slot, id)?;
-    for h in &hashes {
-        t.message_chunks.remove((id, h))?;
-        t.chunk_refs.remove((h, id))?;
-        let Some(row) = chunk_rows::get(&t.chunks, &t.chunk_tails, h)? else {
-            continue;
+impl RelayStore {
+    /// Deletes message `id`: its remaining envelopes, its manifest, its
+    /// references to chunks, and each chunk no other message names. A shared
+    /// chunk sealed under this message's key is re-sealed under the key of a
+    /// message that still names it; one in this message's chunk file is copied
+    /// into a record of form 1. Returns the message's key slot, to wipe once
+    /// the transaction has committed (`None` if there was no such message),
+    /// when its chunk file is removed too ([`RelayStore::release_erased`]).
+    pub(super) fn erase_message(
+        &self,
+        t: &mut Tables,
+        id: &[u8; 32],
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Option<u32>, StoreError> {
+        let keys = &self.keys;
+        let Some(meta) = get_meta(t, id)? else {
+            return Ok(None);
         };
-        let len = row.chunk_len().unwrap_or(0);
-        let other = t
-            .chunk_refs
-            .range((h, &ZERO32)..=(h, &FF32))?
-            .next()
-            .transpose()?
-            .map(|(k, _)| *k.value().1);
-        match other {
-            None => {
-                chunk_rows::remove(t, h)?;
-                t.add_counter(STORED_BYTES, -(len as i128))?;
-            }
-            // A chunk kept as uploaded needs no key: the next holder reads it as it is.
-            Some(next) if row.owner == *id && row.form == ChunkForm::Sealed => {
-                let next_key = match get_meta(t, &next)? {
-                    Some(m) => keys.key_for(m.slot, &next)?,
-                    None => None,
-                };
-                match (&key, next_key) {
-                    (Some(k), Some(nk)) => {
-                        let plain = k.open(T_CHUNKS, h, &row.data)?;
-                        let mut r = chunk_rows::record(
-                            &next,
-                            ChunkForm::Sealed,
-                            plain.len() + SEAL_OVERHEAD,
-                        );
-                        nk.seal_into(T_CHUNKS, h, &plain, random_nonce(rng), &mut r)?;
-                        chunk_rows::put(t, h, &r)?;
-                    }
-                    _ => {
-                        // Unreadable without a key: drop it, and the messages naming it lack it again.
-                        chunk_rows::remove(t, h)?;
-                        t.add_counter(STORED_BYTES, -(len as i128))?;
-                        let holders: Vec<[u8; 32]> = t
-                            .chunk_refs
-                            .range((h, &ZERO32)..=(h, &FF32))?
-                            .map(|r| r.map(|(k, _)| *k.value().1))
-                            .collect::<Result<_, _>>()?;
-                        for x in &holders {
-                            if let Some(mut m) = get_meta(t, x)? {
-                                m.present = m.present.saturating_sub(1);
-                                t.messages.insert(x, m.encode().as_slice())?;
-                            }
+        let mailboxes: Vec<[u8; 32]> = t
+            .message_envelopes
+            .range((id, &ZERO32)..=(id, &FF32))?
+            .map(|r| r.map(|(k, _)| *k.value().1))
+            .collect::<Result<_, _>>()?;
+        for mb in &mailboxes {
+            remove_envelope(t, mb, id)?;
+        }
+        let hashes: Vec<[u8; 32]> = t
+            .message_chunks
+            .range((id, &ZERO32)..=(id, &FF32))?
+            .map(|r| r.map(|(k, _)| *k.value().1))
+            .collect::<Result<_, _>>()?;
+        // `None` when the key is lost (see `RelayStore::reconcile`).
+        let key = keys.key_for(meta.slot, id)?;
+        for h in &hashes {
+            t.message_chunks.remove((id, h))?;
+            t.chunk_refs.remove((h, id))?;
+            let Some(row) = chunk_rows::get(&t.chunks, &t.chunk_tails, h)? else {
+                continue;
+            };
+            let len = row.chunk_len().unwrap_or(0);
+            let other = t
+                .chunk_refs
+                .range((h, &ZERO32)..=(h, &FF32))?
+                .next()
+                .transpose()?
+                .map(|(k, _)| *k.value().1);
+            match other {
+                None => {
+                    chunk_rows::remove(t, h)?;
+                    t.add_counter(STORED_BYTES, -(len as i128))?;
+                }
+                // A chunk kept as uploaded needs no key: the next holder reads it
+                // as it is, from a record once this message's file is gone.
+                Some(next) if row.owner == *id && row.form == ChunkForm::InFile => {
+                    let index = row.in_file().map_or(0, |(i, _)| i);
+                    match self.files.read(id, index, 0, len) {
+                        Ok(data) => {
+                            let mut r = chunk_rows::record(&next, ChunkForm::AsReceived, len);
+                            r.extend_from_slice(&data);
+                            chunk_rows::put(t, h, &r)?;
                         }
+                        Err(StoreError::NotFound(_) | StoreError::Corrupt(_)) => {
+                            drop_chunk(t, h, len)?;
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
+                Some(next) if row.owner == *id && row.form == ChunkForm::Sealed => {
+                    let next_key = match get_meta(t, &next)? {
+                        Some(m) => keys.key_for(m.slot, &next)?,
+                        None => None,
+                    };
+                    match (&key, next_key) {
+                        (Some(k), Some(nk)) => {
+                            let plain = k.open(T_CHUNKS, h, &row.data)?;
+                            let mut r = chunk_rows::record(
+                                &next,
+                                ChunkForm::Sealed,
+                                plain.len() + SEAL_OVERHEAD,
+                            );
+                            nk.seal_into(T_CHUNKS, h, &plain, random_nonce(rng), &mut r)?;
+                            chunk_rows::put(t, h, &r)?;
+                        }
+                        // Unreadable without a key.
+                        _ => drop_chunk(t, h, len)?,
+                    }
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
+        }
+        t.manifests.remove(id)?;
+        t.expiries.remove((meta.expires_at, id))?;
+        t.messages.remove(id)?;
+        t.add_counter(STORED_BYTES, -i128::from(meta.manifest_len))?;
+        t.add_counter(RESERVED_BYTES, -i128::from(meta.reserved()))?;
+        Ok(Some(meta.slot))
+    }
+}
+
+/// Deletes chunk `h` (`len` bytes) that cannot be kept for the messages
+/// that still name it: they lack it again.
+fn drop_chunk(t: &mut Tables, h: &[u8; 32], len: usize) -> Result<(), StoreError> {
+    chunk_rows::remove(t, h)?;
+    t.add_counter(STORED_BYTES, -(len as i128))?;
+    let holders: Vec<[u8; 32]> = t
+        .chunk_refs
+        .range((h, &ZERO32)..=(h, &FF32))?
+        .map(|r| r.map(|(k, _)| *k.value().1))
+        .collect::<Result<_, _>>()?;
+    for x in &holders {
+        if let Some(mut m) = get_meta(t, x)? {
+            m.present = m.present.saturating_sub(1);
+            t.messages.insert(x, m.encode().as_slice())?;
         }
     }
-    t.manifests.remove(id)?;
-    t.expiries.remove((meta.expires_at, id))?;
-    t.messages.remove(id)?;
-    t.add_counter(STORED_BYTES, -i128::from(meta.manifest_len))?;
-    t.add_counter(RESERVED_BYTES, -i128::from(meta.reserved()))?;
-    Ok(Some(meta.slot))
+    Ok(())
 }

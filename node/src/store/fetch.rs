@@ -152,6 +152,12 @@ impl RelayStore {
             return Err(StoreError::TooLarge("range outside the chunk"));
         }
         let mut bytes = match row.form {
+            ChunkForm::InFile => {
+                let (index, _) = row
+                    .in_file()
+                    .ok_or_else(|| StoreError::corrupt("a chunk file record"))?;
+                return self.files.read(&row.owner, index, start, end);
+            }
             ChunkForm::AsReceived => row.data,
             ChunkForm::Sealed => {
                 let slot = txn

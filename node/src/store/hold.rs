@@ -50,13 +50,13 @@ impl RelayStore {
                 if meta.manifest_hash != manifest.hash() {
                     return Err(StoreError::Conflict("another manifest for this message id"));
                 }
-                return missing_chunks(&t, manifest, &meta);
+                return missing_chunks(&t, manifest, &meta, self.in_files());
             }
             let (meta, _) = self.new_message(w, fresh, &mut t, manifest, &manifest_bytes)?;
             t.messages.insert(&id, meta.encode().as_slice())?;
-            missing = missing_chunks(&t, manifest, &meta)?;
+            missing = missing_chunks(&t, manifest, &meta, self.in_files())?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(missing)
     }
 }

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::StoreError;
 use super::crypt::DataKey;
+use super::fileio::{pos, sync_dir};
 
 /// Name of the key file in the store directory.
 pub const KEY_FILE_NAME: &str = "keys.slots";
@@ -210,60 +211,4 @@ impl KeyFile {
 
 fn slot_offset(slot: u32) -> u64 {
     KEY_FILE_HEADER_LEN + u64::from(slot) * KEY_SLOT_LEN as u64
-}
-
-/// Makes a newly created file's directory entry durable (best effort: not
-/// every platform can open a directory).
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-#[cfg(unix)]
-mod pos {
-    use std::fs::File;
-    use std::io;
-    use std::os::unix::fs::FileExt;
-
-    pub(super) fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        f.read_exact_at(buf, offset)
-    }
-
-    pub(super) fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
-        f.write_all_at(buf, offset)
-    }
-}
-
-#[cfg(windows)]
-mod pos {
-    use std::fs::File;
-    use std::io;
-    use std::os::windows::fs::FileExt;
-
-    pub(super) fn read_exact_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-        while !buf.is_empty() {
-            match f.seek_read(buf, offset)? {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                n => {
-                    buf = &mut buf[n..];
-                    offset += n as u64;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) fn write_all_at(f: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
-        while !buf.is_empty() {
-            match f.seek_write(buf, offset)? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => {
-                    buf = &buf[n..];
-                    offset += n as u64;
-                }
-            }
-        }
-        Ok(())
-    }
 }

@@ -38,8 +38,9 @@
 //!   ChaCha20-Poly1305 under a random 32-byte **data key of its message**
 //!   (random 12-byte nonce stored with the value, associated data
 //!   `table name ‖ key`); a store opened
-//!   [`with_unsealed_chunks`](RelayStore::with_unsealed_chunks) keeps
-//!   chunks as uploaded, the clip's own ciphertext (RELAY.md §8);
+//!   [`with_chunk_files`](RelayStore::with_chunk_files) keeps chunks as
+//!   uploaded, the clip's own ciphertext, in a file per message that is
+//!   removed with the message (RELAY.md §7, §8);
 //! * the data keys are **not** in redb but in `keys.slots`, a small file of
 //!   fixed 64-byte slots (`message id ‖ key`) written and wiped **in place**
 //!   with positioned writes and `fdatasync`;
@@ -93,12 +94,14 @@
 //!   that yields ciphertext only.
 
 mod chunk_batch;
+mod chunk_files;
 mod chunk_rows;
 mod crypt;
 mod deposit;
 mod erase;
 mod error;
 mod fetch;
+mod fileio;
 mod hold;
 pub(crate) mod keyfile;
 mod limits;
@@ -113,6 +116,7 @@ use std::sync::{Mutex, MutexGuard};
 use rand_chacha::ChaCha20Rng;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+pub use chunk_files::CHUNK_DIR_NAME;
 pub use error::StoreError;
 pub use keyfile::{KEY_FILE_HEADER_LEN, KEY_FILE_MAGIC, KEY_FILE_NAME, KEY_SLOT_LEN};
 pub use limits::StoreLimits;
@@ -138,9 +142,10 @@ pub struct RelayStore {
     /// Whether a chunk that does not complete its message is committed
     /// without an `fsync` ([`RelayStore::with_lazy_chunk_commits`]).
     lazy_chunks: bool,
-    /// Whether chunks are sealed under their message's data key (the
-    /// default) or kept as uploaded ([`RelayStore::with_unsealed_chunks`]).
-    seal_chunks: bool,
+    /// Chunks kept as uploaded, in a file per message
+    /// ([`RelayStore::with_chunk_files`]); otherwise chunks are sealed
+    /// under their message's data key in redb (the default).
+    files: chunk_files::ChunkFiles,
     /// Chunk uploads waiting for a shared transaction.
     batches: chunk_batch::ChunkBatches,
 }
@@ -190,7 +195,7 @@ impl RelayStore {
             limits,
             dir: dir.to_path_buf(),
             lazy_chunks: false,
-            seal_chunks: true,
+            files: chunk_files::ChunkFiles::new(dir),
             batches: chunk_batch::ChunkBatches::default(),
         };
         store.reconcile(slots)?;
@@ -210,15 +215,22 @@ impl RelayStore {
     }
 
     /// Stores the chunks it receives from now on as they arrive, not sealed
-    /// under their message's data key (RELAY.md §7, §8). A chunk is the
-    /// clip's own ciphertext, and its content key lives only in envelopes;
-    /// sealing it again matters where that content key is kept elsewhere
-    /// than the data key, as on a relay. A client's personal store keeps
-    /// both in the same home and erases them together, so the second seal
-    /// only costs time there. Chunks already stored keep their form.
-    pub fn with_unsealed_chunks(mut self) -> Self {
-        self.seal_chunks = false;
+    /// under their message's data key, in a file per message in
+    /// [`CHUNK_DIR_NAME`] beside the database (RELAY.md §7, §8). A chunk is
+    /// the clip's own ciphertext, and its content key lives only in
+    /// envelopes; sealing it again matters where that content key is kept
+    /// elsewhere than the data key, as on a relay. A client's personal store
+    /// keeps both in the same home and erases them together, so the second
+    /// seal only costs time there, and files cost less than 256 KiB values
+    /// in a copy-on-write database. Chunks already stored keep their form.
+    pub fn with_chunk_files(self) -> Self {
+        self.files.enable();
         self
+    }
+
+    /// Whether chunk records may be of form 2 (`chunk_rows::contains`).
+    fn in_files(&self) -> bool {
+        self.files.in_use()
     }
 
     /// The store directory.
@@ -292,15 +304,24 @@ impl RelayStore {
                 messages = lost.len(),
                 "deleting messages whose data key is missing"
             );
-            let w = self.writer.get_mut().unwrap_or_else(|e| e.into_inner());
+            let mut w = self.writer();
             let txn = self.db.begin_write()?;
             {
                 let mut t = Tables::open(&txn)?;
                 for id in &lost {
-                    erase::erase_message(&self.keys, &mut t, id, &mut w.rng)?;
+                    self.erase_message(&mut t, id, &mut w.rng)?;
                 }
             }
-            txn.commit()?;
+            self.commit(txn)?;
+        }
+        // Chunk files of messages deleted before a crash let them go.
+        let swept = {
+            let txn = self.db.begin_read()?;
+            let messages = txn.open_table(MESSAGES)?;
+            self.files.sweep(|id| Ok(messages.get(id)?.is_some()))?
+        };
+        if swept > 0 {
+            tracing::info!(files = swept, "removed chunk files of deleted messages");
         }
         let len = used.iter().rposition(|&u| u).map_or(0, |i| i + 1);
         if (len as u32) < slots {
@@ -341,6 +362,46 @@ impl RelayStore {
             return Err(e);
         }
         Ok((slot, key))
+    }
+
+    /// Commits `txn` durably, after syncing the chunk files written since
+    /// the last durable commit, so that no durable row names chunk data a
+    /// crash could lose. The caller holds the writer lock.
+    fn commit(&self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
+        self.files.sync_dirty()?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// After a committed transaction deleted messages `gone`, whose key
+    /// slots are `slots`: wipes the slots ([`RelayStore::release_slots`])
+    /// and removes the messages' chunk files. A file that cannot be removed
+    /// is only logged: it is ciphertext whose key is gone, and the next
+    /// open removes it.
+    fn release_erased(
+        &self,
+        w: &mut Writer,
+        slots: &[u32],
+        gone: &[[u8; 32]],
+    ) -> Result<(), StoreError> {
+        let wiped = self.release_slots(w, slots);
+        for id in gone {
+            if let Err(e) = self.files.remove(id) {
+                tracing::warn!(error = %e, "could not remove a chunk file; the next open will");
+            }
+        }
+        wiped
+    }
+
+    /// Removes the chunk file of message `id` if no such message exists
+    /// (a chunk was written to it while the message was deleted). The
+    /// caller holds the writer lock.
+    fn remove_orphan_file(&self, id: &[u8; 32]) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(MESSAGES)?.get(id)?.is_none() {
+            self.files.remove(id)?;
+        }
+        Ok(())
     }
 
     /// Wipes the slots of messages a committed transaction deleted and

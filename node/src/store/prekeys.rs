@@ -26,7 +26,7 @@ impl RelayStore {
             let mut t = Tables::open(&txn)?;
             apply_certificate(&mut t, cert, self.limits.max_identities)?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -108,7 +108,7 @@ impl RelayStore {
             rec.one_time -= drop.len() as u32;
             t.identities.insert(&id, rec.encode().as_slice())?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -174,7 +174,7 @@ impl RelayStore {
             };
         }
         if changed {
-            txn.commit()?;
+            self.commit(txn)?;
         }
         Ok(Some(bundle))
     }

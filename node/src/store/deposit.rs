@@ -329,7 +329,9 @@ impl RelayStore {
             Err(StoreError::NotFound(_)) => return Err(StoreError::NotFound("message")),
             r => r?,
         };
-        let manifest = open_manifest(&txn.open_table(MANIFESTS)?, id, &key)?;
+        let manifest = self.manifests.get_or_load(id, &meta.manifest_hash, || {
+            open_manifest(&txn.open_table(MANIFESTS)?, id, &key)
+        })?;
         let Some(chunk) = manifest.check_chunk(index, bytes) else {
             return Err(StoreError::Conflict(
                 "the chunk does not match the manifest",

@@ -105,6 +105,7 @@ mod fileio;
 mod hold;
 pub(crate) mod keyfile;
 mod limits;
+mod manifest_cache;
 mod outcome;
 mod prekeys;
 mod records;
@@ -148,6 +149,8 @@ pub struct RelayStore {
     files: chunk_files::ChunkFiles,
     /// Chunk uploads waiting for a shared transaction.
     batches: chunk_batch::ChunkBatches,
+    /// Manifests of the clips being uploaded, decoded.
+    manifests: manifest_cache::ManifestCache,
 }
 
 /// State only the (single) writer touches.
@@ -197,6 +200,7 @@ impl RelayStore {
             lazy_chunks: false,
             files: chunk_files::ChunkFiles::new(dir),
             batches: chunk_batch::ChunkBatches::default(),
+            manifests: manifest_cache::ManifestCache::default(),
         };
         store.reconcile(slots)?;
         Ok(store)

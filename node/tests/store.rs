@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use mayfly_node::store::{
-    CHUNK_DIR_NAME, KEY_FILE_HEADER_LEN, KEY_FILE_NAME, KEY_SLOT_LEN, RelayStore, StoreError,
-    StoreLimits,
+    CHUNK_DIR_NAME, DEFERRED_ROWS_PER_UPLOAD, KEY_FILE_HEADER_LEN, KEY_FILE_NAME, KEY_SLOT_LEN,
+    MAX_DEFERRED_UPLOADS, RelayStore, StoreError, StoreLimits,
 };
 use mayfly_protocol::mailbox::ErrorCode;
 use mayfly_protocol::*;
@@ -1541,6 +1541,163 @@ fn chunk_files_of_deleted_messages_are_removed_at_the_next_open() {
     // A file shorter than its rows say is corruption, not a panic.
     std::fs::write(chunk_dir.join(hex(&c.id().0)), b"short").unwrap();
     assert_eq!(code(store.get_chunk(&h, 0, 0)), ErrorCode::Internal);
+}
+
+/// A client's personal store: lazy chunk commits and chunk files.
+fn personal(dir: &Path, seed: u64, parties: &[&Party]) -> RelayStore {
+    let store = open(dir, StoreLimits::default(), seed)
+        .with_lazy_chunk_commits()
+        .with_chunk_files();
+    for p in parties {
+        store.record_certificate(p.device.certificate()).unwrap();
+    }
+    store
+}
+
+#[test]
+fn a_personal_store_writes_chunk_rows_per_clip_and_loses_none_it_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(34);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let (c, d) = (clip(THREE_CHUNKS, &mut r), clip(THREE_CHUNKS, &mut r));
+    let (env_c, env_d) = (
+        envelope(&c, &alice, &bob, &mut r),
+        envelope(&d, &alice, &bob, &mut r),
+    );
+    let hc = c.manifest().chunk_hashes();
+    {
+        let store = personal(dir.path(), 1006, &[&bob]);
+        store
+            .deposit(&bob.key(), &env_c, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        for i in 0..2 {
+            assert!(
+                store
+                    .put_chunk(&c.id(), i, &c.chunks[i as usize])
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        // Answered, and held: their rows wait, so GetChunk does not serve
+        // them yet, but a resumed upload is not asked for them again.
+        assert_eq!(store.stats().unwrap().chunks, 0);
+        assert_eq!(code(store.get_chunk(&hc[0], 0, 0)), ErrorCode::NotFound);
+        let again = store
+            .deposit(&bob.key(), &env_c, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        assert_eq!(again.missing, [2]);
+        // A chunk sent twice changes nothing.
+        store.put_chunk(&c.id(), 1, &c.chunks[1]).unwrap();
+        // The last one writes every row, durably, and lists the clip.
+        assert_eq!(
+            store.put_chunk(&c.id(), 2, &c.chunks[2]).unwrap(),
+            [(bob.key(), 1)]
+        );
+        assert_eq!(store.stats().unwrap().chunks, 3);
+        for (i, h) in hc.iter().enumerate() {
+            assert_eq!(store.get_chunk(h, 0, 0).unwrap(), c.chunks[i]);
+        }
+
+        // Closing the store writes the rows still waiting.
+        store
+            .deposit(&bob.key(), &env_d, d.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        store.put_chunk(&d.id(), 0, &d.chunks[0]).unwrap();
+    }
+    let store = personal(dir.path(), 1007, &[&bob]);
+    let again = store
+        .deposit(&bob.key(), &env_d, d.manifest(), DEPOSITOR, NOW)
+        .unwrap();
+    assert_eq!(again.missing, [1, 2]);
+    let h0 = d.manifest().chunk_hashes()[0];
+    assert_eq!(store.get_chunk(&h0, 0, 0).unwrap(), d.chunks[0]);
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.len(), 1);
+
+    // A revocation while rows wait takes the clip and its file all the same.
+    let e = clip(THREE_CHUNKS, &mut r);
+    let env_e = envelope(&e, &alice, &bob, &mut r);
+    store
+        .deposit(&bob.key(), &env_e, e.manifest(), DEPOSITOR, NOW)
+        .unwrap();
+    store.put_chunk(&e.id(), 0, &e.chunks[0]).unwrap();
+    store.revoke(&e.sealed.revoke(NOW), NOW).unwrap();
+    assert_eq!(
+        code(store.put_chunk(&e.id(), 1, &e.chunks[1])),
+        ErrorCode::Revoked
+    );
+    assert!(
+        !dir.path()
+            .join(CHUNK_DIR_NAME)
+            .join(hex(&e.id().0))
+            .exists()
+    );
+    drop(store);
+    let store = personal(dir.path(), 1008, &[&bob]);
+    assert_eq!(store.stats().unwrap().messages, 2, "c and d; e is gone");
+}
+
+#[test]
+fn waiting_chunk_rows_are_bounded_per_upload_and_in_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(35);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let store = personal(dir.path(), 1009, &[&bob]);
+    // One upload: at most DEFERRED_ROWS_PER_UPLOAD rows wait.
+    let big = clip((DEFERRED_ROWS_PER_UPLOAD + 1) * 256 * 1024 + 1, &mut r);
+    let env = envelope(&big, &alice, &bob, &mut r);
+    store
+        .deposit(&bob.key(), &env, big.manifest(), DEPOSITOR, NOW)
+        .unwrap();
+    for i in 0..DEFERRED_ROWS_PER_UPLOAD - 1 {
+        store
+            .put_chunk(&big.id(), i as u32, &big.chunks[i])
+            .unwrap();
+    }
+    assert_eq!(store.stats().unwrap().chunks, 0);
+    let i = DEFERRED_ROWS_PER_UPLOAD - 1;
+    store
+        .put_chunk(&big.id(), i as u32, &big.chunks[i])
+        .unwrap();
+    assert_eq!(
+        store.stats().unwrap().chunks,
+        DEFERRED_ROWS_PER_UPLOAD as u64
+    );
+
+    // Uploads: starting one more than MAX_DEFERRED_UPLOADS writes out the
+    // least recently used (the big one, whose next chunk now waits).
+    let i = DEFERRED_ROWS_PER_UPLOAD;
+    store
+        .put_chunk(&big.id(), i as u32, &big.chunks[i])
+        .unwrap();
+    let small: Vec<Clip> = (0..MAX_DEFERRED_UPLOADS)
+        .map(|_| clip(300 * 1024, &mut r))
+        .collect();
+    for (n, c) in small.iter().enumerate() {
+        let env = envelope(c, &alice, &bob, &mut r);
+        store
+            .deposit(&bob.key(), &env, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        store.put_chunk(&c.id(), 0, &c.chunks[0]).unwrap();
+        let expect = DEFERRED_ROWS_PER_UPLOAD + usize::from(n + 1 == MAX_DEFERRED_UPLOADS);
+        assert_eq!(
+            store.stats().unwrap().chunks,
+            expect as u64,
+            "after {} uploads",
+            n + 2
+        );
+    }
+    // The evicted upload goes on as before and completes.
+    let d = store
+        .deposit(&bob.key(), &env, big.manifest(), DEPOSITOR, NOW)
+        .unwrap();
+    assert_eq!(d.missing, [DEFERRED_ROWS_PER_UPLOAD as u32 + 1]);
+    let last = big.chunks.len() - 1;
+    assert_eq!(
+        store
+            .put_chunk(&big.id(), last as u32, &big.chunks[last])
+            .unwrap(),
+        [(bob.key(), 1)]
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -85,7 +85,7 @@ impl RelayStore {
     /// Writes `batch` in one transaction. A chunk refused on its own (its
     /// message gone or revoked meanwhile) does not hold back the others; a
     /// database error fails them all.
-    fn write_chunks_txn(
+    pub(super) fn write_chunks_txn(
         &self,
         batch: &[PreparedChunk],
     ) -> Result<Vec<Result<Listed, StoreError>>, StoreError> {

@@ -5,6 +5,8 @@ use mayfly_protocol::{
     Manifest, MessageId, SigningPublicKey, UnixMillis,
 };
 use rand_chacha::ChaCha20Rng;
+use std::sync::Arc;
+
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::chunk_batch::Listed;
@@ -58,7 +60,10 @@ impl RelayStore {
             // The transaction did not commit: nothing refers to the new key.
             let _ = self.release_slots(&mut w, &[slot]);
         }
-        r
+        drop(w);
+        let mut d = r?;
+        d.missing = self.not_waiting(&manifest.message_id().0, manifest, d.missing);
+        Ok(d)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -248,10 +253,23 @@ impl RelayStore {
             return Err(StoreError::TooLarge("chunk"));
         }
         let id = id.0;
-        let Some(prepared) = self.prepare_chunk(&id, index, bytes)? else {
-            return Ok(Vec::new());
+        let (prepared, manifest) = match self.prepare_chunk(&id, index, bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                if self.defers_rows() && matches!(e, StoreError::NotFound(_) | StoreError::Revoked)
+                {
+                    self.deferred.forget(&id);
+                }
+                return Err(e);
+            }
         };
-        self.commit_chunk(prepared)
+        if self.defers_rows() {
+            return self.defer_chunk(&id, index, prepared, &manifest);
+        }
+        match prepared {
+            Some(prepared) => self.commit_chunk(prepared),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Writes a prepared chunk in the writer's transaction. The inner error
@@ -305,14 +323,15 @@ impl RelayStore {
     }
 
     /// The part of [`RelayStore::put_chunk`] that needs no lock: checks the
-    /// chunk against the manifest (in a read snapshot) and seals it. `None`
-    /// when the chunk is already stored.
+    /// chunk against the manifest (in a read snapshot) and seals it or
+    /// writes it to its chunk file. `None` when the chunk is already
+    /// stored; with the manifest.
     fn prepare_chunk(
         &self,
         id: &[u8; 32],
         index: u32,
         bytes: &[u8],
-    ) -> Result<Option<PreparedChunk>, StoreError> {
+    ) -> Result<(Option<PreparedChunk>, Arc<Manifest>), StoreError> {
         let txn = self.db.begin_read()?;
         if txn.open_table(TOMBSTONES)?.get(id)?.is_some() {
             return Err(StoreError::Revoked);
@@ -340,7 +359,7 @@ impl RelayStore {
         let hash = *chunk.hash();
         let (chunks, tails) = (txn.open_table(CHUNKS)?, txn.open_table(CHUNK_TAILS)?);
         if chunk_rows::contains(&chunks, &tails, &hash, bytes.len(), self.in_files())? {
-            return Ok(None);
+            return Ok((None, manifest));
         }
         drop((chunks, tails));
         drop(txn);
@@ -354,20 +373,24 @@ impl RelayStore {
             key.seal_into(T_CHUNKS, &hash, bytes, nonce, &mut r)?;
             (ChunkForm::Sealed, r)
         };
-        Ok(Some(PreparedChunk {
+        let prepared = PreparedChunk {
             id: *id,
+            index,
             len: bytes.len(),
             hash,
             key,
             form,
             record,
-        }))
+        };
+        Ok((Some(prepared), manifest))
     }
 }
 
 /// A chunk checked against its manifest and ready to write.
 pub(super) struct PreparedChunk {
     pub(super) id: [u8; 32],
+    /// Its index in the manifest it was checked against.
+    index: u32,
     /// Length of the chunk as uploaded.
     len: usize,
     hash: [u8; 32],
@@ -379,6 +402,11 @@ pub(super) struct PreparedChunk {
 }
 
 impl PreparedChunk {
+    /// Its index in the manifest it was checked against.
+    pub(super) fn index(&self) -> u32 {
+        self.index
+    }
+
     /// Whether the chunk's bytes were written to its message's chunk file.
     pub(super) fn in_file(&self) -> bool {
         self.form == ChunkForm::InFile

@@ -29,7 +29,8 @@ impl RelayStore {
             // The transaction did not commit: nothing refers to the new key.
             let _ = self.release_slots(&mut w, &[slot]);
         }
-        r
+        drop(w);
+        Ok(self.not_waiting(&manifest.message_id().0, manifest, r?))
     }
 
     fn hold_txn(

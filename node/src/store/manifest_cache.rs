@@ -18,8 +18,11 @@ pub(super) type ManifestCache = Mru<Manifest>;
 #[derive(Debug)]
 pub(super) struct Mru<T> {
     /// Most recently used last; at most [`CAPACITY`].
-    entries: Mutex<Vec<([u8; 32], [u8; 32], Arc<T>)>>,
+    entries: Mutex<Vec<Entry<T>>>,
 }
+
+/// `(id, hash, value)`.
+type Entry<T> = ([u8; 32], [u8; 32], Arc<T>);
 
 impl<T> Default for Mru<T> {
     fn default() -> Self {

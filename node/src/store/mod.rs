@@ -97,6 +97,7 @@ mod chunk_batch;
 mod chunk_files;
 mod chunk_rows;
 mod crypt;
+mod deferred;
 mod deposit;
 mod erase;
 mod error;
@@ -118,6 +119,7 @@ use rand_chacha::ChaCha20Rng;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use chunk_files::CHUNK_DIR_NAME;
+pub use deferred::{DEFERRED_ROWS_PER_UPLOAD, MAX_DEFERRED_UPLOADS};
 pub use error::StoreError;
 pub use keyfile::{KEY_FILE_HEADER_LEN, KEY_FILE_MAGIC, KEY_FILE_NAME, KEY_SLOT_LEN};
 pub use limits::StoreLimits;
@@ -151,6 +153,8 @@ pub struct RelayStore {
     batches: chunk_batch::ChunkBatches,
     /// Manifests of the clips being uploaded, decoded.
     manifests: manifest_cache::ManifestCache,
+    /// Chunk rows waiting to be written ([`deferred`]).
+    deferred: deferred::Deferred,
 }
 
 /// State only the (single) writer touches.
@@ -201,6 +205,7 @@ impl RelayStore {
             files: chunk_files::ChunkFiles::new(dir),
             batches: chunk_batch::ChunkBatches::default(),
             manifests: manifest_cache::ManifestCache::default(),
+            deferred: deferred::Deferred::default(),
         };
         store.reconcile(slots)?;
         Ok(store)
@@ -445,6 +450,16 @@ impl RelayStore {
         self.keys
             .key_for(slot, id)?
             .ok_or_else(|| StoreError::corrupt("a message's data key is missing"))
+    }
+}
+
+impl Drop for RelayStore {
+    /// Writes the chunk rows still waiting ([`deferred`]), durably, so
+    /// that closing the store loses no chunk it answered.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_deferred() {
+            tracing::warn!(error = %e, "could not write waiting chunk rows at close");
+        }
     }
 }
 

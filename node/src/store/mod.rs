@@ -218,6 +218,9 @@ impl RelayStore {
     /// may be lost. For a client's own store of direct deliveries, whose
     /// sender falls back to a relay when the upload breaks; a relay, whose
     /// acknowledgements must mean durable (RELAY.md §5.2), keeps the default.
+    /// With [`RelayStore::with_chunk_files`] too, the rows of an upload's
+    /// chunks are also written together rather than one transaction per
+    /// chunk (`deferred`; RELAY.md §8).
     pub fn with_lazy_chunk_commits(mut self) -> Self {
         self.lazy_chunks = true;
         self
@@ -454,7 +457,7 @@ impl RelayStore {
 }
 
 impl Drop for RelayStore {
-    /// Writes the chunk rows still waiting ([`deferred`]), durably, so
+    /// Writes the chunk rows still waiting (`deferred`), durably, so
     /// that closing the store loses no chunk it answered.
     fn drop(&mut self) {
         if let Err(e) = self.flush_deferred() {

@@ -6,17 +6,22 @@
 //! answered at once, and its row waits in memory with the others of its
 //! upload. The rows are written together when the upload has every chunk
 //! it was missing (durably, with the file: that transaction lists the
-//! clip), when [`DEFERRED_ROWS_PER_UPLOAD`] are waiting, when the upload is evicted to make
-//! room for another, and when the store is dropped. A crash loses the
-//! waiting rows, as lazy commits may lose any chunk not yet made durable;
-//! the sender resumes or falls back to the relays.
+//! clip), when [`DEFERRED_ROWS_PER_UPLOAD`] are waiting, when the upload is
+//! evicted to make room for another, and when the store is dropped. A
+//! crash loses the waiting rows, as lazy commits may lose any chunk not
+//! yet made durable; the sender resumes or falls back to the relays.
 //!
 //! Completion is tracked per upload: when an upload is first seen, the
 //! chunks its manifest names that have no row are its missing set, read
-//! under this module's lock; each chunk accepted leaves the set. Every
-//! chunk accepted into an upload is written before the upload is dropped,
-//! except when its message has been deleted, so a missing set read later
-//! for the same message is never stale.
+//! under this module's lock; each chunk accepted leaves the set. The rows
+//! of an evicted upload are written under that lock (if that fails, the
+//! upload stays and the one that wanted its place is refused), so a
+//! missing set read later for the same message is not stale. A completed
+//! upload is dropped just before its rows are written; a chunk of it that
+//! arrives again in between starts an upload that can only wait for
+//! chunks already written, and is evicted in time. When writing rows
+//! fails, the chunk whose call wrote them gets the error, so its sender
+//! stops and falls back to the relays.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -57,7 +62,8 @@ struct Upload {
     /// By manifest index: whether the chunk is still missing.
     missing: Vec<bool>,
     remaining: usize,
-    /// Accepted chunks whose rows are not written yet (at most `DEFERRED_ROWS_PER_UPLOAD`).
+    /// Accepted chunks whose rows are not written yet (at most
+    /// [`DEFERRED_ROWS_PER_UPLOAD`]).
     waiting: Vec<PreparedChunk>,
     used: u64,
 }
@@ -81,8 +87,8 @@ impl RelayStore {
 
     /// Accepts chunk `index` of message `id` (checked; `chunk` is `None`
     /// when it already has a row) into its upload, and writes the waiting
-    /// rows when the upload is complete or `DEFERRED_ROWS_PER_UPLOAD` wait. Returns what
-    /// writing them listed; an error refuses this chunk.
+    /// rows when the upload is complete or [`DEFERRED_ROWS_PER_UPLOAD`]
+    /// wait. Returns what writing them listed; an error refuses this chunk.
     pub(super) fn defer_chunk(
         &self,
         id: &[u8; 32],
@@ -182,10 +188,16 @@ impl RelayStore {
         else {
             return Ok(());
         };
-        if let Some(upload) = s.uploads.remove(&oldest)
-            && !upload.waiting.is_empty()
+        let Some(upload) = s.uploads.remove(&oldest) else {
+            return Ok(());
+        };
+        if !upload.waiting.is_empty()
+            && let Err(e) = self.write_chunks_txn(&upload.waiting)
         {
-            self.write_chunks_txn(&upload.waiting)?;
+            // Its chunks were answered: it stays, to be written later,
+            // and the upload that wanted its place is refused.
+            s.uploads.insert(oldest, upload);
+            return Err(e);
         }
         Ok(())
     }

@@ -21,10 +21,6 @@ fn now() -> UnixMillis {
     UnixMillis(ms)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn via_text(via: &Via) -> String {
     match via {
         Via::Direct => "direct".into(),
@@ -48,7 +44,7 @@ pub fn init(dir: &Path, name: String, relays: Vec<String>, json: bool) -> anyhow
         &mut rng,
     )?;
     let card = home.card()?;
-    let identity = hex(&home.identity().public().to_bytes());
+    let identity = hex::encode(home.identity().public().to_bytes());
     let has_relays = !home.profile().relays.is_empty();
     drop(home);
     // Register at the relays now (log in, publish prekeys), so that contacts
@@ -113,7 +109,7 @@ pub fn contact_add(dir: &Path, text: &str, json: bool) -> anyhow::Result<()> {
     let sn = safety_number(&home.identity().public(), &card.identity_key());
     print(
         json,
-        json!({"name": contact.name, "identity": hex(&card.identity_key().to_bytes()), "safety_number": sn}),
+        json!({"name": contact.name, "identity": hex::encode(card.identity_key().to_bytes()), "safety_number": sn}),
         || format!("added {}\nsafety number: {sn}", contact.name),
     );
     Ok(())
@@ -129,7 +125,7 @@ pub fn contact_list(dir: &Path, json: bool) -> anyhow::Result<()> {
         .map(|c| {
             json!({
                 "name": c.name,
-                "identity": hex(&c.card.identity_key().to_bytes()),
+                "identity": hex::encode(c.card.identity_key().to_bytes()),
                 "device_serial": c.certificate.serial(),
                 "safety_number": safety_number(&me, &c.card.identity_key()),
             })
@@ -142,7 +138,7 @@ pub fn contact_list(dir: &Path, json: bool) -> anyhow::Result<()> {
                 format!(
                     "{}  {}",
                     c.name,
-                    &hex(&c.card.identity_key().to_bytes())[..16]
+                    &hex::encode(c.card.identity_key().to_bytes())[..16]
                 )
             })
             .collect::<Vec<_>>()
@@ -177,7 +173,7 @@ pub fn invite_accept(dir: &Path, text: &str, json: bool) -> anyhow::Result<()> {
         client.shutdown().await;
         print(
             json,
-            json!({"name": contact.name, "identity": hex(&contact.card.identity_key().to_bytes())}),
+            json!({"name": contact.name, "identity": hex::encode(contact.card.identity_key().to_bytes())}),
             || {
                 format!(
                     "added {}; they will add you when they next sync",
@@ -325,7 +321,7 @@ pub fn inbox(dir: &Path, offline: bool, json: bool) -> anyhow::Result<()> {
             names
                 .get(k)
                 .cloned()
-                .unwrap_or_else(|| format!("unknown {}", &hex(&k.to_bytes())[..8]))
+                .unwrap_or_else(|| format!("unknown {}", &hex::encode(k.to_bytes())[..8]))
         };
         let kind = |k: ClipKind| match k {
             ClipKind::Clip => "clip",
@@ -563,10 +559,10 @@ fn print_event(e: &Event, json: bool) {
             format!("{name} accepted your invite"),
         ),
         Event::ContactUpdated { identity } => (
-            json!({"event": "contact_updated", "identity": hex(&identity.to_bytes())}),
+            json!({"event": "contact_updated", "identity": hex::encode(identity.to_bytes())}),
             format!(
                 "contact {} has a new device",
-                &hex(&identity.to_bytes())[..8]
+                &hex::encode(identity.to_bytes())[..8]
             ),
         ),
         Event::DeviceReplaced => (

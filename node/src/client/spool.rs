@@ -29,7 +29,7 @@ impl Spool {
         std::fs::create_dir_all(dir).map_err(|e| ClientError::io("creating the spool", e))?;
         let mut name = [0u8; 16];
         rand_core::Rng::fill_bytes(rng, &mut name);
-        let path = dir.join(format!("{}.chunks", hex(&name)));
+        let path = dir.join(format!("{}.chunks", hex::encode(name)));
         let mut out = File::create(&path).map_err(|e| ClientError::io("creating the spool", e))?;
         let spool_err = |e| ClientError::io("writing the spool", e);
         let sealed = seal_reader(header, content, |_, chunk| out.write_all(chunk), rng);
@@ -60,10 +60,6 @@ impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(unix)]

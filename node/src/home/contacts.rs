@@ -10,10 +10,6 @@ use super::{Home, HomeError};
 /// Fewest hex characters of an identity key that [`Home::find_contact`] matches.
 pub const MIN_KEY_PREFIX: usize = 4;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Home {
     /// Adds the contact `card` speaks for, or updates it: a card whose
     /// certificate is not older than the stored card's replaces it (and its
@@ -93,7 +89,7 @@ impl Home {
         if q.len() >= MIN_KEY_PREFIX && q.bytes().all(|b| b.is_ascii_hexdigit()) {
             let by_key = all
                 .into_iter()
-                .filter(|c| hex(&c.card.identity_key().to_bytes()).starts_with(&q))
+                .filter(|c| hex::encode(c.card.identity_key().to_bytes()).starts_with(&q))
                 .collect();
             if let Some(r) = pick(by_key) {
                 return r;

@@ -31,7 +31,7 @@ use redb::ReadableDatabase;
 
 use super::chunk_batch::Listed;
 use super::chunk_rows;
-use super::deposit::PreparedChunk;
+use super::deposit::{Checked, PreparedChunk};
 use super::tables::{CHUNK_TAILS, CHUNKS};
 use super::{RelayStore, StoreError};
 
@@ -85,18 +85,21 @@ impl RelayStore {
         self.lazy_chunks && self.files.writing()
     }
 
-    /// Accepts chunk `index` of message `id` (checked; `chunk` is `None`
-    /// when it already has a row) into its upload, and writes the waiting
+    /// Accepts chunk `index` of message `id` (`checked`: its chunk is
+    /// `None` when it already has a row) into its upload, and writes the waiting
     /// rows when the upload is complete or [`DEFERRED_ROWS_PER_UPLOAD`]
     /// wait. Returns what writing them listed; an error refuses this chunk.
     pub(super) fn defer_chunk(
         &self,
         id: &[u8; 32],
         index: u32,
-        chunk: Option<PreparedChunk>,
-        manifest: &Manifest,
+        checked: Checked,
     ) -> Result<Listed, StoreError> {
-        let manifest_hash = manifest.hash();
+        let Checked {
+            chunk,
+            manifest,
+            manifest_hash,
+        } = checked;
         let mut s = self.deferred.lock();
         s.tick += 1;
         let tick = s.tick;
@@ -108,7 +111,7 @@ impl RelayStore {
             if s.uploads.len() >= MAX_DEFERRED_UPLOADS && !s.uploads.contains_key(id) {
                 self.evict_oldest(&mut s)?;
             }
-            let missing = self.missing_rows(manifest)?;
+            let missing = self.missing_rows(&manifest)?;
             let remaining = missing.iter().filter(|&&m| m).count();
             let upload = Upload {
                 manifest_hash,

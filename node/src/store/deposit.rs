@@ -16,9 +16,9 @@ use super::erase::{get_identity, get_meta};
 use super::records::{EnvelopeMeta, MessageMeta};
 use super::tables::{
     CHUNK_TAILS, CHUNKS, MANIFESTS, MESSAGES, RESERVED_BYTES, STORED_BYTES, T_CHUNKS, T_ENVELOPES,
-    T_MANIFESTS, TOMBSTONES, Tables,
+    T_MANIFESTS, TOMBSTONES, Tables, seconds,
 };
-use super::{Deposited, FF32, RelayStore, StoreError, Writer, ZERO32};
+use super::{Deposited, RelayStore, StoreError, Writer};
 
 impl RelayStore {
     /// Records `envelope` for `mailbox`, with the clip's `manifest`, on
@@ -253,7 +253,7 @@ impl RelayStore {
             return Err(StoreError::TooLarge("chunk"));
         }
         let id = id.0;
-        let (prepared, manifest) = match self.prepare_chunk(&id, index, bytes) {
+        let checked = match self.prepare_chunk(&id, index, bytes) {
             Ok(p) => p,
             Err(e) => {
                 if self.defers_rows() && matches!(e, StoreError::NotFound(_) | StoreError::Revoked)
@@ -264,9 +264,9 @@ impl RelayStore {
             }
         };
         if self.defers_rows() {
-            return self.defer_chunk(&id, index, prepared, &manifest);
+            return self.defer_chunk(&id, index, checked);
         }
-        match prepared {
+        match checked.chunk {
             Some(prepared) => self.commit_chunk(prepared),
             None => Ok(Vec::new()),
         }
@@ -303,11 +303,7 @@ impl RelayStore {
         }
         chunk_rows::put(t, &h, &chunk.record)?;
         t.add_counter(STORED_BYTES, chunk.len as i128)?;
-        let holders: Vec<[u8; 32]> = t
-            .chunk_refs
-            .range((&h, &ZERO32)..=(&h, &FF32))?
-            .map(|r| r.map(|(k, _)| *k.value().1))
-            .collect::<Result<_, _>>()?;
+        let holders = seconds(&t.chunk_refs, &h)?;
         let mut listed = Vec::new();
         for x in &holders {
             let Some(mut m) = get_meta(t, x)? else {
@@ -324,14 +320,13 @@ impl RelayStore {
 
     /// The part of [`RelayStore::put_chunk`] that needs no lock: checks the
     /// chunk against the manifest (in a read snapshot) and seals it or
-    /// writes it to its chunk file. `None` when the chunk is already
-    /// stored; with the manifest.
+    /// writes it to its chunk file (no chunk when it is already stored).
     fn prepare_chunk(
         &self,
         id: &[u8; 32],
         index: u32,
         bytes: &[u8],
-    ) -> Result<(Option<PreparedChunk>, Arc<Manifest>), StoreError> {
+    ) -> Result<Checked, StoreError> {
         let txn = self.db.begin_read()?;
         if txn.open_table(TOMBSTONES)?.get(id)?.is_some() {
             return Err(StoreError::Revoked);
@@ -359,7 +354,11 @@ impl RelayStore {
         let hash = *chunk.hash();
         let (chunks, tails) = (txn.open_table(CHUNKS)?, txn.open_table(CHUNK_TAILS)?);
         if chunk_rows::contains(&chunks, &tails, &hash, bytes.len(), self.in_files())? {
-            return Ok((None, manifest));
+            return Ok(Checked {
+                chunk: None,
+                manifest,
+                manifest_hash: meta.manifest_hash,
+            });
         }
         drop((chunks, tails));
         drop(txn);
@@ -382,8 +381,21 @@ impl RelayStore {
             form,
             record,
         };
-        Ok((Some(prepared), manifest))
+        Ok(Checked {
+            chunk: Some(prepared),
+            manifest,
+            manifest_hash: meta.manifest_hash,
+        })
     }
+}
+
+/// What [`RelayStore::put_chunk`] checked a chunk against, and the chunk
+/// ready to write (`None` when it is already stored).
+pub(super) struct Checked {
+    pub(super) chunk: Option<PreparedChunk>,
+    pub(super) manifest: Arc<Manifest>,
+    /// The stored manifest's hash, as its message records it.
+    pub(super) manifest_hash: [u8; 32],
 }
 
 /// A chunk checked against its manifest and ready to write.
@@ -502,11 +514,7 @@ fn list_pending(
     id: &[u8; 32],
     meta: &mut MessageMeta,
 ) -> Result<Vec<(SigningPublicKey, u64)>, StoreError> {
-    let mailboxes: Vec<[u8; 32]> = t
-        .message_envelopes
-        .range((id, &ZERO32)..=(id, &FF32))?
-        .map(|r| r.map(|(k, _)| *k.value().1))
-        .collect::<Result<_, _>>()?;
+    let mailboxes = seconds(&t.message_envelopes, id)?;
     let mut out = Vec::new();
     for mb in &mailboxes {
         let raw = t

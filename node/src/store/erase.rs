@@ -10,7 +10,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::chunk_rows::{self, ChunkForm};
 use super::crypt::{SEAL_OVERHEAD, random_nonce};
 use super::records::{EnvelopeMeta, IdentityRecord, MessageMeta};
-use super::tables::{RESERVED_BYTES, STORED_BYTES, T_CHUNKS, Tables};
+use super::tables::{RESERVED_BYTES, STORED_BYTES, T_CHUNKS, Tables, seconds};
 use super::{CollectStats, FF32, RelayStore, StoreError, ZERO32};
 
 impl RelayStore {
@@ -241,19 +241,11 @@ impl RelayStore {
         let Some(meta) = get_meta(t, id)? else {
             return Ok(None);
         };
-        let mailboxes: Vec<[u8; 32]> = t
-            .message_envelopes
-            .range((id, &ZERO32)..=(id, &FF32))?
-            .map(|r| r.map(|(k, _)| *k.value().1))
-            .collect::<Result<_, _>>()?;
+        let mailboxes = seconds(&t.message_envelopes, id)?;
         for mb in &mailboxes {
             remove_envelope(t, mb, id)?;
         }
-        let hashes: Vec<[u8; 32]> = t
-            .message_chunks
-            .range((id, &ZERO32)..=(id, &FF32))?
-            .map(|r| r.map(|(k, _)| *k.value().1))
-            .collect::<Result<_, _>>()?;
+        let hashes = seconds(&t.message_chunks, id)?;
         // `None` when the key is lost (see `RelayStore::reconcile`).
         let key = keys.key_for(meta.slot, id)?;
         for h in &hashes {
@@ -327,11 +319,7 @@ impl RelayStore {
 fn drop_chunk(t: &mut Tables, h: &[u8; 32], len: usize) -> Result<(), StoreError> {
     chunk_rows::remove(t, h)?;
     t.add_counter(STORED_BYTES, -(len as i128))?;
-    let holders: Vec<[u8; 32]> = t
-        .chunk_refs
-        .range((h, &ZERO32)..=(h, &FF32))?
-        .map(|r| r.map(|(k, _)| *k.value().1))
-        .collect::<Result<_, _>>()?;
+    let holders = seconds(&t.chunk_refs, h)?;
     for x in &holders {
         if let Some(mut m) = get_meta(t, x)? {
             m.present = m.present.saturating_sub(1);

@@ -1,7 +1,7 @@
 //! The redb tables. Keys are plaintext (ids, mailboxes, sequence numbers,
 //! times); every envelope, manifest and chunk value is sealed (see `crypt`).
 
-use redb::{Table, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use super::StoreError;
 
@@ -125,4 +125,18 @@ impl<'t> Tables<'t> {
         self.counters.insert(name, v)?;
         Ok(())
     }
+}
+
+/// The second ids of the `(first, second)` keys with this `first` in a
+/// table of id pairs (`chunk_refs`, `message_chunks`,
+/// `message_envelopes`), in order.
+pub(super) fn seconds(
+    table: &impl ReadableTable<(&'static [u8; 32], &'static [u8; 32]), ()>,
+    first: &[u8; 32],
+) -> Result<Vec<[u8; 32]>, StoreError> {
+    let (lo, hi) = (&super::ZERO32, &super::FF32);
+    Ok(table
+        .range((first, lo)..=(first, hi))?
+        .map(|r| r.map(|(k, _)| *k.value().1))
+        .collect::<Result<_, _>>()?)
 }

@@ -491,6 +491,8 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                     // When the chunk upload starts (after `DepositAccepted`)
                     // and ends, from the progress callback.
                     let marks = Arc::new(Mutex::new((None, None)));
+                    let cpu_marks = Arc::new(Mutex::new((Duration::ZERO, Duration::ZERO)));
+                    let cm = cpu_marks.clone();
                     let m = marks.clone();
                     let options = SendOptions {
                         progress: Arc::new(move |p| {
@@ -498,9 +500,11 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                             match p {
                                 Progress::Start { label, .. } if label.contains("direct") => {
                                     m.0 = Some(Instant::now());
+                                    cm.lock().unwrap_or_else(|e| e.into_inner()).0 = process_cpu();
                                 }
                                 Progress::Finish { label } if label.contains("direct") => {
                                     m.1 = Some(Instant::now());
+                                    cm.lock().unwrap_or_else(|e| e.into_inner()).1 = process_cpu();
                                 }
                                 _ => {}
                             }
@@ -537,6 +541,11 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                     let at = carol.revoked(id).await?;
                     big_revoke.push(at.saturating_duration_since(t_rev));
                     let direct = matches!(d.via, Via::Direct);
+                    let (c0, c1) = *cpu_marks.lock().unwrap_or_else(|e| e.into_inner());
+                    eprintln!(
+                        "  cpu {v:?} chunk upload: {:.0} ms of CPU",
+                        ms(c1.saturating_sub(c0))
+                    );
                     println!(
                         "  round {round} {:?}: elapsed {:.1} ms (chunk upload {}) via {}, send_file total {:.1} ms (outside elapsed {:.1} ms), carol's open {:.1} ms (local: {})",
                         v,

@@ -158,11 +158,16 @@ pub async fn write_frame<T: AsyncWrite + Unpin, M: Codec>(
             format!("message of {len} bytes does not fit a frame"),
         ));
     }
-    // The length, the head, then a chunk straight from the message: the
-    // chunk is never copied into a frame buffer.
-    io.write_all(&(len as u32).to_be_bytes()).await?;
-    io.write_all(&head).await?;
-    io.write_all(tail).await?;
+    // The length and the head in one write, then a chunk straight from the
+    // message: the chunk is never copied into a frame buffer, and a frame
+    // is at most two writes (each write is a muxer frame on the wire).
+    let mut first = Vec::with_capacity(4 + head.len());
+    first.extend_from_slice(&(len as u32).to_be_bytes());
+    first.extend_from_slice(&head);
+    io.write_all(&first).await?;
+    if !tail.is_empty() {
+        io.write_all(tail).await?;
+    }
     io.flush().await
 }
 

@@ -214,6 +214,77 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// `SAMPLE` followed by a top-level `free` box, `len` bytes in all: a clip
+/// of several chunks.
+fn padded_sample(dir: &std::path::Path, len: usize) -> std::path::PathBuf {
+    let mut clip = std::fs::read(SAMPLE).unwrap();
+    let pad = len - clip.len();
+    clip.extend_from_slice(&u32::try_from(pad).unwrap().to_be_bytes());
+    clip.extend_from_slice(b"free");
+    clip.resize(len, 0);
+    let path = dir.join("padded.mp4");
+    std::fs::write(&path, clip).unwrap();
+    path
+}
+
+#[test]
+fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(&dir.path().join("relay")).await;
+        let mut alice = Person::create(dir.path(), "alice", &relay.address, 1);
+        let mut bob = Person::create(dir.path(), "bob", &relay.address, 2);
+        befriend(&alice, &bob);
+        // 40 chunks: more than the lookahead, so chunks arrive out of order.
+        let len = 10 << 20;
+        let clip = padded_sample(dir.path(), len);
+        bob.online(ClientConfig::default()).await;
+        bob.offline().await;
+        alice.online(ClientConfig::default()).await;
+        let report = alice
+            .client()
+            .send_file(&[identity(&bob)], &clip, SendOptions::default())
+            .await
+            .unwrap();
+        assert!(matches!(report.delivered[0].via, Via::Relay { .. }));
+        let id = report.message_id;
+        // The relay helps from the start: alice's device and the relay both
+        // serve (the lead is asked for chunk 0, the relay for chunk 1).
+        bob.online(ClientConfig {
+            helpers_after: std::time::Duration::ZERO,
+            ..ClientConfig::default()
+        })
+        .await;
+        bob.wait(|e| {
+            matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
+        })
+        .await;
+        let (sink, written) = Collect::new();
+        let opened = bob
+            .client()
+            .open(
+                &id,
+                OpenTarget::Writer(Box::new(sink)),
+                mayfly_node::client::progress_none(),
+            )
+            .await
+            .unwrap();
+        let chunks = opened.chunk_latencies.len();
+        assert_eq!((opened.bytes, chunks), (len as u64, 40));
+        assert!(
+            (1..chunks).contains(&opened.peer_chunks),
+            "{} of {chunks} chunks from alice's device",
+            opened.peer_chunks
+        );
+        assert!(
+            written.take() == std::fs::read(&clip).unwrap(),
+            "played out of order"
+        );
+        alice.offline().await;
+        bob.offline().await;
+    });
+}
+
 /// Opens `id` into a sink and returns the report.
 async fn open_report(
     p: &Person,

@@ -27,6 +27,10 @@ pub struct ClientConfig {
     /// chunks from the sender's device, if the sender is a contact and
     /// online (RELAY.md §8). The sender then learns this device's address.
     pub fetch_from_sender: bool,
+    /// How long the sender's device may go without delivering the next
+    /// chunk of a clip being opened before the relay is asked for chunks
+    /// too (both then serve at once). Zero: both from the start.
+    pub helpers_after: Duration,
     /// How long to wait for a peer to answer a dial.
     pub dial_timeout: Duration,
     /// How long one request may take.
@@ -58,6 +62,7 @@ impl Default for ClientConfig {
             direct: true,
             serve_sent: true,
             fetch_from_sender: true,
+            helpers_after: Duration::from_secs(1),
             dial_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             pipeline: 8,

@@ -34,6 +34,7 @@ mod deliver;
 mod error;
 mod event;
 mod event_loop;
+mod fetch;
 mod held;
 mod ingest;
 mod init;

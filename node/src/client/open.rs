@@ -5,22 +5,27 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use libp2p::PeerId;
 use mayfly_protocol::mailbox::{Request, Response};
-use mayfly_protocol::{ClipHeader, ClipOpener, MessageId, SigningPublicKey};
+use mayfly_protocol::{
+    ChunkHash, ClipHeader, ClipOpener, Manifest, MessageId, SigningPublicKey, VerifiedChunk,
+};
+use tokio::sync::Notify;
 
+use super::fetch::{Next, Schedule};
 use super::ingest::ChunkSource;
-use super::inner::{Inner, card_relays, unexpected};
+use super::inner::{Inner, card_relays, lock, unexpected};
 use super::peer;
 use super::progress::{Progress, ProgressFn};
 use super::{Client, ClientError};
 use crate::home::Source;
-use crate::net::NetError;
-use crate::net::chunks::{self, SendError};
+use crate::net::chunks;
 
 /// Longest an open waits to reach the sender's device before it fetches
 /// from the relay instead: an unreachable address would otherwise hold up
@@ -110,16 +115,13 @@ impl Inner {
             label: label.clone(),
             total: received.header.content_len,
         });
-        let hashes = received.manifest.chunk_hashes().to_vec();
+        let manifest = &received.manifest;
+        let hashes = manifest.chunk_hashes();
         let mut latencies = Vec::with_capacity(hashes.len());
         let mut written = 0u64;
-        // Checks, decrypts and writes out chunk `index`, which arrived at
+        // Decrypts and writes out the next chunk, checked, which arrived at
         // `arrived`.
-        let mut take = |index: u32, bytes: Vec<u8>, arrived: Instant| {
-            let chunk = received
-                .manifest
-                .check_chunk(index, &bytes)
-                .ok_or(mayfly_protocol::Error::Decrypt)?;
+        let mut play = |chunk: VerifiedChunk<'_>, arrived: Instant| {
             let plain = opener.open_verified(chunk)?;
             out.write_all(plain)
                 .and_then(|()| out.flush())
@@ -132,55 +134,51 @@ impl Inner {
             });
             Ok::<_, ClientError>(())
         };
-        let mut done = 0;
         let mut peer_chunks = 0;
+        // What the chunk streams left: chunks that came out of order, and
+        // where the requests below start.
+        let mut left = None;
         if let ChunkSource::Remote(relay) = source {
-            // From the sender's device first, while it is online and has
-            // them; whatever it does not serve comes from the relay.
+            // From the sender's device, while it is online and has them,
+            // with the relay's help if it stalls; what neither stream
+            // delivers, from the relay by requests below.
             let sender = match self.config.fetch_from_sender {
                 true => self.sender_device(&received.sender).await,
                 false => None,
             };
-            if let Some(sender) = sender {
-                let (n, failed) = self.stream_chunks(sender, &hashes, &mut take).await?;
-                if let Some(e) = failed {
-                    tracing::debug!(%sender, "chunks from the sender stopped: {e}");
-                }
-                (done, peer_chunks) = (n, n);
-            }
-            let (n, failed) = self
-                .stream_chunks(relay, &hashes[done..], &mut |i, bytes, at| {
-                    take(i + done as u32, bytes, at)
-                })
-                .await?;
-            done += n;
-            match failed {
-                // No chunk stream to be had, or a reset one: the rest as
-                // requests.
-                None
-                | Some(ClientError::Net(
-                    NetError::ChunkStreamsUnsupported { .. } | NetError::ChunkStream { .. },
-                ))
-                | Some(ClientError::Io { .. }) => {}
-                Some(e) => return Err(e),
-            }
+            let sources: Vec<PeerId> = sender.into_iter().chain([relay]).collect();
+            let (schedule, from_peers) = self.stream_chunks(&sources, manifest, &mut play).await?;
+            peer_chunks = from_peers;
+            left = Some(schedule);
         }
-        let mut next = hashes.iter().enumerate().skip(done);
+        let first = left.as_ref().map_or(0, |s| s.next_take()) as usize;
+        let mut next = hashes.iter().enumerate().skip(first);
         let mut fetches = FuturesOrdered::new();
         loop {
             while fetches.len() < self.config.pipeline.max(1) {
                 let Some((index, hash)) = next.next() else {
                     break;
                 };
+                let waiting = left.as_mut().and_then(|s| s.remove(index as u32));
                 fetches.push_back(async move {
-                    let r = self.fetch_chunk(source, hash).await;
-                    (index as u32, r, Instant::now())
+                    let r = match waiting {
+                        Some(arrived) => Ok((arrived.bytes, arrived.at)),
+                        None => {
+                            let bytes = self.fetch_chunk(source, hash).await;
+                            bytes.map(|b| (b, Instant::now()))
+                        }
+                    };
+                    (index as u32, r)
                 });
             }
-            let Some((index, bytes, arrived)) = fetches.next().await else {
+            let Some((index, fetched)) = fetches.next().await else {
                 break;
             };
-            take(index, bytes?, arrived)?;
+            let (bytes, arrived) = fetched?;
+            let chunk = manifest
+                .check_chunk(index, &bytes)
+                .ok_or(mayfly_protocol::Error::Decrypt)?;
+            play(chunk, arrived)?;
         }
         let header = opener.finish()?;
         progress(Progress::Finish { label });
@@ -194,66 +192,104 @@ impl Inner {
         })
     }
 
-    /// Fetches `hashes` from `peer` (a relay, or the sender's device) on one
-    /// chunk stream (`/mayfly/chunks/1`), handing each chunk to `take` as it
-    /// arrives (`take` numbers them from 0). Returns how many it handed
-    /// over, and why it stopped before the end if it did: the peer refused a
-    /// chunk, does not speak the protocol, reset the stream
-    /// ([`ClientError::Io`]) or timed out. An error of `take` itself
-    /// (writing out, a chunk that fails its check) is the outer error.
+    /// Fetches the clip's chunks from `sources` at once, one chunk stream
+    /// (`/mayfly/chunks/1`) each, and plays them in order: the first source
+    /// leads, the others help once it stalls or stops ([`fetch`]). The last
+    /// source is the relay. Returns the schedule, whose next chunk to take
+    /// is where the streams stopped (all of them, if they delivered
+    /// everything), and how many chunks came from sources other than the
+    /// relay. An error of `play` (writing out) ends the open.
     async fn stream_chunks(
         &self,
-        peer: PeerId,
-        hashes: &[mayfly_protocol::ChunkHash],
-        take: &mut impl FnMut(u32, Vec<u8>, Instant) -> Result<(), ClientError>,
-    ) -> Result<(usize, Option<ClientError>), ClientError> {
-        if hashes.is_empty() {
-            return Ok((0, None));
+        sources: &[PeerId],
+        manifest: &Manifest,
+        play: &mut (dyn FnMut(VerifiedChunk<'_>, Instant) -> Result<(), ClientError> + Send),
+    ) -> Result<(Schedule, usize), ClientError> {
+        let count = manifest.chunk_count();
+        let shared = Arc::new(Shared {
+            schedule: Mutex::new(Schedule::new(
+                0,
+                count,
+                sources.len(),
+                self.config.helpers_after,
+                Instant::now(),
+            )),
+            changed: Notify::new(),
+            failed: AtomicBool::new(false),
+            relay: sources.len() - 1,
+        });
+        let player = Mutex::new(Player {
+            play,
+            from_peers: 0,
+            error: None,
+        });
+        let runs = sources.iter().enumerate().map(|(index, &peer)| {
+            self.stream_source(Feed { index, peer }, &shared, manifest, &player)
+        });
+        futures::future::join_all(runs).await;
+        let player = player.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = player.error {
+            return Err(e);
         }
+        let schedule = std::mem::replace(
+            &mut *lock(&shared.schedule),
+            Schedule::new(count, count, 1, Duration::ZERO, Instant::now()),
+        );
+        Ok((schedule, player.from_peers))
+    }
+
+    /// One source of [`Inner::stream_chunks`]: opens its stream once it has
+    /// something to ask for, then asks and plays until the schedule has
+    /// nothing more for it. A failure only stops this source.
+    async fn stream_source(
+        &self,
+        source: Feed,
+        shared: &Arc<Shared>,
+        manifest: &Manifest,
+        player: &Mutex<Player<'_>>,
+    ) {
+        let Feed { index: me, peer } = source;
+        let Some(first) = shared.ask(me).await else {
+            return;
+        };
         let stream = match self.net.open_chunks(peer).await {
             Ok(stream) => stream,
-            Err(e) => return Ok((0, Some(e.into()))),
+            Err(e) => {
+                tracing::debug!(%peer, "no chunk stream: {e}");
+                shared.stop(me);
+                return;
+            }
         };
-        let mut done = 0;
-        let mut local_error = None;
-        let get = |i: usize| {
-            Ok(Request::GetChunk {
-                hash: hashes[i],
-                offset: 0,
-                length: 0,
-            })
+        let hashes: Arc<[ChunkHash]> = manifest.chunk_hashes().into();
+        let mut first = Some(first);
+        let next = || {
+            let (shared, hashes, first) = (shared.clone(), hashes.clone(), first.take());
+            async move {
+                let index = match first {
+                    Some(i) => Some(i),
+                    None => shared.ask(me).await,
+                };
+                Ok::<_, SourceStop>(index.map(|i| Request::GetChunk {
+                    hash: hashes[i as usize],
+                    offset: 0,
+                    length: 0,
+                }))
+            }
         };
-        let got = |i: usize, response| match response {
-            Response::Chunk { bytes } => match take(i as u32, bytes, Instant::now()) {
-                Ok(()) => {
-                    done += 1;
-                    Ok(())
-                }
-                Err(e) => {
-                    local_error = Some(e);
-                    Err(None)
-                }
-            },
-            Response::Error { code, detail } => Err(Some(ClientError::Refused {
+        let answered = |response| match response {
+            Response::Chunk { bytes } => shared.arrived(source, bytes, manifest, player),
+            Response::Error { code, detail } => Err(SourceStop::Error(ClientError::Refused {
                 peer: peer.to_string(),
                 code,
                 detail,
             })),
-            _ => Err(Some(unexpected(peer, "get chunk"))),
+            _ => Err(unexpected(peer, "get chunk").into()),
         };
-        let sent = chunks::send(stream, hashes.len(), get, got, self.config.request_timeout).await;
-        if let Some(e) = local_error {
-            return Err(e);
+        let timeout = self.config.request_timeout;
+        if let Err(e) = chunks::send_each(stream, next, answered, timeout).await {
+            tracing::debug!(%peer, "chunk stream stopped: {e}");
+            shared.stop(me);
         }
-        let failed = match sent {
-            Ok(()) => None,
-            Err(SendError::Stopped(e)) => e,
-            Err(SendError::Timeout) => Some(NetError::Timeout { peer }.into()),
-            Err(SendError::Stream(e)) => {
-                Some(ClientError::io(format!("chunk stream to {peer}"), e))
-            }
-        };
-        Ok((done, failed))
     }
 
     /// The sender's device, connected, if it is a contact and online
@@ -294,5 +330,128 @@ impl Inner {
             }
         }
         Err(last.unwrap_or(ClientError::NoRelay))
+    }
+}
+
+/// One source of a fetch: its number in the schedule and its peer.
+#[derive(Clone, Copy)]
+struct Feed {
+    /// Its number in the schedule.
+    index: usize,
+    peer: PeerId,
+}
+
+/// What the sources of one fetch share.
+struct Shared {
+    schedule: Mutex<Schedule>,
+    /// Told whenever the schedule changes in a way a waiting source may
+    /// care about.
+    changed: Notify,
+    /// Playing failed: every source stops.
+    failed: AtomicBool,
+    /// The relay's number among the sources (the last).
+    relay: usize,
+}
+
+/// Why one source of a fetch stopped (logged only: the others go on).
+#[derive(Debug, thiserror::Error)]
+enum SourceStop {
+    /// It refused a chunk, answered something else, or the stream failed.
+    #[error(transparent)]
+    Error(#[from] ClientError),
+    /// A chunk it sent failed its check.
+    #[error("a chunk it sent failed its check")]
+    BadChunk,
+    /// The fetch no longer needs it: it was stopped, or playing failed.
+    #[error("no longer needed")]
+    Unneeded,
+}
+
+/// Where the chunks of a fetch go, in order.
+struct Player<'a> {
+    play: &'a mut (dyn FnMut(VerifiedChunk<'_>, Instant) -> Result<(), ClientError> + Send),
+    from_peers: usize,
+    /// Why playing failed.
+    error: Option<ClientError>,
+}
+
+impl Shared {
+    /// The next chunk `source` asks for, waiting while there is none yet;
+    /// `None` once there is nothing more for it.
+    async fn ask(&self, source: usize) -> Option<u32> {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the schedule is read: no change is missed.
+            changed.as_mut().enable();
+            if self.failed.load(Ordering::Acquire) {
+                return None;
+            }
+            let next = lock(&self.schedule).next(source, Instant::now());
+            match next {
+                Next::Ask(i) => return Some(i),
+                Next::End => return None,
+                Next::Wait(None) => changed.await,
+                Next::Wait(Some(until)) => {
+                    let until = tokio::time::Instant::from_std(until);
+                    let _ = tokio::time::timeout_at(until, changed).await;
+                }
+            }
+        }
+    }
+
+    /// `source` stopped: what it owed goes to the others.
+    fn stop(&self, source: usize) {
+        lock(&self.schedule).stop(source);
+        self.changed.notify_waiters();
+    }
+
+    /// A chunk from `source`: plays every chunk that is next in order. A
+    /// chunk that fails its check stops its source and is asked of another.
+    fn arrived(
+        &self,
+        source: Feed,
+        bytes: Vec<u8>,
+        manifest: &Manifest,
+        player: &Mutex<Player<'_>>,
+    ) -> Result<(), SourceStop> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(SourceStop::Unneeded);
+        }
+        let mut schedule = lock(&self.schedule);
+        if schedule
+            .arrived(source.index, bytes, Instant::now())
+            .is_none()
+        {
+            // This source was stopped meanwhile: its stream ends.
+            return Err(SourceStop::Unneeded);
+        }
+        let mut rejected_mine = false;
+        while let Some((index, arrived)) = schedule.take(Instant::now()) {
+            let Some(chunk) = manifest.check_chunk(index, &arrived.bytes) else {
+                tracing::debug!(index, "a chunk failed its check: asked of another source");
+                rejected_mine |= arrived.source == source.index;
+                schedule.reject(index, arrived.source);
+                continue;
+            };
+            let mut player = lock(player);
+            if let Err(e) = (player.play)(chunk, arrived.at) {
+                player.error = Some(e);
+                self.failed.store(true, Ordering::Release);
+                break;
+            }
+            if arrived.source != self.relay {
+                player.from_peers += 1;
+            }
+        }
+        drop(schedule);
+        self.changed.notify_waiters();
+        if self.failed.load(Ordering::Acquire) {
+            return Err(SourceStop::Unneeded);
+        }
+        match rejected_mine {
+            true => Err(SourceStop::BadChunk),
+            false => Ok(()),
+        }
     }
 }

@@ -20,13 +20,14 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use mayfly_protocol::mailbox::{CHUNKS_PROTOCOL, CHUNKS_WINDOW, Request, Response};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use super::{Event, Reply};
 use crate::config::Limits;
@@ -232,25 +233,84 @@ pub async fn send<E>(
     mut answered: impl FnMut(usize, Response) -> Result<(), E>,
     timeout: Duration,
 ) -> Result<(), SendError<E>> {
+    let mut sent = 0;
+    let mut received = 0;
+    send_each(
+        stream,
+        || {
+            std::future::ready(match sent == count {
+                true => Ok(None),
+                false => {
+                    sent += 1;
+                    next(sent - 1).map(Some)
+                }
+            })
+        },
+        |response| {
+            received += 1;
+            answered(received - 1, response)
+        },
+        timeout,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Like [`send`], for requests that are not known in advance: sends what
+/// `next` returns until it returns `None` (it may wait, for example until
+/// there is room to take more), at most [`CHUNKS_WINDOW`] unanswered, and
+/// hands each answer in order to `answered`. The timeout runs only while
+/// an answer is due. Returns how many requests were answered.
+pub async fn send_each<E, F>(
+    stream: Stream,
+    mut next: impl FnMut() -> F,
+    mut answered: impl FnMut(Response) -> Result<(), E>,
+    timeout: Duration,
+) -> Result<usize, SendError<E>>
+where
+    F: Future<Output = Result<Option<Request>, E>>,
+{
     let (mut reader, mut writer) = stream.split();
     let window = Semaphore::new(CHUNKS_WINDOW);
+    // Requests written, and whether the last one is: the reader waits for
+    // an answer only while one is due.
+    let sent = AtomicUsize::new(0);
+    let finished = AtomicBool::new(false);
+    let wake = Notify::new();
     let write = async {
-        for i in 0..count {
-            window
-                .acquire()
-                .await
-                .map_err(|_| SendError::Stream(io::Error::other("window closed")))?
-                .forget();
-            let request = next(i).map_err(SendError::Stopped)?;
-            write_frame(&mut writer, &request)
-                .await
-                .map_err(SendError::Stream)?;
+        let written = async {
+            loop {
+                window
+                    .acquire()
+                    .await
+                    .map_err(|_| SendError::Stream(io::Error::other("window closed")))?
+                    .forget();
+                let Some(request) = next().await.map_err(SendError::Stopped)? else {
+                    break;
+                };
+                write_frame(&mut writer, &request)
+                    .await
+                    .map_err(SendError::Stream)?;
+                sent.fetch_add(1, Ordering::AcqRel);
+                wake.notify_one();
+            }
+            // The end of the stream tells the receiver there is nothing more.
+            writer.close().await.map_err(SendError::Stream)
         }
-        // The end of the stream tells the receiver there is nothing more.
-        writer.close().await.map_err(SendError::Stream)
+        .await;
+        finished.store(true, Ordering::Release);
+        wake.notify_one();
+        written
     };
     let read = async {
-        for i in 0..count {
+        let mut done = 0;
+        loop {
+            while done == sent.load(Ordering::Acquire) {
+                if finished.load(Ordering::Acquire) {
+                    return Ok(done);
+                }
+                wake.notified().await;
+            }
             // Decoded in place: a chunk keeps the frame's buffer.
             let response =
                 tokio::time::timeout(timeout, read_held::<_, Response>(&mut reader, None))
@@ -258,12 +318,12 @@ pub async fn send<E>(
                     .map_err(|_| SendError::Timeout)?
                     .map_err(SendError::Stream)?
                     .message;
-            answered(i, response).map_err(SendError::Stopped)?;
+            answered(response).map_err(SendError::Stopped)?;
+            done += 1;
             window.add_permits(1);
         }
-        Ok(())
     };
-    futures::try_join!(write, read).map(|_| ())
+    futures::try_join!(write, read).map(|((), done)| done)
 }
 
 #[cfg(test)]

@@ -146,3 +146,30 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// A writer that keeps what is written, for reading after it is handed
+/// away (`new` returns two handles on one buffer).
+#[derive(Clone, Default)]
+pub struct Collect(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Collect {
+    pub fn new() -> (Collect, Collect) {
+        let c = Collect::default();
+        (c.clone(), c)
+    }
+
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl std::io::Write for Collect {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -29,7 +29,9 @@ pub struct ClientConfig {
     pub fetch_from_sender: bool,
     /// How long the sender's device may go without delivering the next
     /// chunk of a clip being opened before the relay is asked for chunks
-    /// too (both then serve at once). Zero: both from the start.
+    /// too (both then serve at once; zero: both from the start). After a
+    /// stall this long, and at least 1 s, each is also asked for the
+    /// chunks the other owes (RELAY.md §8).
     pub helpers_after: Duration,
     /// How long to wait for a peer to answer a dial.
     pub dial_timeout: Duration,

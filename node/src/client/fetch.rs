@@ -20,6 +20,10 @@ use mayfly_protocol::mailbox::CHUNKS_WINDOW;
 /// of order is at most this many chunks (8 MiB).
 pub(super) const LOOKAHEAD: u32 = 2 * CHUNKS_WINDOW as u32;
 
+/// How long the chunks must stall, at least, before what one source owes
+/// is asked of another as well (`helpers_after` when that is longer).
+pub(super) const HEDGE_AFTER: Duration = Duration::from_secs(1);
+
 /// What a source does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Next {
@@ -98,45 +102,78 @@ impl Schedule {
         if self.sources[source].stopped {
             return Next::End;
         }
-        let stalled_at = self.progress + self.helpers_after;
-        if source != 0 && !self.helping && now >= stalled_at {
-            self.helping = true;
+        let help_at = self.progress + self.helpers_after;
+        let hedge_at = self.progress + self.helpers_after.max(HEDGE_AFTER);
+        self.helping |= now >= help_at;
+        if (source == 0 || self.helping)
+            && let Some(i) = self.pick(source, now >= hedge_at)
+        {
+            self.sources[source].asked.push_back(i);
+            return Next::Ask(i);
         }
-        if source == 0 || self.helping {
-            let index = match self.again.pop_first() {
-                Some(i) => Some(i),
-                None if self.next_new < self.count
-                    && self.next_new < self.next_take.saturating_add(LOOKAHEAD) =>
-                {
-                    self.next_new += 1;
-                    Some(self.next_new - 1)
-                }
-                None => None,
-            };
-            if let Some(i) = index {
-                self.sources[source].asked.push_back(i);
-                return Next::Ask(i);
-            }
-        }
-        if self.next_new >= self.count && self.again.is_empty() {
+        if self.next_new >= self.count && self.again.is_empty() && self.owed(source).is_none() {
             return Next::End;
         }
-        match source == 0 || self.helping {
-            true => Next::Wait(None),
-            false => Next::Wait(Some(stalled_at)),
+        // A stall changes what may be asked for: wake for it.
+        Next::Wait(match source != 0 && !self.helping {
+            true => Some(help_at),
+            false => (now < hedge_at).then_some(hedge_at),
+        })
+    }
+
+    /// The chunk `source` asks for next, if any: one given back (its
+    /// source stopped or it failed its check); if the chunks have stalled
+    /// for [`HEDGE_AFTER`], the oldest one another source owes (asked of both, the first answer
+    /// counts); else the next new one within the lookahead.
+    fn pick(&mut self, source: usize, stalled: bool) -> Option<u32> {
+        while let Some(i) = self.again.pop_first() {
+            if self.wanted(i, source) {
+                return Some(i);
+            }
         }
+        if stalled && let Some(i) = self.owed(source) {
+            return Some(i);
+        }
+        if self.next_new < self.count && self.next_new < self.next_take.saturating_add(LOOKAHEAD) {
+            self.next_new += 1;
+            return Some(self.next_new - 1);
+        }
+        None
+    }
+
+    /// Whether chunk `i` is still needed and `source` has not been asked
+    /// for it.
+    fn wanted(&self, i: u32, source: usize) -> bool {
+        i >= self.next_take
+            && !self.ready.contains_key(&i)
+            && !self.sources[source].asked.contains(&i)
+    }
+
+    /// The oldest chunk that another source owes and `source` could ask
+    /// for too.
+    fn owed(&self, source: usize) -> Option<u32> {
+        self.sources
+            .iter()
+            .enumerate()
+            .filter(|&(other, s)| other != source && !s.stopped)
+            .flat_map(|(_, s)| s.asked.iter().copied())
+            .filter(|&i| self.wanted(i, source))
+            .min()
     }
 
     /// `source` answered the oldest chunk it was asked for with `bytes`.
     /// Returns its index; `None` if `source` has stopped (the chunk is asked
-    /// of another) or was asked for nothing.
+    /// of another) or was asked for nothing. A chunk already in (another
+    /// source answered first) is dropped.
     pub fn arrived(&mut self, source: usize, bytes: Vec<u8>, at: Instant) -> Option<u32> {
         let s = &mut self.sources[source];
         if s.stopped {
             return None;
         }
         let index = s.asked.pop_front()?;
-        self.ready.insert(index, Arrived { bytes, at, source });
+        if index >= self.next_take && !self.ready.contains_key(&index) {
+            self.ready.insert(index, Arrived { bytes, at, source });
+        }
         Some(index)
     }
 
@@ -202,8 +239,13 @@ mod tests {
         for i in 0..LOOKAHEAD {
             assert_eq!(s.next(0, t0), Next::Ask(i));
         }
-        assert_eq!(s.next(0, t0), Next::Wait(None), "the lookahead is full");
-        assert_eq!(s.next(1, t0), Next::Wait(Some(t0 + HELPERS_AFTER)));
+        let stall = t0 + HELPERS_AFTER;
+        assert_eq!(
+            s.next(0, t0),
+            Next::Wait(Some(stall)),
+            "the lookahead is full"
+        );
+        assert_eq!(s.next(1, t0), Next::Wait(Some(stall)));
         // Chunk 0 arrives and is taken: one more may be asked for.
         assert_eq!(arrive(&mut s, 0, t0), Some(0));
         let (index, a) = s.take(t0).unwrap();
@@ -218,18 +260,31 @@ mod tests {
         let mut s = schedule(0, 10, 2, t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(0, t0), Next::Ask(1));
+        // Stalled: the helper asks for what the lead owes, then a new one.
         let late = t0 + HELPERS_AFTER;
+        assert_eq!(s.next(1, late), Next::Ask(0));
+        assert_eq!(s.next(1, late), Next::Ask(1));
         assert_eq!(s.next(1, late), Next::Ask(2));
-        assert_eq!(s.next(1, late), Next::Ask(3));
-        // The helper answers first; its chunks wait for 0 and 1.
-        assert_eq!(arrive(&mut s, 1, late), Some(2));
-        assert!(s.take(late).is_none());
         assert_eq!(arrive(&mut s, 0, late), Some(0));
-        assert_eq!(arrive(&mut s, 0, late), Some(1));
+        assert_eq!(s.take(late).map(|(i, a)| (i, a.source)), Some((0, 0)));
+        // Moving again: both ask for new chunks, and the helper keeps
+        // helping.
+        assert_eq!(s.next(0, late), Next::Ask(3));
+        assert_eq!(s.next(1, late), Next::Ask(4));
+        // The helper's 0 comes after the lead's and is dropped; its 1, 2
+        // and 4 wait for their turn.
+        for i in [0, 1, 2, 4] {
+            assert_eq!(arrive(&mut s, 1, late), Some(i));
+        }
         let order: Vec<_> =
             std::iter::from_fn(|| s.take(late).map(|(i, a)| (i, a.source))).collect();
-        assert_eq!(order, [(0, 0), (1, 0), (2, 1)]);
-        assert_eq!(s.next_take(), 3);
+        assert_eq!(order, [(1, 1), (2, 1)]);
+        assert_eq!(arrive(&mut s, 0, late), Some(1), "dropped: already played");
+        assert_eq!(arrive(&mut s, 0, late), Some(3));
+        let order: Vec<_> =
+            std::iter::from_fn(|| s.take(late).map(|(i, a)| (i, a.source))).collect();
+        assert_eq!(order, [(3, 0), (4, 1)]);
+        assert_eq!(s.next_take(), 5);
     }
 
     #[test]
@@ -276,11 +331,70 @@ mod tests {
     }
 
     #[test]
-    fn a_helper_of_a_small_clip_the_lead_has_all_of_ends_without_asking() {
+    fn a_helper_of_a_small_clip_the_lead_delivers_ends_without_asking() {
         let t0 = Instant::now();
         let mut s = schedule(0, 1, 2, t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
+        assert_eq!(s.next(1, t0), Next::Wait(Some(t0 + HELPERS_AFTER)));
+        assert_eq!(arrive(&mut s, 0, t0), Some(0));
+        assert!(s.take(t0).is_some());
         assert_eq!(s.next(1, t0 + HELPERS_AFTER * 5), Next::End);
+    }
+
+    #[test]
+    fn when_the_chunks_stall_what_one_source_owes_is_asked_of_another_too() {
+        let t0 = Instant::now();
+        let mut s = schedule(0, 6, 2, t0);
+        for i in 0..3 {
+            assert_eq!(s.next(0, t0), Next::Ask(i));
+        }
+        // The lead delivers nothing for a second: the helper asks for what
+        // it owes, oldest first, then for new chunks.
+        let late = t0 + HELPERS_AFTER;
+        let asked: Vec<_> = (0..4).map(|_| s.next(1, late)).collect();
+        assert_eq!(
+            asked,
+            [Next::Ask(0), Next::Ask(1), Next::Ask(2), Next::Ask(3)]
+        );
+        // The helper's chunk 0 is played; the lead's, arriving later, is
+        // dropped.
+        assert_eq!(arrive(&mut s, 1, late), Some(0));
+        assert_eq!(s.take(late).map(|(i, a)| (i, a.source)), Some((0, 1)));
+        assert_eq!(arrive(&mut s, 0, late), Some(0));
+        assert!(s.take(late).is_none());
+        // The lead delivers 1 first; the helper's copy is dropped.
+        assert_eq!(arrive(&mut s, 0, late), Some(1));
+        assert_eq!(arrive(&mut s, 1, late), Some(1));
+        assert_eq!(s.take(late).map(|(i, a)| (i, a.source)), Some((1, 0)));
+        // Progress again: nothing is asked twice until the next stall.
+        assert_eq!(s.next(0, late), Next::Ask(4));
+        assert_eq!(s.next(1, late), Next::Ask(5));
+        assert_eq!(s.next(0, late), Next::Wait(Some(late + HELPERS_AFTER)));
+        // A source ends only when nothing it could ask for is owed.
+        assert_eq!(arrive(&mut s, 0, late), Some(2));
+        assert_eq!(arrive(&mut s, 1, late), Some(2));
+        assert_eq!(arrive(&mut s, 1, late), Some(3));
+        assert_eq!(arrive(&mut s, 0, late), Some(4));
+        assert_eq!(s.take(late).map(|(i, _)| i), Some(2));
+        assert_eq!(s.take(late).map(|(i, _)| i), Some(3));
+        assert_eq!(s.take(late).map(|(i, _)| i), Some(4));
+        assert_eq!(s.next(0, late), Next::Wait(Some(late + HELPERS_AFTER)));
+        assert_eq!(s.next(0, late + HELPERS_AFTER), Next::Ask(5));
+        assert_eq!(arrive(&mut s, 1, late), Some(5));
+        assert!(s.take(late).is_some());
+        assert_eq!((s.next(0, late), s.next(1, late)), (Next::End, Next::End));
+    }
+
+    #[test]
+    fn helpers_from_the_start_ask_for_new_chunks_and_hedge_only_after_a_stall() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(0, 4, 2, Duration::ZERO, t0);
+        assert_eq!(s.next(0, t0), Next::Ask(0));
+        assert_eq!(s.next(1, t0), Next::Ask(1));
+        assert_eq!(s.next(0, t0), Next::Ask(2));
+        assert_eq!(s.next(1, t0), Next::Ask(3));
+        assert_eq!(s.next(1, t0), Next::Wait(Some(t0 + HEDGE_AFTER)));
+        assert_eq!(s.next(1, t0 + HEDGE_AFTER), Next::Ask(0));
     }
 
     #[test]

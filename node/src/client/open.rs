@@ -226,7 +226,26 @@ impl Inner {
         let runs = sources.iter().enumerate().map(|(index, &peer)| {
             self.stream_source(Feed { index, peer }, &shared, manifest, &player)
         });
-        futures::future::join_all(runs).await;
+        // Every chunk played (or playing failed): a source still waiting
+        // for answers, such as a silent one whose chunks came from the
+        // other, is dropped, which resets its stream.
+        let finished = async {
+            loop {
+                let changed = shared.changed.notified();
+                let mut changed = std::pin::pin!(changed);
+                changed.as_mut().enable();
+                if shared.failed.load(Ordering::Acquire)
+                    || lock(&shared.schedule).next_take() == count
+                {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::select! {
+            _ = futures::future::join_all(runs) => {}
+            () = finished => {}
+        }
         let player = player.into_inner().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = player.error {
             return Err(e);

@@ -57,6 +57,10 @@ pub(super) struct ChunkFiles {
 
 #[derive(Debug, Default)]
 struct Dirty {
+    /// The file, open for writing: the next chunk needs no open. Dropped
+    /// with the entry (at the sync before a durable commit, or when the
+    /// file is removed).
+    file: Option<Arc<File>>,
     /// Bytes written since the last sync (or background sync start).
     unsynced: u64,
     /// Whether a background sync of this file is running.
@@ -103,21 +107,22 @@ impl ChunkFiles {
     /// Writes chunk `index` of message `id` into the message's file
     /// (created if missing), not synced.
     pub(super) fn write(&self, id: &[u8; 32], index: u32, bytes: &[u8]) -> Result<(), StoreError> {
-        let path = self.path(id);
-        let mut open = OpenOptions::new();
-        open.write(true).create(true).truncate(false);
-        let file = match open.open(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&self.dir)?;
-                open.open(&path)?
-            }
-            r => r?,
+        let open = self.lock().get(id).and_then(|d| d.file.clone());
+        let file = match open {
+            Some(file) => file,
+            None => Arc::new(self.open(id)?),
         };
         pos::write_all_at(&file, bytes, offset(index))?;
         // Marked after the write: a sync that takes the mark covers it.
         let background = {
             let mut dirty = self.lock();
+            // `remove` unlinks under this lock: a file it unlinked while
+            // this chunk was written is not kept open for the next one.
+            let linked = pos::is_linked(&file);
             let d = dirty.entry(*id).or_default();
+            if d.file.is_none() && linked {
+                d.file = Some(file.clone());
+            }
             d.unsynced += bytes.len() as u64;
             if d.unsynced >= BACKGROUND_SYNC_BYTES && !d.syncing.swap(true, Ordering::AcqRel) {
                 d.unsynced = 0;
@@ -142,6 +147,20 @@ impl ChunkFiles {
             }
         }
         Ok(())
+    }
+
+    /// The file of message `id`, open for writing, created if missing.
+    fn open(&self, id: &[u8; 32]) -> Result<File, StoreError> {
+        let path = self.path(id);
+        let mut open = OpenOptions::new();
+        open.write(true).create(true).truncate(false);
+        Ok(match open.open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.dir)?;
+                open.open(&path)?
+            }
+            r => r?,
+        })
     }
 
     /// Reads bytes `start..end` of chunk `index` of message `id`.
@@ -172,26 +191,30 @@ impl ChunkFiles {
     /// Syncs every file written since the last call, then the directory.
     /// The caller holds the writer lock and is about to commit durably.
     pub(super) fn sync_dirty(&self) -> Result<(), StoreError> {
-        let ids: Vec<[u8; 32]> = {
+        let ids: Vec<([u8; 32], Option<Arc<File>>)> = {
             let mut dirty = self.lock();
             if dirty.is_empty() {
                 return Ok(());
             }
-            dirty.drain().map(|(id, _)| id).collect()
+            dirty.drain().map(|(id, d)| (id, d.file)).collect()
         };
         let r = self.sync_files(&ids);
         if r.is_err() {
             // Not known to be durable: keep them dirty.
             let mut dirty = self.lock();
-            for id in ids {
+            for (id, _) in ids {
                 dirty.entry(id).or_default();
             }
         }
         r
     }
 
-    fn sync_files(&self, ids: &[[u8; 32]]) -> Result<(), StoreError> {
-        for id in ids {
+    fn sync_files(&self, ids: &[([u8; 32], Option<Arc<File>>)]) -> Result<(), StoreError> {
+        for (id, file) in ids {
+            if let Some(file) = file {
+                file.sync_data()?;
+                continue;
+            }
             match File::open(self.path(id)) {
                 Ok(f) => f.sync_data()?,
                 // Deleted meanwhile: nothing to keep.
@@ -206,7 +229,9 @@ impl ChunkFiles {
     /// Removes the file of message `id`, if any. The caller holds the writer
     /// lock, after committing the deletion of the message.
     pub(super) fn remove(&self, id: &[u8; 32]) -> Result<(), StoreError> {
-        self.lock().remove(id);
+        // Unlinked under the lock (see `write`).
+        let mut dirty = self.lock();
+        dirty.remove(id);
         match std::fs::remove_file(self.path(id)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             r => r.map_err(StoreError::from),
@@ -294,6 +319,30 @@ mod tests {
         ));
         assert!(dir.path().join(CHUNK_DIR_NAME).join("notes.txt").exists());
         assert!(ChunkFiles::new(dir.path()).in_use());
+    }
+
+    #[test]
+    fn a_file_stays_open_while_dirty_and_not_past_its_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ChunkFiles::new(dir.path());
+        files.enable();
+        let a = [1u8; 32];
+        files.write(&a, 0, b"first").unwrap();
+        let open = files.lock().get(&a).and_then(|d| d.file.clone()).unwrap();
+        files.write(&a, 1, b"second").unwrap();
+        let same = files.lock().get(&a).and_then(|d| d.file.clone()).unwrap();
+        assert!(
+            Arc::ptr_eq(&open, &same),
+            "the second chunk reused the open file"
+        );
+        files.sync_dirty().unwrap();
+        assert!(files.lock().is_empty(), "closed once synced");
+        // A removed file is not written through a handle kept from before.
+        files.write(&a, 0, b"first").unwrap();
+        files.remove(&a).unwrap();
+        assert!(!pos::is_linked(&open));
+        files.write(&a, 0, b"again").unwrap();
+        assert_eq!(files.read(&a, 0, 0, 5).unwrap(), b"again");
     }
 
     #[test]

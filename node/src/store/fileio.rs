@@ -1,4 +1,4 @@
-//! Positioned reads and writes, and directory syncs, for the store's own
+//! Positioned reads and writes, link checks and directory syncs, for the store's own
 //! files (`keys.slots` and the chunk files), on Unix and Windows.
 
 use std::fs::File;
@@ -24,6 +24,12 @@ pub(super) mod pos {
 
     pub(in crate::store) fn write_all_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
         f.write_all_at(buf, offset)
+    }
+
+    /// Whether the open file still has a name (it was not removed).
+    pub(in crate::store) fn is_linked(f: &File) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        f.metadata().is_ok_and(|m| m.nlink() > 0)
     }
 }
 
@@ -65,5 +71,10 @@ pub(super) mod pos {
             }
         }
         Ok(())
+    }
+
+    /// Whether the open file still has a name; not known here, so no.
+    pub(in crate::store) fn is_linked(_: &File) -> bool {
+        false
     }
 }

@@ -260,15 +260,7 @@ fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order(
         })
         .await;
         let (sink, written) = Collect::new();
-        let opened = bob
-            .client()
-            .open(
-                &id,
-                OpenTarget::Writer(Box::new(sink)),
-                mayfly_node::client::progress_none(),
-            )
-            .await
-            .unwrap();
+        let opened = open_into(&bob, &id, Box::new(sink)).await;
         let chunks = opened.chunk_latencies.len();
         assert_eq!((opened.bytes, chunks), (len as u64, 40));
         assert!(
@@ -290,10 +282,19 @@ async fn open_report(
     p: &Person,
     id: &mayfly_protocol::MessageId,
 ) -> mayfly_node::client::OpenReport {
+    open_into(p, id, Box::new(std::io::sink())).await
+}
+
+/// Opens `id` into `out` and returns the report.
+async fn open_into(
+    p: &Person,
+    id: &mayfly_protocol::MessageId,
+    out: Box<dyn std::io::Write + Send>,
+) -> mayfly_node::client::OpenReport {
     p.client()
         .open(
             id,
-            OpenTarget::Writer(Box::new(std::io::sink())),
+            OpenTarget::Writer(out),
             mayfly_node::client::progress_none(),
         )
         .await

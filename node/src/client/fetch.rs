@@ -232,6 +232,11 @@ mod tests {
         s.arrived(source, vec![source as u8], now)
     }
 
+    /// Takes every chunk that is next in order: (index, source) each.
+    fn taken(s: &mut Schedule, now: Instant) -> Vec<(u32, usize)> {
+        std::iter::from_fn(|| s.take(now).map(|(i, a)| (i, a.source))).collect()
+    }
+
     #[test]
     fn the_lead_asks_in_order_within_the_lookahead_and_a_helper_waits() {
         let t0 = Instant::now();
@@ -276,14 +281,10 @@ mod tests {
         for i in [0, 1, 2, 4] {
             assert_eq!(arrive(&mut s, 1, late), Some(i));
         }
-        let order: Vec<_> =
-            std::iter::from_fn(|| s.take(late).map(|(i, a)| (i, a.source))).collect();
-        assert_eq!(order, [(1, 1), (2, 1)]);
+        assert_eq!(taken(&mut s, late), [(1, 1), (2, 1)]);
         assert_eq!(arrive(&mut s, 0, late), Some(1), "dropped: already played");
         assert_eq!(arrive(&mut s, 0, late), Some(3));
-        let order: Vec<_> =
-            std::iter::from_fn(|| s.take(late).map(|(i, a)| (i, a.source))).collect();
-        assert_eq!(order, [(3, 0), (4, 1)]);
+        assert_eq!(taken(&mut s, late), [(3, 0), (4, 1)]);
         assert_eq!(s.next_take(), 5);
     }
 
@@ -309,8 +310,7 @@ mod tests {
         assert_eq!(s.next(1, t0), Next::End);
         assert_eq!(arrive(&mut s, 1, t0), Some(1));
         assert_eq!(arrive(&mut s, 1, t0), Some(2));
-        let order: Vec<_> = std::iter::from_fn(|| s.take(t0).map(|(i, a)| (i, a.source))).collect();
-        assert_eq!(order, [(0, 0), (1, 1), (2, 1)]);
+        assert_eq!(taken(&mut s, t0), [(0, 0), (1, 1), (2, 1)]);
     }
 
     #[test]

@@ -58,8 +58,10 @@ pub(super) struct ChunkFiles {
 #[derive(Debug, Default)]
 struct Dirty {
     /// The file, open for writing: the next chunk needs no open. Dropped
-    /// with the entry (at the sync before a durable commit, or when the
-    /// file is removed).
+    /// with the entry, at the sync before any durable commit (every
+    /// deposit and every completed upload is one) or when the file is
+    /// removed; so only files written since the last durable commit stay
+    /// open, at most about as many as uploads run at once.
     file: Option<Arc<File>>,
     /// Bytes written since the last sync (or background sync start).
     unsynced: u64,

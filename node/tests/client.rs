@@ -277,6 +277,70 @@ fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order(
     });
 }
 
+#[test]
+fn a_sender_that_goes_silent_mid_clip_is_covered_by_the_relay() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = TestRelay::start(&dir.path().join("relay")).await;
+        let alice = Person::create(dir.path(), "alice", &relay.address, 1);
+        let mut bob = Person::create(dir.path(), "bob", &relay.address, 2);
+        befriend(&alice, &bob);
+        let len = 10 << 20;
+        let clip = padded_sample(dir.path(), len);
+        bob.online(ClientConfig::default()).await;
+        bob.offline().await;
+        let alice = Freezable::start(&alice.dir, ClientConfig::default()).await;
+        let report = alice
+            .client
+            .send_file(&[identity(&bob)], &clip, SendOptions::default())
+            .await
+            .unwrap();
+        let id = report.message_id;
+        bob.online(ClientConfig::default()).await;
+        bob.wait(|e| {
+            matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
+        })
+        .await;
+        // Alice's device goes silent once her first chunk is played: her
+        // connection stays open, and what she was asked for never comes.
+        // The relay is asked for it a second later, far inside the request
+        // timeout (60 s), which this open would otherwise wait out.
+        let alice = std::sync::Arc::new(alice);
+        let silenced = std::sync::Once::new();
+        let freezer = alice.clone();
+        let progress: mayfly_node::client::ProgressFn = std::sync::Arc::new(move |p| {
+            if matches!(p, mayfly_node::client::Progress::Advance { .. }) {
+                silenced.call_once(|| freezer.freeze());
+            }
+        });
+        let (sink, written) = Collect::new();
+        let opened = tokio::time::timeout(
+            TIMEOUT,
+            bob.client()
+                .open(&id, OpenTarget::Writer(Box::new(sink)), progress),
+        )
+        .await
+        .expect("the open does not wait for the silent sender")
+        .unwrap();
+        let chunks = opened.chunk_latencies.len();
+        assert_eq!((opened.bytes, chunks), (len as u64, 40));
+        assert!(
+            (1..chunks).contains(&opened.peer_chunks),
+            "{} of {chunks} chunks from alice's device",
+            opened.peer_chunks
+        );
+        assert!(
+            written.take() == std::fs::read(&clip).unwrap(),
+            "played out of order"
+        );
+        bob.offline().await;
+        let Ok(alice) = std::sync::Arc::try_unwrap(alice) else {
+            panic!("the progress callback still holds alice")
+        };
+        alice.stop().await;
+    });
+}
+
 /// Opens `id` into a sink and returns the report.
 async fn open_report(
     p: &Person,

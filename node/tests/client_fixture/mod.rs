@@ -173,3 +173,79 @@ impl std::io::Write for Collect {
         Ok(())
     }
 }
+
+/// A client on a runtime and a thread of its own, which a test can freeze:
+/// frozen, it answers nothing while its connections stay open, like a
+/// device that has gone silent.
+pub struct Freezable {
+    pub client: Client,
+    handle: tokio::runtime::Handle,
+    gate: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Freezable {
+    /// Starts the client of the home in `dir` (logs in, announces, syncs).
+    pub async fn start(dir: &Path, config: ClientConfig) -> Freezable {
+        let (ready, started) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let dir = dir.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let home = Home::open(&dir).unwrap();
+                // Events are not read: the client drops what does not fit.
+                let (client, _events, event_loop) = client::new(home, config).unwrap();
+                tokio::spawn(event_loop.run());
+                client.start().await.expect("starts");
+                let _ = ready.send((client, tokio::runtime::Handle::current()));
+                let _ = stopped.await;
+            });
+        });
+        let (client, handle) = tokio::time::timeout(TIMEOUT, started)
+            .await
+            .expect("started in time")
+            .expect("started");
+        Freezable {
+            client,
+            handle,
+            gate: Default::default(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Blocks the client's only thread until [`Freezable::thaw`].
+    pub fn freeze(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        let gate = self.gate.clone();
+        self.handle.spawn(async move {
+            let (frozen, thawed) = &*gate;
+            let mut frozen = frozen.lock().unwrap();
+            while *frozen {
+                frozen = thawed.wait(frozen).unwrap();
+            }
+        });
+    }
+
+    pub fn thaw(&self) {
+        *self.gate.0.lock().unwrap() = false;
+        self.gate.1.notify_all();
+    }
+
+    /// Thaws, shuts the client down and joins its thread.
+    pub async fn stop(mut self) {
+        self.thaw();
+        self.client.shutdown().await;
+        let _ = self.stop.take().map(|s| s.send(()));
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join().unwrap())
+                .await
+                .unwrap();
+        }
+    }
+}

@@ -407,4 +407,113 @@ mod tests {
         assert_eq!(arrive(&mut s, 0, t0), Some(5));
         assert_eq!(s.remove(5).map(|a| a.source), Some(0));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// The source asks for what it may.
+            Ask(usize),
+            /// The source answers its oldest request.
+            Answer(usize),
+            /// What is next in order is played.
+            Play,
+            /// The next chunk in order fails its check.
+            Reject,
+            Stop(usize),
+            /// Time passes, in milliseconds.
+            Wait(u64),
+        }
+
+        fn op(sources: usize) -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (0..sources).prop_map(Op::Ask),
+                4 => (0..sources).prop_map(Op::Answer),
+                3 => Just(Op::Play),
+                1 => Just(Op::Reject),
+                1 => (0..sources).prop_map(Op::Stop),
+                2 => (0u64..1500).prop_map(Op::Wait),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the sources do: nothing past the clip or behind
+            /// what is played is asked for, no source is asked for one
+            /// chunk twice at once, what waits out of order stays within
+            /// the lookahead, chunks are played in order, and while one
+            /// source answers, the whole clip is played.
+            #[test]
+            fn the_schedule_stays_bounded_in_order_and_finishes(
+                count in 1u32..80,
+                sources in 1usize..4,
+                ops in proptest::collection::vec(op(3), 0..300),
+            ) {
+                let t0 = Instant::now();
+                let mut now = t0;
+                let mut s = schedule(0, count, sources, t0);
+                let mut played = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Ask(src) if src < sources => {
+                            if let Next::Ask(i) = s.next(src, now) {
+                                prop_assert!(i < count && i >= s.next_take);
+                                let asked = &s.sources[src].asked;
+                                prop_assert_eq!(asked.iter().filter(|&&a| a == i).count(), 1);
+                            }
+                        }
+                        Op::Answer(src) if src < sources && !s.sources[src].asked.is_empty() => {
+                            s.arrived(src, Vec::new(), now);
+                        }
+                        Op::Play => {
+                            if let Some((i, _)) = s.take(now) {
+                                played.push(i);
+                            }
+                        }
+                        Op::Reject => {
+                            if let Some((i, a)) = s.take(now) {
+                                s.reject(i, a.source);
+                            }
+                        }
+                        Op::Stop(src) if src < sources => s.stop(src),
+                        Op::Wait(ms) => now += Duration::from_millis(ms),
+                        _ => {}
+                    }
+                    prop_assert!(s.ready.len() as u32 <= LOOKAHEAD);
+                    prop_assert!(s.ready.keys().all(|&i| i >= s.next_take && i < count));
+                    for src in 0..sources {
+                        if s.sources[src].stopped {
+                            prop_assert_eq!(s.next(src, now), Next::End);
+                        }
+                    }
+                }
+                // From here every live source answers at once; time passes
+                // so that stalls count.
+                for _ in 0..(4 * count + 8) {
+                    for src in 0..sources {
+                        while !s.sources[src].stopped && !s.sources[src].asked.is_empty() {
+                            s.arrived(src, Vec::new(), now);
+                        }
+                        if let Next::Ask(_) = s.next(src, now) {
+                            s.arrived(src, Vec::new(), now);
+                        }
+                    }
+                    while let Some((i, _)) = s.take(now) {
+                        played.push(i);
+                    }
+                    now += HEDGE_AFTER;
+                }
+                let live = s.sources.iter().any(|src| !src.stopped);
+                if live {
+                    prop_assert_eq!(s.next_take, count, "a live source finishes the clip");
+                }
+                // Played in order, each once (a rejected chunk is not
+                // played; it is played when a good copy comes).
+                let expected: Vec<u32> = (0..played.len() as u32).collect();
+                prop_assert_eq!(played, expected);
+            }
+        }
+    }
 }

@@ -9,7 +9,8 @@
 //! [`LOOKAHEAD`] past the first one not yet played, so whatever arrives out
 //! of order waits in a bounded buffer. Each peer's answers come in the order
 //! it was asked. A chunk that a stopped peer was asked for and did not
-//! deliver is asked of another.
+//! deliver is asked of another, and after a stall of [`HEDGE_AFTER`] so is
+//! every chunk another peer owes (the first copy to arrive counts).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};

@@ -269,7 +269,10 @@ impl Service {
         };
         if matches!(request, Request::PutChunk { .. }) {
             // The most frequent request, answered from the blocking pool
-            // directly: one task hop per chunk instead of two.
+            // directly: one task hop per chunk instead of two. What is
+            // async after it (a relay's notification, which may take one
+            // more blocking thread) runs here with `block_on`; requests in
+            // flight are bounded (MAX_IN_FLIGHT), far below the pool's size.
             let handle = tokio::runtime::Handle::current();
             self.tasks.spawn_blocking(move || {
                 let response = ctx.put_chunk_now(peer, request, &handle);

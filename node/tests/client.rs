@@ -227,6 +227,24 @@ fn padded_sample(dir: &std::path::Path, len: usize) -> std::path::PathBuf {
     path
 }
 
+/// Checks that `opened` played all of `clip`, in order, with some of its
+/// chunks from the sender's device and some from the relay.
+fn played_from_both(
+    opened: &mayfly_node::client::OpenReport,
+    played: &[u8],
+    clip: &std::path::Path,
+) {
+    let clip = std::fs::read(clip).unwrap();
+    let chunks = opened.chunk_latencies.len();
+    assert_eq!(opened.bytes, clip.len() as u64);
+    assert!(
+        (1..chunks).contains(&opened.peer_chunks),
+        "{} of {chunks} chunks from the sender's device",
+        opened.peer_chunks
+    );
+    assert!(played == clip, "played out of order");
+}
+
 #[test]
 fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order() {
     runtime().block_on(async {
@@ -261,17 +279,7 @@ fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order(
         .await;
         let (sink, written) = Collect::new();
         let opened = open_into(&bob, &id, Box::new(sink)).await;
-        let chunks = opened.chunk_latencies.len();
-        assert_eq!((opened.bytes, chunks), (len as u64, 40));
-        assert!(
-            (1..chunks).contains(&opened.peer_chunks),
-            "{} of {chunks} chunks from alice's device",
-            opened.peer_chunks
-        );
-        assert!(
-            written.take() == std::fs::read(&clip).unwrap(),
-            "played out of order"
-        );
+        played_from_both(&opened, &written.take(), &clip);
         alice.offline().await;
         bob.offline().await;
     });
@@ -322,17 +330,7 @@ fn a_sender_that_goes_silent_mid_clip_is_covered_by_the_relay() {
         .await
         .expect("the open does not wait for the silent sender")
         .unwrap();
-        let chunks = opened.chunk_latencies.len();
-        assert_eq!((opened.bytes, chunks), (len as u64, 40));
-        assert!(
-            (1..chunks).contains(&opened.peer_chunks),
-            "{} of {chunks} chunks from alice's device",
-            opened.peer_chunks
-        );
-        assert!(
-            written.take() == std::fs::read(&clip).unwrap(),
-            "played out of order"
-        );
+        played_from_both(&opened, &written.take(), &clip);
         bob.offline().await;
         let Ok(alice) = std::sync::Arc::try_unwrap(alice) else {
             panic!("the progress callback still holds alice")

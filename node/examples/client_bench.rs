@@ -28,9 +28,13 @@
 //!    and every chunk of each 64 MiB clip carol opens.
 //! 3. `alice.revoke(id)` → carol's `Event::Revoked` for small clips delivered
 //!    directly (and, as an extra, bob's for clips that went through the relay).
+//! 4. bob opening a large clip that came through the relay: from the relay
+//!    alone, from alice's device with the relay's help on a stall (the
+//!    default), and from both from the start (`helpers_after` zero).
 //!
 //! Clients run with `ClientConfig { limits: Limits { bench_protocol: true, .. }, .. }`.
-//! bob neither listens nor announces, so clips for him go through the relay.
+//! bob neither listens nor announces, so clips for him go through the relay;
+//! he fetches them from the relay alone except in 4.
 
 use std::io::Write;
 use std::path::Path;
@@ -786,6 +790,97 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         "clips whose Received event only came after an explicit sync(): carol {}, bob {}",
         carol.missed, bob.missed
     );
+
+    // 4. A large clip that came through the relay, opened by bob from the
+    // relay alone, from alice's device with the relay's help on a stall
+    // (the default), and from both from the start. Bob restarts with each
+    // configuration (one home, one client at a time); rounds interleave.
+    println!(
+        "\n4. {} MiB clip through the relay, opened by bob ({} rounds)",
+        args.size_mib, args.rounds
+    );
+    let report = alice
+        .client
+        .send_file(&[bob_id], &big, SendOptions::default())
+        .await?;
+    ensure!(
+        matches!(report.delivered[0].via, Via::Relay { .. }),
+        "the clip to bob went direct"
+    );
+    let id = report.message_id;
+    bob.received(id).await?;
+    let bob_dir = root.join("bob");
+    let bob_base = ClientConfig {
+        listen: vec![],
+        announce: false,
+        ..base.clone()
+    };
+    let sources = [
+        (
+            "relay only",
+            ClientConfig {
+                fetch_from_sender: false,
+                ..bob_base.clone()
+            },
+        ),
+        (
+            "alice's device, the relay on a stall (default)",
+            bob_base.clone(),
+        ),
+        (
+            "both from the start (helpers_after 0)",
+            ClientConfig {
+                helpers_after: Duration::ZERO,
+                ..bob_base.clone()
+            },
+        ),
+    ];
+    let mut opens: Vec<Vec<(Duration, usize)>> = vec![Vec::new(); sources.len()];
+    for round in 0..args.rounds {
+        for k in 0..sources.len() {
+            let v = (k + round) % sources.len();
+            bob.client.shutdown().await;
+            // The old client holds the home until it is dropped.
+            drop(bob);
+            bob = Party::start(&bob_dir, "bob", sources[v].1.clone()).await?;
+            let t = Instant::now();
+            let open = bob.open(id).await?;
+            let took = t.elapsed();
+            ensure!(open.bytes == size, "bob opened {} bytes", open.bytes);
+            eprintln!(
+                "  round {round} {}: {:.1} ms, {} of {} chunks from alice's device",
+                sources[v].0,
+                ms(took),
+                open.peer_chunks,
+                open.chunk_latencies.len()
+            );
+            opens[v].push((took, open.peer_chunks));
+        }
+    }
+    println!(
+        "\n### 4. opening a {} MiB clip that came through the relay\n",
+        args.size_mib
+    );
+    println!(
+        "| sources | n | median ms | min ms | max ms | MiB/s (median) | chunks from alice, per open |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (v, (name, _)) in sources.iter().enumerate() {
+        let times: Vec<Duration> = opens[v].iter().map(|o| o.0).collect();
+        let s = sorted(&times);
+        let m = median(&s);
+        let from: Vec<String> = opens[v].iter().map(|o| o.1.to_string()).collect();
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} |",
+            s.len(),
+            ms(m),
+            ms(s[0]),
+            ms(*s.last().expect("rounds > 0")),
+            args.size_mib as f64 / m.as_secs_f64(),
+            from.join(", ")
+        );
+    }
+    alice.client.revoke(&id).await?;
 
     for p in [&alice, &dave, &bob, &carol] {
         p.client.shutdown().await;

@@ -118,10 +118,7 @@ fn a_replaced_device_is_refused_and_contacts_follow_the_new_one() {
             .await
             .unwrap();
         let id = report.message_id;
-        bob.wait(|e| {
-            matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
-        })
-        .await;
+        bob.received(&id).await;
         bob.offline().await;
         // The old device is refused by the relay.
         let home = mayfly_node::home::Home::open(&old).unwrap();
@@ -273,10 +270,7 @@ fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order(
             ..ClientConfig::default()
         })
         .await;
-        bob.wait(|e| {
-            matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
-        })
-        .await;
+        bob.received(&id).await;
         let (sink, written) = Collect::new();
         let opened = open_into(&bob, &id, Box::new(sink)).await;
         played_from_both(&opened, &written.take(), &clip);
@@ -305,10 +299,7 @@ fn a_sender_that_goes_silent_mid_clip_is_covered_by_the_relay() {
             .unwrap();
         let id = report.message_id;
         bob.online(ClientConfig::default()).await;
-        bob.wait(|e| {
-            matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
-        })
-        .await;
+        bob.received(&id).await;
         // Alice's device goes silent once her first chunk is played: her
         // connection stays open, and what she was asked for never comes.
         // The relay is asked for it a second later, far inside the request
@@ -400,10 +391,7 @@ fn a_recipient_fetches_from_the_online_sender_and_from_the_relay_what_it_does_no
         }
         bob.online(ClientConfig::default()).await;
         for id in &ids {
-            bob.wait(|e| {
-                matches!(e, Event::Received { message_id, .. } if message_id == id).then_some(())
-            })
-            .await;
+            bob.received(id).await;
         }
         // The first from alice's device, the second (which she does not
         // hold: NotFound) from the relay.

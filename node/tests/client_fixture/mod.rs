@@ -102,6 +102,14 @@ impl Person {
         .expect("event in time")
     }
 
+    /// Waits for `Event::Received` of `id`.
+    pub async fn received(&mut self, id: &mayfly_protocol::MessageId) {
+        self.wait(|e| {
+            matches!(e, Event::Received { message_id, .. } if message_id == id).then_some(())
+        })
+        .await
+    }
+
     pub fn card(&self) -> mayfly_protocol::ContactCard {
         match &self.client {
             Some((c, _)) => c.card().unwrap(),

@@ -33,6 +33,14 @@ pub struct ClientConfig {
     /// stall this long, and at least 1 s, each is also asked for the
     /// chunks the other owes (RELAY.md §8).
     pub helpers_after: Duration,
+    /// Whether the relay is also asked for chunks, and for what the
+    /// sender's device owes, once the sender's device falls behind the
+    /// clip's playback: a player that starts `helpers_after` (at least 1 s)
+    /// into the open and plays at the clip's pace (its duration over its
+    /// chunks) would wait for the next chunk. Without it, only a stall of
+    /// `helpers_after` brings the relay in, so a sender that is slow but
+    /// steady serves the whole clip (RELAY.md §8).
+    pub keep_up_with_playback: bool,
     /// How long to wait for a peer to answer a dial.
     pub dial_timeout: Duration,
     /// How long one request may take.
@@ -65,6 +73,7 @@ impl Default for ClientConfig {
             serve_sent: true,
             fetch_from_sender: true,
             helpers_after: Duration::from_secs(1),
+            keep_up_with_playback: true,
             dial_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             pipeline: 8,

@@ -1,16 +1,19 @@
 //! Which peer is asked for which chunk when a clip is fetched from several
 //! at once (RELAY.md §8): the sender's device leads, and the relay helps
-//! when the lead stalls ([`ClientConfig::helpers_after`]) or stops.
+//! when the lead stalls ([`ClientConfig::helpers_after`]), falls behind
+//! the clip's playback ([`ClientConfig::keep_up_with_playback`]) or stops.
 //!
 //! [`ClientConfig::helpers_after`]: super::ClientConfig::helpers_after
+//! [`ClientConfig::keep_up_with_playback`]: super::ClientConfig::keep_up_with_playback
 //!
 //! [`Schedule`] is the bookkeeping alone, with time passed in; the streams
 //! that follow it are in `open.rs`. Chunks are asked for in order, at most
 //! [`LOOKAHEAD`] past the first one not yet played, so whatever arrives out
 //! of order waits in a bounded buffer. Each peer's answers come in the order
 //! it was asked. A chunk that a stopped peer was asked for and did not
-//! deliver is asked of another, and after a stall of [`HEDGE_AFTER`] so is
-//! every chunk another peer owes (the first copy to arrive counts).
+//! deliver is asked of another, and once the chunks are late (a stall of
+//! [`HEDGE_AFTER`], or behind playback) so is every chunk another peer owes
+//! (the first copy to arrive counts).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -24,6 +27,22 @@ pub(super) const LOOKAHEAD: u32 = 2 * CHUNKS_WINDOW as u32;
 /// How long the chunks must stall, at least, before what one source owes
 /// is asked of another as well (`helpers_after` when that is longer).
 pub(super) const HEDGE_AFTER: Duration = Duration::from_secs(1);
+
+/// When helpers join and chunks are asked of a second source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Policy {
+    /// A stall this long (no chunk taken) brings the helpers in; after a
+    /// stall this long and at least [`HEDGE_AFTER`], what one source owes
+    /// is asked of another too.
+    pub helpers_after: Duration,
+    /// How long each chunk plays, if known (the clip's duration over its
+    /// chunks). A player that starts `max(helpers_after, HEDGE_AFTER)`
+    /// after the fetch and plays at this pace needs chunk `k` at that start
+    /// plus `k` paces. Once the next chunk to play is later than that, the
+    /// helpers join and what one source owes is asked of another too, as
+    /// after a stall. `None`: stalls alone count.
+    pub pace: Option<Duration>,
+}
 
 /// What a source does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +76,7 @@ struct Source {
 
 /// The chunks of one clip among its sources. Source 0 leads; the others
 /// help once the lead goes `helpers_after` without delivering the next
-/// chunk in order, or stops.
+/// chunk in order, falls behind playback ([`Policy::pace`]), or stops.
 #[derive(Debug)]
 pub(super) struct Schedule {
     count: u32,
@@ -71,20 +90,19 @@ pub(super) struct Schedule {
     ready: BTreeMap<u32, Arrived>,
     sources: Vec<Source>,
     helping: bool,
-    helpers_after: Duration,
+    policy: Policy,
+    /// The chunk the fetch started at.
+    first: u32,
+    /// When a player that started with the fetch, after a startup allowance
+    /// of `max(helpers_after, HEDGE_AFTER)`, plays chunk `first`.
+    play_from: Option<Instant>,
     /// When the last chunk was taken (or the fetch started).
     progress: Instant,
 }
 
 impl Schedule {
     /// A schedule for chunks `first..count` among `sources` sources.
-    pub fn new(
-        first: u32,
-        count: u32,
-        sources: usize,
-        helpers_after: Duration,
-        now: Instant,
-    ) -> Self {
+    pub fn new(first: u32, count: u32, sources: usize, policy: Policy, now: Instant) -> Self {
         Self {
             count,
             next_new: first,
@@ -93,9 +111,19 @@ impl Schedule {
             ready: BTreeMap::new(),
             sources: (0..sources).map(|_| Source::default()).collect(),
             helping: sources == 1,
-            helpers_after,
+            policy,
+            first,
+            play_from: now.checked_add(policy.helpers_after.max(HEDGE_AFTER)),
             progress: now,
         }
+    }
+
+    /// When the next chunk to play is due at the player's pace, if the
+    /// pace is known.
+    fn due(&self) -> Option<Instant> {
+        let pace = self.policy.pace?;
+        let ahead = pace.saturating_mul(self.next_take.saturating_sub(self.first));
+        self.play_from?.checked_add(ahead)
     }
 
     /// What `source` does next.
@@ -103,8 +131,14 @@ impl Schedule {
         if self.sources[source].stopped {
             return Next::End;
         }
-        let help_at = self.progress + self.helpers_after;
-        let hedge_at = self.progress + self.helpers_after.max(HEDGE_AFTER);
+        let stall = self.policy.helpers_after;
+        let mut help_at = self.progress + stall;
+        let mut hedge_at = self.progress + stall.max(HEDGE_AFTER);
+        // Behind playback counts as a stall.
+        if let Some(due) = self.due() {
+            help_at = help_at.min(due);
+            hedge_at = hedge_at.min(due);
+        }
         self.helping |= now >= help_at;
         if (source == 0 || self.helping)
             && let Some(i) = self.pick(source, now >= hedge_at)
@@ -123,16 +157,17 @@ impl Schedule {
     }
 
     /// The chunk `source` asks for next, if any: one given back (its
-    /// source stopped or it failed its check); if the chunks have stalled
-    /// for [`HEDGE_AFTER`], the oldest one another source owes (asked of both, the first answer
-    /// counts); else the next new one within the lookahead.
-    fn pick(&mut self, source: usize, stalled: bool) -> Option<u32> {
+    /// source stopped or it failed its check); if the chunks are late
+    /// (stalled for [`HEDGE_AFTER`], or behind playback), the oldest one
+    /// another source owes (asked of both, the first answer counts); else
+    /// the next new one within the lookahead.
+    fn pick(&mut self, source: usize, late: bool) -> Option<u32> {
         while let Some(i) = self.again.pop_first() {
             if self.wanted(i, source) {
                 return Some(i);
             }
         }
-        if stalled && let Some(i) = self.owed(source) {
+        if late && let Some(i) = self.owed(source) {
             return Some(i);
         }
         if self.next_new < self.count && self.next_new < self.next_take.saturating_add(LOOKAHEAD) {
@@ -226,7 +261,11 @@ mod tests {
     const HELPERS_AFTER: Duration = Duration::from_secs(1);
 
     fn schedule(first: u32, count: u32, sources: usize, now: Instant) -> Schedule {
-        Schedule::new(first, count, sources, HELPERS_AFTER, now)
+        let policy = Policy {
+            helpers_after: HELPERS_AFTER,
+            pace: None,
+        };
+        Schedule::new(first, count, sources, policy, now)
     }
 
     fn arrive(s: &mut Schedule, source: usize, now: Instant) -> Option<u32> {
@@ -389,10 +428,74 @@ mod tests {
     #[test]
     fn helpers_from_the_start_ask_for_new_chunks_and_hedge_only_after_a_stall() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(0, 4, 2, Duration::ZERO, t0);
+        let policy = Policy {
+            helpers_after: Duration::ZERO,
+            pace: None,
+        };
+        let mut s = Schedule::new(0, 4, 2, policy, t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(1, t0), Next::Ask(1));
         assert_eq!(s.next(0, t0), Next::Ask(2));
+        assert_eq!(s.next(1, t0), Next::Ask(3));
+        assert_eq!(s.next(1, t0), Next::Wait(Some(t0 + HEDGE_AFTER)));
+        assert_eq!(s.next(1, t0 + HEDGE_AFTER), Next::Ask(0));
+    }
+
+    /// The lead answers one chunk every `every`, never stalling for a
+    /// second; returns when the helper first asks for a chunk, and which.
+    fn steady_lead(pace: Option<Duration>, every: Duration) -> Option<(Duration, u32)> {
+        let t0 = Instant::now();
+        let policy = Policy {
+            helpers_after: HELPERS_AFTER,
+            pace,
+        };
+        let mut s = Schedule::new(0, 40, 2, policy, t0);
+        let mut now = t0;
+        while s.next_take() < 40 {
+            while let Next::Ask(_) = s.next(0, now) {}
+            match s.next(1, now) {
+                Next::Ask(i) => return Some((now - t0, i)),
+                Next::Wait(Some(at)) => assert!(at > now, "a wait ends in the future"),
+                other => panic!("the helper should wait, not {other:?}"),
+            }
+            now += every;
+            assert!(arrive(&mut s, 0, now).is_some());
+            while s.take(now).is_some() {}
+        }
+        None
+    }
+
+    #[test]
+    fn a_steady_lead_slower_than_playback_brings_the_helper_in() {
+        // Chunks play for 100 ms each from 1 s in; the lead takes 200 ms
+        // each. Chunk 10 is due at 2 s and not in: the helper first asks
+        // for it (the lead owes it), then helps.
+        let pace = Some(Duration::from_millis(100));
+        let every = Duration::from_millis(200);
+        assert_eq!(steady_lead(pace, every), Some((Duration::from_secs(2), 10)));
+        // Stalls alone never bring it in: the lead never stalls for 1 s.
+        assert_eq!(steady_lead(None, every), None);
+    }
+
+    #[test]
+    fn a_lead_ahead_of_playback_keeps_the_helper_out() {
+        let pace = Some(Duration::from_millis(100));
+        assert_eq!(steady_lead(pace, Duration::from_millis(90)), None);
+    }
+
+    #[test]
+    fn with_a_pace_nothing_is_asked_twice_before_the_player_starts() {
+        let t0 = Instant::now();
+        let policy = Policy {
+            helpers_after: Duration::ZERO,
+            pace: Some(Duration::from_millis(10)),
+        };
+        let mut s = Schedule::new(0, 4, 2, policy, t0);
+        assert_eq!(s.next(0, t0), Next::Ask(0));
+        assert_eq!(s.next(1, t0), Next::Ask(1));
+        // Helpers from the start: the player starts HEDGE_AFTER in, so
+        // nothing is asked twice before then.
+        assert_eq!(s.next(1, t0), Next::Ask(2));
         assert_eq!(s.next(1, t0), Next::Ask(3));
         assert_eq!(s.next(1, t0), Next::Wait(Some(t0 + HEDGE_AFTER)));
         assert_eq!(s.next(1, t0 + HEDGE_AFTER), Next::Ask(0));
@@ -450,11 +553,17 @@ mod tests {
             fn the_schedule_stays_bounded_in_order_and_finishes(
                 count in 1u32..80,
                 sources in 1usize..4,
+                helpers_after in 0u64..1500,
+                pace in proptest::option::of(0u64..200),
                 ops in proptest::collection::vec(op(3), 0..300),
             ) {
                 let t0 = Instant::now();
                 let mut now = t0;
-                let mut s = schedule(0, count, sources, t0);
+                let policy = Policy {
+                    helpers_after: Duration::from_millis(helpers_after),
+                    pace: pace.map(Duration::from_millis),
+                };
+                let mut s = Schedule::new(0, count, sources, policy, t0);
                 let mut played = Vec::new();
                 for op in ops {
                     match op {

@@ -18,7 +18,7 @@ use mayfly_protocol::{
 };
 use tokio::sync::Notify;
 
-use super::fetch::{Next, Schedule};
+use super::fetch::{Next, Policy, Schedule};
 use super::ingest::ChunkSource;
 use super::inner::{Inner, card_relays, lock, unexpected};
 use super::peer;
@@ -147,7 +147,15 @@ impl Inner {
                 false => None,
             };
             let sources: Vec<PeerId> = sender.into_iter().chain([relay]).collect();
-            let (schedule, from_peers) = self.stream_chunks(&sources, manifest, &mut play).await?;
+            let duration = Duration::from_millis(received.header.duration_ms.into());
+            let policy = Policy {
+                helpers_after: self.config.helpers_after,
+                pace: (self.config.keep_up_with_playback && !duration.is_zero())
+                    .then(|| duration / manifest.chunk_count().max(1)),
+            };
+            let (schedule, from_peers) = self
+                .stream_chunks(&sources, manifest, policy, &mut play)
+                .await?;
             peer_chunks = from_peers;
             left = Some(schedule);
         }
@@ -194,7 +202,8 @@ impl Inner {
 
     /// Fetches the clip's chunks from `sources` at once, one chunk stream
     /// (`/mayfly/chunks/1`) each, and plays them in order: the first source
-    /// leads, the others help once it stalls or stops ([`fetch`]). The last
+    /// leads, the others help once it stalls, falls behind playback or
+    /// stops, as `policy` says ([`fetch`]). The last
     /// source is the relay. Returns the schedule, whose next chunk to take
     /// is where the streams stopped (all of them, if they delivered
     /// everything), and how many chunks came from sources other than the
@@ -203,6 +212,7 @@ impl Inner {
         &self,
         sources: &[PeerId],
         manifest: &Manifest,
+        policy: Policy,
         play: &mut (dyn FnMut(VerifiedChunk<'_>, Instant) -> Result<(), ClientError> + Send),
     ) -> Result<(Schedule, usize), ClientError> {
         let count = manifest.chunk_count();
@@ -211,7 +221,7 @@ impl Inner {
                 0,
                 count,
                 sources.len(),
-                self.config.helpers_after,
+                policy,
                 Instant::now(),
             )),
             changed: Notify::new(),
@@ -252,7 +262,7 @@ impl Inner {
         }
         let schedule = std::mem::replace(
             &mut *lock(&shared.schedule),
-            Schedule::new(count, count, 1, Duration::ZERO, Instant::now()),
+            Schedule::new(count, count, 1, Policy::default(), Instant::now()),
         );
         Ok((schedule, player.from_peers))
     }

@@ -1,0 +1,460 @@
+//! Opening a clip from a sender on a slow link (the "Fetching from several
+//! sources" part of BENCHMARKS.md): one process, an in-process relay on
+//! loopback TCP, and two clients in temporary homes. erin sends bob a clip
+//! through the relay; bob opens it while erin is online, her traffic shaped
+//! to a set rate and the relay's not.
+//!
+//! ```sh
+//! sudo cargo run --release -p mayfly-node --example fetch_bench -- --mbit 40,400 --rounds 3
+//! ```
+//!
+//! The shaping is Linux traffic control on the loopback device: an `htb`
+//! qdisc whose default class is unshaped, and a class at `--mbit` that `u32`
+//! filters send every packet from or to erin's listening TCP port (bob dials
+//! her there). It needs `tc` and `CAP_NET_ADMIN`, and a loopback device with
+//! no root qdisc of its own; the qdisc is removed at the end. Without them
+//! the benchmark says so and stops.
+//!
+//! For each rate, bob restarts with each way of choosing sources, rounds
+//! interleaved:
+//!
+//! - the relay alone (`fetch_from_sender: false`);
+//! - erin's device, the relay on a stall only (`keep_up_with_playback: false`);
+//! - erin's device, the relay on a stall or once she falls behind playback
+//!   (the default);
+//! - both from the start (`helpers_after` zero).
+//!
+//! Each open notes when each chunk is played out (`Progress::Advance`).
+//! Besides the open's time, the benchmark reports how long a player would
+//! wait in all if it started 1 s into the open (the startup allowance the
+//! default policy assumes) and played at the clip's pace, its duration over
+//! its chunks: `max(0, max over k of (chunk k played − (start + 1 s + k ×
+//! pace)))`. The clip is `samples/hello.mp4` (4.000 s) with a `free` box up
+//! to `--size-mib`, so the pace is 4 s over its chunks.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, Progress, SendOptions};
+use mayfly_node::config::{RateLimits, RelayConfig};
+use mayfly_node::home::{Home, Profile, Via};
+use mayfly_node::relay::local::LocalRelay;
+use mayfly_protocol::{MessageId, UnixMillis};
+use tokio::sync::mpsc;
+
+const SAMPLE: &[u8] = include_bytes!("../../samples/hello.mp4");
+
+/// The sample's duration: the clip's, whatever its size.
+const SAMPLE_DURATION: Duration = Duration::from_secs(4);
+
+/// The startup allowance the default policy assumes (its `helpers_after`,
+/// at least 1 s).
+const STARTUP: Duration = Duration::from_secs(1);
+
+/// Upper bound on anything the benchmark waits for.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Parser)]
+#[command(about = "Opening a clip from a sender on a shaped link, with and without the relay")]
+struct Args {
+    /// Rates of erin's link to try, in Mbit/s, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "40,400")]
+    mbit: Vec<u32>,
+    /// Rounds per rate (each opens once with every way of choosing sources).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Size of the clip, in MiB.
+    #[arg(long, default_value_t = 32)]
+    size_mib: u64,
+}
+
+fn now() -> UnixMillis {
+    UnixMillis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    ensure!(
+        !args.mbit.is_empty() && args.rounds > 0,
+        "nothing to measure"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    runtime.block_on(run(&args, dir.path()))
+}
+
+/// Traffic control on loopback: packets from or to one TCP port go through
+/// a class shaped to a rate; the rest is not shaped. Removed when dropped.
+struct Shaper {
+    port: u16,
+}
+
+impl Shaper {
+    fn new(port: u16, mbit: u32) -> anyhow::Result<Self> {
+        tc(&[
+            "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10", "r2q",
+            "1000",
+        ])
+        .context("adding an htb qdisc to lo (needs tc, CAP_NET_ADMIN and no root qdisc on lo)")?;
+        let shaper = Self { port };
+        tc(&[
+            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate",
+            "100gbit",
+        ])?;
+        let rate = format!("{mbit}mbit");
+        tc(&[
+            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", &rate,
+            "ceil", &rate,
+        ])?;
+        let port = port.to_string();
+        for way in ["sport", "dport"] {
+            tc(&[
+                "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                "match", "ip", way, &port, "0xffff", "flowid", "1:20",
+            ])?;
+        }
+        Ok(shaper)
+    }
+
+    fn set(&self, mbit: u32) -> anyhow::Result<()> {
+        let rate = format!("{mbit}mbit");
+        tc(&[
+            "class", "change", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate",
+            &rate, "ceil", &rate,
+        ])
+    }
+}
+
+impl Drop for Shaper {
+    fn drop(&mut self) {
+        if let Err(e) = tc(&["qdisc", "del", "dev", "lo", "root"]) {
+            eprintln!("removing the shaping of port {}: {e:#}", self.port);
+        }
+    }
+}
+
+fn tc(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("tc")
+        .args(args)
+        .output()
+        .context("running tc")?;
+    if !out.status.success() {
+        bail!(
+            "tc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// A running client and its events (read as they come, so the client never
+/// waits on them).
+struct Party {
+    name: &'static str,
+    client: Client,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Party {
+    async fn start(dir: &Path, name: &'static str, config: ClientConfig) -> anyhow::Result<Self> {
+        let (client, mut rx, event_loop) = client::new(Home::open(dir)?, config)?;
+        tokio::spawn(event_loop.run());
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if tx.send(e).is_err() {
+                    break;
+                }
+            }
+        });
+        client.start().await?;
+        Ok(Self {
+            name,
+            client,
+            events,
+        })
+    }
+
+    async fn wait<T>(&mut self, mut f: impl FnMut(&Event) -> Option<T>) -> anyhow::Result<T> {
+        let name = self.name;
+        tokio::time::timeout(TIMEOUT, async {
+            while let Some(e) = self.events.recv().await {
+                if let Some(t) = f(&e) {
+                    return Ok(t);
+                }
+            }
+            bail!("{name}'s client stopped")
+        })
+        .await
+        .with_context(|| format!("{name} waited too long"))?
+    }
+}
+
+/// One open: how long it took, how long a player would have waited, and
+/// how many chunks came from erin's device.
+struct Opened {
+    took: Duration,
+    waited: Duration,
+    from_erin: usize,
+    chunks: usize,
+}
+
+/// How long in all a player that starts [`STARTUP`] after `start` and plays
+/// chunk `k` at `k × pace` waits for chunks played out at `played`.
+fn player_wait(start: Instant, played: &[Instant], pace: Duration) -> Duration {
+    let first = start + STARTUP;
+    played
+        .iter()
+        .enumerate()
+        .map(|(k, at)| at.saturating_duration_since(first + pace * k as u32))
+        .max()
+        .unwrap_or_default()
+}
+
+async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
+    // The relay, with rate limits out of the way.
+    let config = RelayConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        rate: RateLimits {
+            requests_per_sec: 1_000_000.0,
+            burst: 1_000_000,
+            deposits_per_sec: 1_000_000.0,
+            deposit_burst: 1_000_000,
+            bundles_per_sec: 1_000_000.0,
+            bundle_burst: 1_000_000,
+            locates_per_sec: 1_000_000.0,
+            locate_burst: 1_000_000,
+            ..RateLimits::default()
+        },
+        ..RelayConfig::default()
+    };
+    let relay = LocalRelay::start(&root.join("relay"), config).await?;
+    for name in ["erin", "bob"] {
+        let mut rng = mayfly_node::rng::node_rng(None)?;
+        Home::create(
+            &root.join(name),
+            Profile {
+                display_name: name.into(),
+                relays: vec![relay.address.clone()],
+            },
+            now(),
+            &mut rng,
+        )?;
+    }
+    let (erin_home, bob_home) = (
+        Home::open(&root.join("erin"))?,
+        Home::open(&root.join("bob"))?,
+    );
+    erin_home.add_contact(&bob_home.card()?, now())?;
+    bob_home.add_contact(&erin_home.card()?, now())?;
+    let bob_id = erin_home.find_contact("bob")?.card.identity_key();
+    drop((erin_home, bob_home));
+
+    let mut erin = Party::start(&root.join("erin"), "erin", ClientConfig::default()).await?;
+    let address = erin
+        .wait(|e| match e {
+            Event::Listening { address } => Some(address.clone()),
+            _ => None,
+        })
+        .await?;
+    let port = tcp_port(&address).context("erin listens on no TCP port")?;
+    // bob neither listens nor announces: the clip goes through the relay.
+    let bob_base = ClientConfig {
+        listen: vec![],
+        announce: false,
+        ..ClientConfig::default()
+    };
+    let mut bob = Party::start(&root.join("bob"), "bob", bob_base.clone()).await?;
+
+    let size = args.size_mib << 20;
+    let clip = root.join("clip.mp4");
+    write_clip(&clip, size)?;
+    let report = erin
+        .client
+        .send_file(&[bob_id], &clip, SendOptions::default())
+        .await?;
+    ensure!(
+        matches!(report.delivered[0].via, Via::Relay { .. }),
+        "the clip to bob went direct"
+    );
+    let id = report.message_id;
+    bob.wait(|e| {
+        matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
+    })
+    .await?;
+
+    let shaper = Shaper::new(port, args.mbit[0])?;
+    let sources = [
+        (
+            "the relay alone",
+            ClientConfig {
+                fetch_from_sender: false,
+                ..bob_base.clone()
+            },
+        ),
+        (
+            "erin's device, the relay on a stall only",
+            ClientConfig {
+                keep_up_with_playback: false,
+                ..bob_base.clone()
+            },
+        ),
+        (
+            "erin's device, the relay on a stall or behind playback (default)",
+            bob_base.clone(),
+        ),
+        (
+            "both from the start (helpers_after 0)",
+            ClientConfig {
+                helpers_after: Duration::ZERO,
+                ..bob_base.clone()
+            },
+        ),
+    ];
+    println!(
+        "{} MiB clip of {:?} from erin (shaped) to bob through the relay (not shaped); erin listens on port {port}",
+        args.size_mib, SAMPLE_DURATION
+    );
+    let mut results = Vec::new();
+    for &mbit in &args.mbit {
+        shaper.set(mbit)?;
+        let mut opens: Vec<Vec<Opened>> = (0..sources.len()).map(|_| Vec::new()).collect();
+        for round in 0..args.rounds {
+            for k in 0..sources.len() {
+                let v = (k + round) % sources.len();
+                bob.client.shutdown().await;
+                drop(bob);
+                bob = Party::start(&root.join("bob"), "bob", sources[v].1.clone()).await?;
+                let opened = open(&bob.client, id).await?;
+                eprintln!(
+                    "  {mbit} Mbit/s, round {round}, {}: {:.0} ms, a player waits {:.0} ms, {} of {} chunks from erin",
+                    sources[v].0,
+                    ms(opened.took),
+                    ms(opened.waited),
+                    opened.from_erin,
+                    opened.chunks
+                );
+                opens[v].push(opened);
+            }
+        }
+        results.push((mbit, opens));
+    }
+    drop(shaper);
+
+    println!(
+        "\n### Opening a {} MiB clip of {:?} from a sender on a shaped link\n",
+        args.size_mib, SAMPLE_DURATION
+    );
+    println!(
+        "| erin's link | sources | n | open, median ms | min | max | a player waits, median ms | max | chunks from erin, per open |"
+    );
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (mbit, opens) in &results {
+        for (v, (name, _)) in sources.iter().enumerate() {
+            let mut took: Vec<Duration> = opens[v].iter().map(|o| o.took).collect();
+            let mut waited: Vec<Duration> = opens[v].iter().map(|o| o.waited).collect();
+            took.sort();
+            waited.sort();
+            let from: Vec<String> = opens[v]
+                .iter()
+                .map(|o| format!("{}/{}", o.from_erin, o.chunks))
+                .collect();
+            println!(
+                "| {mbit} Mbit/s | {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                took.len(),
+                ms(took[took.len() / 2]),
+                ms(took[0]),
+                ms(took[took.len() - 1]),
+                ms(waited[waited.len() / 2]),
+                ms(waited[waited.len() - 1]),
+                from.join(", ")
+            );
+        }
+    }
+    erin.client.revoke(&id).await?;
+    for p in [&erin, &bob] {
+        p.client.shutdown().await;
+    }
+    relay.stop().await?;
+    Ok(())
+}
+
+/// Opens `id`, noting when each chunk is played out (its
+/// `Progress::Advance`, after its plaintext is written).
+async fn open(client: &Client, id: MessageId) -> anyhow::Result<Opened> {
+    let played = Arc::new(Mutex::new(Vec::new()));
+    let notes = played.clone();
+    let progress: client::ProgressFn = Arc::new(move |p| {
+        if let Progress::Advance { .. } = p {
+            let mut played = notes.lock().unwrap_or_else(PoisonError::into_inner);
+            played.push(Instant::now());
+        }
+    });
+    let start = Instant::now();
+    let report = client
+        .open(&id, OpenTarget::Writer(Box::new(std::io::sink())), progress)
+        .await?;
+    let took = start.elapsed();
+    let played = played.lock().unwrap_or_else(PoisonError::into_inner);
+    let chunks = report.chunk_latencies.len();
+    ensure!(played.len() == chunks, "one Advance per chunk");
+    let pace = SAMPLE_DURATION / u32::try_from(chunks.max(1))?;
+    Ok(Opened {
+        took,
+        waited: player_wait(start, &played, pace),
+        from_erin: report.peer_chunks,
+        chunks,
+    })
+}
+
+fn tcp_port(address: &Multiaddr) -> Option<u16> {
+    address.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}
+
+/// `samples/hello.mp4` and a top-level `free` box up to `size` bytes.
+fn write_clip(path: &Path, size: u64) -> anyhow::Result<()> {
+    let pad = size
+        .checked_sub(SAMPLE.len() as u64)
+        .context("--size-mib too small")?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(SAMPLE)?;
+    f.write_all(&u32::try_from(pad)?.to_be_bytes())?;
+    f.write_all(b"free")?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = pad - 8;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.flush()?;
+    Ok(())
+}

@@ -29,19 +29,20 @@
 //! 3. `alice.revoke(id)` → carol's `Event::Revoked` for small clips delivered
 //!    directly (and, as an extra, bob's for clips that went through the relay).
 //! 4. bob opening a large clip that came through the relay: from the relay
-//!    alone, from alice's device with the relay's help on a stall (the
-//!    default), and from both from the start (`helpers_after` zero).
+//!    alone, from alice's device with the relay's help on a stall or once
+//!    she falls behind playback (the default), and from both from the start
+//!    (`helpers_after` zero). `fetch_bench.rs` does the same with the
+//!    sender on a shaped link.
 //!
 //! Clients run with `ClientConfig { limits: Limits { bench_protocol: true, .. }, .. }`.
 //! bob neither listens nor announces, so clips for him go through the relay;
 //! he fetches them from the relay alone except in 4.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use clap::Parser;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
@@ -49,16 +50,17 @@ use libp2p::{Multiaddr, PeerId};
 use mayfly_node::client::{
     self, Client, ClientConfig, Event, OpenReport, OpenTarget, Progress, SendOptions,
 };
-use mayfly_node::config::{Limits, RateLimits, RelayConfig};
+use mayfly_node::config::{Limits, RelayConfig};
 use mayfly_node::home::{Home, Profile, Via};
 use mayfly_node::net::{self, Role, bench};
 use mayfly_node::relay::local::LocalRelay;
-use mayfly_protocol::{MessageId, SigningPublicKey, UnixMillis};
-use tokio::sync::mpsc;
+use mayfly_protocol::{MessageId, SigningPublicKey};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{SAMPLE, ms, now, write_padded_clip};
 
 /// The small clip (one chunk).
-const SAMPLE: &[u8] = include_bytes!("../../samples/hello.mp4");
-
 /// Upper bound on anything the benchmark waits for.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -86,28 +88,9 @@ struct Args {
     no_pipeline16: bool,
 }
 
-fn now() -> UnixMillis {
-    UnixMillis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    )
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let dir = tempfile::tempdir()?;
-    runtime.block_on(run(&args, dir.path()))
+    support::run_main(|root| async move { run(&args, &root).await })
 }
 
 /// A running client and its events, each stamped when the client queued it
@@ -115,25 +98,14 @@ fn main() -> anyhow::Result<()> {
 struct Party {
     name: &'static str,
     client: Client,
-    events: mpsc::UnboundedReceiver<(Instant, Event)>,
+    events: support::Events,
     /// Clips whose `Received` only came after an explicit `sync()`.
     missed: usize,
 }
 
 impl Party {
     async fn start(dir: &Path, name: &'static str, config: ClientConfig) -> anyhow::Result<Self> {
-        let home = Home::open(dir)?;
-        let (client, mut rx, event_loop) = client::new(home, config)?;
-        tokio::spawn(event_loop.run());
-        let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                if tx.send((Instant::now(), e)).is_err() {
-                    break;
-                }
-            }
-        });
-        client.start().await?;
+        let (client, events) = support::start_client(dir, name, config).await?;
         Ok(Self {
             name,
             client,
@@ -147,28 +119,7 @@ impl Party {
         &mut self,
         f: impl FnMut(&Event) -> Option<T>,
     ) -> anyhow::Result<(Instant, T)> {
-        self.wait_for(TIMEOUT, f).await
-    }
-
-    async fn wait_for<T>(
-        &mut self,
-        limit: Duration,
-        mut f: impl FnMut(&Event) -> Option<T>,
-    ) -> anyhow::Result<(Instant, T)> {
-        let name = self.name;
-        tokio::time::timeout(limit, async {
-            while let Some((at, e)) = self.events.recv().await {
-                if let Event::Warning { message } = &e {
-                    eprintln!("  [{name}] warning: {message}");
-                }
-                if let Some(t) = f(&e) {
-                    return Ok((at, t));
-                }
-            }
-            bail!("{name}'s client stopped")
-        })
-        .await
-        .with_context(|| format!("{name} waited too long"))?
+        self.events.wait_for(TIMEOUT, f).await
     }
 
     /// Waits for `Event::Received` of `id`. If none comes within
@@ -178,7 +129,7 @@ impl Party {
         let pick = |e: &Event| {
             matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
         };
-        if let Ok((at, ())) = self.wait_for(MISSED_AFTER, pick).await {
+        if let Ok((at, ())) = self.events.wait_for(MISSED_AFTER, pick).await {
             return Ok(at);
         }
         self.missed += 1;
@@ -277,10 +228,6 @@ impl Variant {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Sorted copy.
 fn sorted(v: &[Duration]) -> Vec<Duration> {
     let mut s = v.to_vec();
@@ -323,27 +270,13 @@ fn latency_line(name: &str, v: &[Duration]) {
 async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     // The relay, in process, with rate limits out of the way.
     let config = RelayConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-        rate: RateLimits {
-            requests_per_sec: 1_000_000.0,
-            burst: 1_000_000,
-            deposits_per_sec: 1_000_000.0,
-            deposit_burst: 1_000_000,
-            bundles_per_sec: 1_000_000.0,
-            bundle_burst: 1_000_000,
-            locates_per_sec: 1_000_000.0,
-            locate_burst: 1_000_000,
-            revocations_per_sec: 1_000_000.0,
-            revocation_burst: 1_000_000,
-            ..RateLimits::default()
-        },
         limits: Limits {
             request_timeout_secs: 600,
             idle_connection_timeout_secs: 600,
             max_concurrent_streams: 64,
             ..Limits::default()
         },
-        ..RelayConfig::default()
+        ..support::relay_config()?
     };
     let relay = LocalRelay::start(&root.join("relay"), config).await?;
     let relay_addr = relay.address.clone();
@@ -419,22 +352,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     // The large clip: hello.mp4 and a top-level `free` box up to the size.
     let size = args.size_mib << 20;
     let big = root.join("big.mp4");
-    {
-        let pad = size - SAMPLE.len() as u64;
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&big)?);
-        f.write_all(SAMPLE)?;
-        f.write_all(&u32::try_from(pad)?.to_be_bytes())?;
-        f.write_all(b"free")?;
-        let zeros = vec![0u8; 1 << 20];
-        let mut left = pad - 8;
-        while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            f.write_all(&zeros[..n])?;
-            left -= n as u64;
-        }
-        f.flush()?;
-    }
-    ensure!(std::fs::metadata(&big)?.len() == size);
+    write_padded_clip(&big, size)?;
     let small = root.join("hello.mp4");
     std::fs::write(&small, SAMPLE)?;
 
@@ -792,8 +710,8 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     );
 
     // 4. A large clip that came through the relay, opened by bob from the
-    // relay alone, from alice's device with the relay's help on a stall
-    // (the default), and from both from the start. Bob restarts with each
+    // relay alone, from alice's device with the relay's help on a stall or
+    // behind playback (the default), and from both from the start. Bob restarts with each
     // configuration (one home, one client at a time); rounds interleave.
     println!(
         "\n4. {} MiB clip through the relay, opened by bob ({} rounds)",
@@ -824,7 +742,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
             },
         ),
         (
-            "alice's device, the relay on a stall (default)",
+            "alice's device, the relay on a stall or behind playback (default)",
             bob_base.clone(),
         ),
         (

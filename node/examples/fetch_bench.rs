@@ -32,24 +32,23 @@
 //! pace)))`. The clip is `samples/hello.mp4` (4.000 s) with a `free` box up
 //! to `--size-mib`, so the pace is 4 s over its chunks.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, Progress, SendOptions};
-use mayfly_node::config::{RateLimits, RelayConfig};
 use mayfly_node::home::{Home, Profile, Via};
 use mayfly_node::relay::local::LocalRelay;
-use mayfly_protocol::{MessageId, UnixMillis};
-use tokio::sync::mpsc;
+use mayfly_protocol::MessageId;
 
-const SAMPLE: &[u8] = include_bytes!("../../samples/hello.mp4");
+#[path = "support/mod.rs"]
+mod support;
+use support::{ms, now, write_padded_clip};
 
 /// The sample's duration: the clip's, whatever its size.
 const SAMPLE_DURATION: Duration = Duration::from_secs(4);
@@ -75,36 +74,13 @@ struct Args {
     size_mib: u64,
 }
 
-fn now() -> UnixMillis {
-    UnixMillis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    )
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     ensure!(
         !args.mbit.is_empty() && args.rounds > 0,
         "nothing to measure"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let dir = tempfile::tempdir()?;
-    runtime.block_on(run(&args, dir.path()))
+    support::run_main(|root| async move { run(&args, &root).await })
 }
 
 /// Traffic control on loopback: packets from or to one TCP port go through
@@ -172,46 +148,20 @@ fn tc(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A running client and its events (read as they come, so the client never
-/// waits on them).
+/// A running client and its events.
 struct Party {
-    name: &'static str,
     client: Client,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: support::Events,
 }
 
 impl Party {
     async fn start(dir: &Path, name: &'static str, config: ClientConfig) -> anyhow::Result<Self> {
-        let (client, mut rx, event_loop) = client::new(Home::open(dir)?, config)?;
-        tokio::spawn(event_loop.run());
-        let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                if tx.send(e).is_err() {
-                    break;
-                }
-            }
-        });
-        client.start().await?;
-        Ok(Self {
-            name,
-            client,
-            events,
-        })
+        let (client, events) = support::start_client(dir, name, config).await?;
+        Ok(Self { client, events })
     }
 
-    async fn wait<T>(&mut self, mut f: impl FnMut(&Event) -> Option<T>) -> anyhow::Result<T> {
-        let name = self.name;
-        tokio::time::timeout(TIMEOUT, async {
-            while let Some(e) = self.events.recv().await {
-                if let Some(t) = f(&e) {
-                    return Ok(t);
-                }
-            }
-            bail!("{name}'s client stopped")
-        })
-        .await
-        .with_context(|| format!("{name} waited too long"))?
+    async fn wait<T>(&mut self, f: impl FnMut(&Event) -> Option<T>) -> anyhow::Result<T> {
+        Ok(self.events.wait_for(TIMEOUT, f).await?.1)
     }
 }
 
@@ -237,23 +187,7 @@ fn player_wait(start: Instant, played: &[Instant], pace: Duration) -> Duration {
 }
 
 async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
-    // The relay, with rate limits out of the way.
-    let config = RelayConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-        rate: RateLimits {
-            requests_per_sec: 1_000_000.0,
-            burst: 1_000_000,
-            deposits_per_sec: 1_000_000.0,
-            deposit_burst: 1_000_000,
-            bundles_per_sec: 1_000_000.0,
-            bundle_burst: 1_000_000,
-            locates_per_sec: 1_000_000.0,
-            locate_burst: 1_000_000,
-            ..RateLimits::default()
-        },
-        ..RelayConfig::default()
-    };
-    let relay = LocalRelay::start(&root.join("relay"), config).await?;
+    let relay = LocalRelay::start(&root.join("relay"), support::relay_config()?).await?;
     for name in ["erin", "bob"] {
         let mut rng = mayfly_node::rng::node_rng(None)?;
         Home::create(
@@ -293,7 +227,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
 
     let size = args.size_mib << 20;
     let clip = root.join("clip.mp4");
-    write_clip(&clip, size)?;
+    write_padded_clip(&clip, size)?;
     let report = erin
         .client
         .send_file(&[bob_id], &clip, SendOptions::default())
@@ -437,24 +371,4 @@ fn tcp_port(address: &Multiaddr) -> Option<u16> {
         Protocol::Tcp(port) => Some(port),
         _ => None,
     })
-}
-
-/// `samples/hello.mp4` and a top-level `free` box up to `size` bytes.
-fn write_clip(path: &Path, size: u64) -> anyhow::Result<()> {
-    let pad = size
-        .checked_sub(SAMPLE.len() as u64)
-        .context("--size-mib too small")?;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    f.write_all(SAMPLE)?;
-    f.write_all(&u32::try_from(pad)?.to_be_bytes())?;
-    f.write_all(b"free")?;
-    let zeros = vec![0u8; 1 << 20];
-    let mut left = pad - 8;
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        f.write_all(&zeros[..n])?;
-        left -= n as u64;
-    }
-    f.flush()?;
-    Ok(())
 }

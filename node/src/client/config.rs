@@ -37,7 +37,8 @@ pub struct ClientConfig {
     /// sender's device owes, once the sender's device falls behind the
     /// clip's playback: a player that starts `helpers_after` (at least 1 s)
     /// into the open and plays at the clip's pace (its duration over its
-    /// chunks) would wait for the next chunk. Without it, only a stall of
+    /// chunks) needs the next chunk within 250 ms and it is not in.
+    /// Without it, only a stall of
     /// `helpers_after` brings the relay in, so a sender that is slow but
     /// steady serves the whole clip (RELAY.md §8).
     pub keep_up_with_playback: bool,

@@ -11,9 +11,11 @@
 //! [`LOOKAHEAD`] past the first one not yet played, so whatever arrives out
 //! of order waits in a bounded buffer. Each peer's answers come in the order
 //! it was asked. A chunk that a stopped peer was asked for and did not
-//! deliver is asked of another, and once the chunks are late (a stall of
-//! [`HEDGE_AFTER`], or behind playback) so is every chunk another peer owes
-//! (the first copy to arrive counts).
+//! deliver is asked of another. Once the chunks are late (a stall of
+//! [`HEDGE_AFTER`], or behind playback), so is every chunk another peer
+//! owes, before new ones; and once helpers have joined, a peer with nothing
+//! new to ask for asks for those too rather than idle. The first copy to
+//! arrive counts.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -28,6 +30,10 @@ pub(super) const LOOKAHEAD: u32 = 2 * CHUNKS_WINDOW as u32;
 /// is asked of another as well (`helpers_after` when that is longer).
 pub(super) const HEDGE_AFTER: Duration = Duration::from_secs(1);
 
+/// How long before a chunk is due at the player's pace it counts as late:
+/// time to fetch it from another source before the player needs it.
+pub(super) const PLAY_MARGIN: Duration = Duration::from_millis(250);
+
 /// When helpers join and chunks are asked of a second source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Policy {
@@ -38,9 +44,10 @@ pub(super) struct Policy {
     /// How long each chunk plays, if known (the clip's duration over its
     /// chunks). A player that starts `max(helpers_after, HEDGE_AFTER)`
     /// after the fetch and plays at this pace needs chunk `k` at that start
-    /// plus `k` paces. Once the next chunk to play is later than that, the
-    /// helpers join and what one source owes is asked of another too, as
-    /// after a stall. `None`: stalls alone count.
+    /// plus `k` paces. Once the next chunk to play is not in
+    /// [`PLAY_MARGIN`] before that, the helpers join and what one source
+    /// owes is asked of another too, as after a stall. `None`: stalls alone
+    /// count.
     pub pace: Option<Duration>,
 }
 
@@ -118,12 +125,12 @@ impl Schedule {
         }
     }
 
-    /// When the next chunk to play is due at the player's pace, if the
-    /// pace is known.
+    /// When the next chunk to play becomes late at the player's pace
+    /// ([`PLAY_MARGIN`] before it is due), if the pace is known.
     fn due(&self) -> Option<Instant> {
         let pace = self.policy.pace?;
         let ahead = pace.saturating_mul(self.next_take.saturating_sub(self.first));
-        self.play_from?.checked_add(ahead)
+        self.play_from?.checked_add(ahead)?.checked_sub(PLAY_MARGIN)
     }
 
     /// What `source` does next.
@@ -160,7 +167,8 @@ impl Schedule {
     /// source stopped or it failed its check); if the chunks are late
     /// (stalled for [`HEDGE_AFTER`], or behind playback), the oldest one
     /// another source owes (asked of both, the first answer counts); else
-    /// the next new one within the lookahead.
+    /// the next new one within the lookahead; else, once helpers have
+    /// joined, the oldest one another source owes.
     fn pick(&mut self, source: usize, late: bool) -> Option<u32> {
         while let Some(i) = self.again.pop_first() {
             if self.wanted(i, source) {
@@ -173,6 +181,11 @@ impl Schedule {
         if self.next_new < self.count && self.next_new < self.next_take.saturating_add(LOOKAHEAD) {
             self.next_new += 1;
             return Some(self.next_new - 1);
+        }
+        // Nothing new to ask for: rather than idle, help with what another
+        // source owes (once helpers have joined).
+        if self.helping {
+            return self.owed(source);
         }
         None
     }
@@ -406,27 +419,29 @@ mod tests {
         assert_eq!(arrive(&mut s, 0, late), Some(1));
         assert_eq!(arrive(&mut s, 1, late), Some(1));
         assert_eq!(s.take(late).map(|(i, a)| (i, a.source)), Some((1, 0)));
-        // Progress again: nothing is asked twice until the next stall.
+        // Progress again: new chunks first. With nothing new left, the
+        // lead helps with what the helper owes (3; it asked for 2 itself).
         assert_eq!(s.next(0, late), Next::Ask(4));
         assert_eq!(s.next(1, late), Next::Ask(5));
-        assert_eq!(s.next(0, late), Next::Wait(Some(late + HELPERS_AFTER)));
+        assert_eq!(s.next(0, late), Next::Ask(3));
+        assert_eq!(s.next(0, late), Next::Ask(5));
         // A source ends only when nothing it could ask for is owed.
+        assert_eq!(s.next(0, late), Next::End);
+        assert_eq!(s.next(1, late), Next::Ask(4));
+        assert_eq!(s.next(1, late), Next::End);
         assert_eq!(arrive(&mut s, 0, late), Some(2));
         assert_eq!(arrive(&mut s, 1, late), Some(2));
         assert_eq!(arrive(&mut s, 1, late), Some(3));
         assert_eq!(arrive(&mut s, 0, late), Some(4));
-        assert_eq!(s.take(late).map(|(i, _)| i), Some(2));
-        assert_eq!(s.take(late).map(|(i, _)| i), Some(3));
-        assert_eq!(s.take(late).map(|(i, _)| i), Some(4));
-        assert_eq!(s.next(0, late), Next::Wait(Some(late + HELPERS_AFTER)));
-        assert_eq!(s.next(0, late + HELPERS_AFTER), Next::Ask(5));
-        assert_eq!(arrive(&mut s, 1, late), Some(5));
-        assert!(s.take(late).is_some());
+        assert_eq!(arrive(&mut s, 0, late), Some(3));
+        assert_eq!(arrive(&mut s, 0, late), Some(5));
+        let taken: Vec<_> = taken(&mut s, late);
+        assert_eq!(taken, [(2, 0), (3, 1), (4, 0), (5, 0)]);
         assert_eq!((s.next(0, late), s.next(1, late)), (Next::End, Next::End));
     }
 
     #[test]
-    fn helpers_from_the_start_ask_for_new_chunks_and_hedge_only_after_a_stall() {
+    fn helpers_from_the_start_share_new_chunks_then_help_with_what_the_other_owes() {
         let t0 = Instant::now();
         let policy = Policy {
             helpers_after: Duration::ZERO,
@@ -437,8 +452,32 @@ mod tests {
         assert_eq!(s.next(1, t0), Next::Ask(1));
         assert_eq!(s.next(0, t0), Next::Ask(2));
         assert_eq!(s.next(1, t0), Next::Ask(3));
-        assert_eq!(s.next(1, t0), Next::Wait(Some(t0 + HEDGE_AFTER)));
-        assert_eq!(s.next(1, t0 + HEDGE_AFTER), Next::Ask(0));
+        // Nothing new: each asks for what the other owes, oldest first.
+        assert_eq!(s.next(1, t0), Next::Ask(0));
+        assert_eq!(s.next(1, t0), Next::Ask(2));
+        assert_eq!(s.next(1, t0), Next::End);
+        assert_eq!(s.next(0, t0), Next::Ask(1));
+        assert_eq!(s.next(0, t0), Next::Ask(3));
+        assert_eq!(s.next(0, t0), Next::End);
+    }
+
+    #[test]
+    fn helpers_ask_for_new_chunks_first_until_the_chunks_are_late() {
+        let t0 = Instant::now();
+        let policy = Policy {
+            helpers_after: Duration::ZERO,
+            pace: Some(Duration::from_millis(10)),
+        };
+        let mut s = Schedule::new(0, 100, 2, policy, t0);
+        assert_eq!(s.next(0, t0), Next::Ask(0));
+        assert_eq!(s.next(1, t0), Next::Ask(1));
+        // The player starts HEDGE_AFTER in; until chunk 0 is due within
+        // PLAY_MARGIN, new chunks first.
+        let late = t0 + HEDGE_AFTER - PLAY_MARGIN;
+        assert_eq!(s.next(1, late - Duration::from_millis(1)), Next::Ask(2));
+        // Then chunk 0 is late, and asked of the helper before new ones.
+        assert_eq!(s.next(1, late), Next::Ask(0));
+        assert_eq!(s.next(1, late), Next::Ask(3));
     }
 
     /// The lead answers one chunk every `every`, never stalling for a
@@ -468,11 +507,15 @@ mod tests {
     #[test]
     fn a_steady_lead_slower_than_playback_brings_the_helper_in() {
         // Chunks play for 100 ms each from 1 s in; the lead takes 200 ms
-        // each. Chunk 10 is due at 2 s and not in: the helper first asks
-        // for it (the lead owes it), then helps.
+        // each. Chunk 8 is due at 1.8 s and not in at 1.55 s: the helper
+        // asks for it (the lead owes it) at the next step, 1.6 s, then
+        // helps.
         let pace = Some(Duration::from_millis(100));
         let every = Duration::from_millis(200);
-        assert_eq!(steady_lead(pace, every), Some((Duration::from_secs(2), 10)));
+        assert_eq!(
+            steady_lead(pace, every),
+            Some((Duration::from_millis(1600), 8))
+        );
         // Stalls alone never bring it in: the lead never stalls for 1 s.
         assert_eq!(steady_lead(None, every), None);
     }
@@ -481,24 +524,6 @@ mod tests {
     fn a_lead_ahead_of_playback_keeps_the_helper_out() {
         let pace = Some(Duration::from_millis(100));
         assert_eq!(steady_lead(pace, Duration::from_millis(90)), None);
-    }
-
-    #[test]
-    fn with_a_pace_nothing_is_asked_twice_before_the_player_starts() {
-        let t0 = Instant::now();
-        let policy = Policy {
-            helpers_after: Duration::ZERO,
-            pace: Some(Duration::from_millis(10)),
-        };
-        let mut s = Schedule::new(0, 4, 2, policy, t0);
-        assert_eq!(s.next(0, t0), Next::Ask(0));
-        assert_eq!(s.next(1, t0), Next::Ask(1));
-        // Helpers from the start: the player starts HEDGE_AFTER in, so
-        // nothing is asked twice before then.
-        assert_eq!(s.next(1, t0), Next::Ask(2));
-        assert_eq!(s.next(1, t0), Next::Ask(3));
-        assert_eq!(s.next(1, t0), Next::Wait(Some(t0 + HEDGE_AFTER)));
-        assert_eq!(s.next(1, t0 + HEDGE_AFTER), Next::Ask(0));
     }
 
     #[test]

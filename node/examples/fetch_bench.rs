@@ -22,7 +22,9 @@
 //! - erin's device, the relay on a stall only (`keep_up_with_playback: false`);
 //! - erin's device, the relay on a stall or once she falls behind playback
 //!   (the default);
-//! - both from the start (`helpers_after` zero).
+//! - both from the start (`helpers_after` zero);
+//! - saved to a file (`OpenTarget::File`) with the default configuration,
+//!   which counts as a player that wants every chunk at once.
 //!
 //! Each open notes when each chunk is played out (`Progress::Advance`).
 //! Besides the open's time, the benchmark reports how long a player would
@@ -230,7 +232,14 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     write_padded_clip(&clip, size)?;
     let report = erin
         .client
-        .send_file(&[bob_id], &clip, SendOptions::default())
+        .send_file(
+            &[bob_id],
+            &clip,
+            SendOptions {
+                allow_save: true,
+                ..SendOptions::default()
+            },
+        )
         .await?;
     ensure!(
         matches!(report.delivered[0].via, Via::Relay { .. }),
@@ -243,6 +252,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     .await?;
 
     let shaper = Shaper::new(port, args.mbit[0])?;
+    // (label, bob's configuration, whether he saves to a file).
     let sources = [
         (
             "the relay alone",
@@ -250,6 +260,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                 fetch_from_sender: false,
                 ..bob_base.clone()
             },
+            false,
         ),
         (
             "erin's device, the relay on a stall only",
@@ -257,10 +268,12 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                 keep_up_with_playback: false,
                 ..bob_base.clone()
             },
+            false,
         ),
         (
             "erin's device, the relay on a stall or behind playback (default)",
             bob_base.clone(),
+            false,
         ),
         (
             "both from the start (helpers_after 0)",
@@ -268,6 +281,12 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                 helpers_after: Duration::ZERO,
                 ..bob_base.clone()
             },
+            false,
+        ),
+        (
+            "saved to a file: erin's device, the relay if not all in by 0.75 s (default)",
+            bob_base.clone(),
+            true,
         ),
     ];
     println!(
@@ -284,7 +303,11 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                 bob.client.shutdown().await;
                 drop(bob);
                 bob = Party::start(&root.join("bob"), "bob", sources[v].1.clone()).await?;
-                let opened = open(&bob.client, id).await?;
+                let save = sources[v].2.then(|| root.join("saved.mp4"));
+                let opened = open(&bob.client, id, save.as_deref()).await?;
+                if let Some(path) = save {
+                    std::fs::remove_file(path)?;
+                }
                 eprintln!(
                     "  {mbit} Mbit/s, round {round}, {}: {:.0} ms, a player waits {:.0} ms, {} of {} chunks from erin",
                     sources[v].0,
@@ -309,7 +332,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     );
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for (mbit, opens) in &results {
-        for (v, (name, _)) in sources.iter().enumerate() {
+        for (v, (name, _, _)) in sources.iter().enumerate() {
             let mut took: Vec<Duration> = opens[v].iter().map(|o| o.took).collect();
             let mut waited: Vec<Duration> = opens[v].iter().map(|o| o.waited).collect();
             took.sort();
@@ -338,9 +361,9 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens `id`, noting when each chunk is played out (its
-/// `Progress::Advance`, after its plaintext is written).
-async fn open(client: &Client, id: MessageId) -> anyhow::Result<Opened> {
+/// Opens `id` (into a sink, or saved to `save`), noting when each chunk is
+/// played out (its `Progress::Advance`, after its plaintext is written).
+async fn open(client: &Client, id: MessageId, save: Option<&Path>) -> anyhow::Result<Opened> {
     let played = Arc::new(Mutex::new(Vec::new()));
     let notes = played.clone();
     let progress: client::ProgressFn = Arc::new(move |p| {
@@ -350,9 +373,11 @@ async fn open(client: &Client, id: MessageId) -> anyhow::Result<Opened> {
         }
     });
     let start = Instant::now();
-    let report = client
-        .open(&id, OpenTarget::Writer(Box::new(std::io::sink())), progress)
-        .await?;
+    let target = match save {
+        Some(path) => OpenTarget::File(path.to_path_buf()),
+        None => OpenTarget::Writer(Box::new(std::io::sink())),
+    };
+    let report = client.open(&id, target, progress).await?;
     let took = start.elapsed();
     let played = played.lock().unwrap_or_else(PoisonError::into_inner);
     let chunks = report.chunk_latencies.len();

@@ -37,10 +37,11 @@ pub struct ClientConfig {
     /// sender's device owes, once the sender's device falls behind the
     /// clip's playback: a player that starts `helpers_after` (at least 1 s)
     /// into the open and plays at the clip's pace (its duration over its
-    /// chunks) needs the next chunk within 250 ms and it is not in.
-    /// Without it, only a stall of
-    /// `helpers_after` brings the relay in, so a sender that is slow but
-    /// steady serves the whole clip (RELAY.md §8).
+    /// chunks) needs the next chunk within 250 ms and it is not in. A save
+    /// to a file counts as a player that wants every chunk at once, so the
+    /// relay joins if the whole clip is not in by then. Without it, only a
+    /// stall of `helpers_after` brings the relay in, so a sender that is
+    /// slow but steady serves the whole clip (RELAY.md §8).
     pub keep_up_with_playback: bool,
     /// How long to wait for a peer to answer a dial.
     pub dial_timeout: Duration,

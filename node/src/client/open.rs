@@ -94,6 +94,8 @@ impl Inner {
         if received.header.expires_at <= now {
             return Err(ClientError::Expired(id.to_hex()));
         }
+        // A save has no player: it wants every chunk at once.
+        let saving = matches!(target, OpenTarget::File(_));
         let mut out: Box<dyn Write + Send> = match target {
             OpenTarget::Stdout => Box::new(std::io::stdout()),
             OpenTarget::File(path) => {
@@ -148,10 +150,13 @@ impl Inner {
             };
             let sources: Vec<PeerId> = sender.into_iter().chain([relay]).collect();
             let duration = Duration::from_millis(received.header.duration_ms.into());
+            let pace = match saving {
+                true => Some(Duration::ZERO),
+                false => (!duration.is_zero()).then(|| duration / manifest.chunk_count().max(1)),
+            };
             let policy = Policy {
                 helpers_after: self.config.helpers_after,
-                pace: (self.config.keep_up_with_playback && !duration.is_zero())
-                    .then(|| duration / manifest.chunk_count().max(1)),
+                pace: pace.filter(|_| self.config.keep_up_with_playback),
             };
             let (schedule, from_peers) = self
                 .stream_chunks(&sources, manifest, policy, &mut play)
@@ -203,11 +208,10 @@ impl Inner {
     /// Fetches the clip's chunks from `sources` at once, one chunk stream
     /// (`/mayfly/chunks/1`) each, and plays them in order: the first source
     /// leads, the others help once it stalls, falls behind playback or
-    /// stops, as `policy` says ([`fetch`]). The last
-    /// source is the relay. Returns the schedule, whose next chunk to take
-    /// is where the streams stopped (all of them, if they delivered
-    /// everything), and how many chunks came from sources other than the
-    /// relay. An error of `play` (writing out) ends the open.
+    /// stops, as `policy` says ([`fetch`]). The last source is the relay.
+    /// Returns the schedule, whose next chunk to take is where the streams
+    /// stopped (all of them, if they delivered everything), and how many
+    /// chunks came from sources other than the relay. An error of `play` (writing out) ends the open.
     async fn stream_chunks(
         &self,
         sources: &[PeerId],

@@ -18,10 +18,7 @@ fn identity(p: &Person) -> mayfly_protocol::SigningPublicKey {
 fn a_direct_delivery_is_erased_everywhere_at_expiry() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let relay = TestRelay::start(&dir.path().join("relay")).await;
-        let mut alice = Person::create(dir.path(), "alice", &relay.address, 1);
-        let mut carol = Person::create(dir.path(), "carol", &relay.address, 2);
-        befriend(&alice, &carol);
+        let (_relay, mut alice, mut carol) = friends(dir.path(), ("alice", 1), ("carol", 2)).await;
         carol.online(ClientConfig::default()).await;
         alice.online(ClientConfig::default()).await;
         let to = [identity(&carol)];
@@ -83,10 +80,7 @@ fn a_direct_delivery_is_erased_everywhere_at_expiry() {
 fn a_replaced_device_is_refused_and_contacts_follow_the_new_one() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let relay = TestRelay::start(&dir.path().join("relay")).await;
-        let mut alice = Person::create(dir.path(), "alice", &relay.address, 3);
-        let mut bob = Person::create(dir.path(), "bob", &relay.address, 4);
-        befriend(&alice, &bob);
+        let (_relay, mut alice, mut bob) = friends(dir.path(), ("alice", 3), ("bob", 4)).await;
         // A copy of bob's home before the replacement: the "old device".
         bob.online(ClientConfig::default()).await;
         bob.offline().await;
@@ -246,10 +240,7 @@ fn played_from_both(
 fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let relay = TestRelay::start(&dir.path().join("relay")).await;
-        let mut alice = Person::create(dir.path(), "alice", &relay.address, 1);
-        let mut bob = Person::create(dir.path(), "bob", &relay.address, 2);
-        befriend(&alice, &bob);
+        let (_relay, mut alice, mut bob) = friends(dir.path(), ("alice", 1), ("bob", 2)).await;
         // 40 chunks: more than the lookahead, so chunks arrive out of order.
         let len = 10 << 20;
         let clip = padded_sample(dir.path(), len);
@@ -283,10 +274,7 @@ fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order(
 fn a_sender_that_goes_silent_mid_clip_is_covered_by_the_relay() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let relay = TestRelay::start(&dir.path().join("relay")).await;
-        let alice = Person::create(dir.path(), "alice", &relay.address, 1);
-        let mut bob = Person::create(dir.path(), "bob", &relay.address, 2);
-        befriend(&alice, &bob);
+        let (_relay, alice, mut bob) = friends(dir.path(), ("alice", 1), ("bob", 2)).await;
         let len = 10 << 20;
         let clip = padded_sample(dir.path(), len);
         bob.online(ClientConfig::default()).await;
@@ -358,10 +346,7 @@ async fn open_into(
 fn a_recipient_fetches_from_the_online_sender_and_from_the_relay_what_it_does_not_serve() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let relay = TestRelay::start(&dir.path().join("relay")).await;
-        let mut alice = Person::create(dir.path(), "alice", &relay.address, 1);
-        let mut bob = Person::create(dir.path(), "bob", &relay.address, 2);
-        befriend(&alice, &bob);
+        let (_relay, mut alice, mut bob) = friends(dir.path(), ("alice", 1), ("bob", 2)).await;
         let to = [identity(&bob)];
         let len = std::fs::metadata(SAMPLE).unwrap().len();
         // Bob registers at the relay (prekeys), then goes offline.

@@ -118,6 +118,20 @@ impl Person {
     }
 }
 
+/// A relay in `root` and two people with homes there (created with the
+/// given names and seeds) who are each other's contacts, both offline.
+pub async fn friends(
+    root: &Path,
+    a: (&'static str, u64),
+    b: (&'static str, u64),
+) -> (TestRelay, Person, Person) {
+    let relay = TestRelay::start(&root.join("relay")).await;
+    let a = Person::create(root, a.0, &relay.address, a.1);
+    let b = Person::create(root, b.0, &relay.address, b.1);
+    befriend(&a, &b);
+    (relay, a, b)
+}
+
 /// Makes `a` and `b` contacts of each other (both offline).
 pub fn befriend(a: &Person, b: &Person) {
     let ha = Home::open(&a.dir).unwrap();

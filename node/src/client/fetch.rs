@@ -274,9 +274,20 @@ mod tests {
     const HELPERS_AFTER: Duration = Duration::from_secs(1);
 
     fn schedule(first: u32, count: u32, sources: usize, now: Instant) -> Schedule {
+        with_policy(first, count, sources, (HELPERS_AFTER, None), now)
+    }
+
+    /// A schedule whose policy is `(helpers_after, pace)`.
+    fn with_policy(
+        first: u32,
+        count: u32,
+        sources: usize,
+        (helpers_after, pace): (Duration, Option<Duration>),
+        now: Instant,
+    ) -> Schedule {
         let policy = Policy {
-            helpers_after: HELPERS_AFTER,
-            pace: None,
+            helpers_after,
+            pace,
         };
         Schedule::new(first, count, sources, policy, now)
     }
@@ -443,11 +454,7 @@ mod tests {
     #[test]
     fn helpers_from_the_start_share_new_chunks_then_help_with_what_the_other_owes() {
         let t0 = Instant::now();
-        let policy = Policy {
-            helpers_after: Duration::ZERO,
-            pace: None,
-        };
-        let mut s = Schedule::new(0, 4, 2, policy, t0);
+        let mut s = with_policy(0, 4, 2, (Duration::ZERO, None), t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(1, t0), Next::Ask(1));
         assert_eq!(s.next(0, t0), Next::Ask(2));
@@ -464,11 +471,8 @@ mod tests {
     #[test]
     fn helpers_ask_for_new_chunks_first_until_the_chunks_are_late() {
         let t0 = Instant::now();
-        let policy = Policy {
-            helpers_after: Duration::ZERO,
-            pace: Some(Duration::from_millis(10)),
-        };
-        let mut s = Schedule::new(0, 100, 2, policy, t0);
+        let pace = Some(Duration::from_millis(10));
+        let mut s = with_policy(0, 100, 2, (Duration::ZERO, pace), t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(1, t0), Next::Ask(1));
         // The player starts HEDGE_AFTER in; until chunk 0 is due within
@@ -484,11 +488,7 @@ mod tests {
     /// second; returns when the helper first asks for a chunk, and which.
     fn steady_lead(pace: Option<Duration>, every: Duration) -> Option<(Duration, u32)> {
         let t0 = Instant::now();
-        let policy = Policy {
-            helpers_after: HELPERS_AFTER,
-            pace,
-        };
-        let mut s = Schedule::new(0, 40, 2, policy, t0);
+        let mut s = with_policy(0, 40, 2, (HELPERS_AFTER, pace), t0);
         let mut now = t0;
         while s.next_take() < 40 {
             while let Next::Ask(_) = s.next(0, now) {}
@@ -584,11 +584,8 @@ mod tests {
             ) {
                 let t0 = Instant::now();
                 let mut now = t0;
-                let policy = Policy {
-                    helpers_after: Duration::from_millis(helpers_after),
-                    pace: pace.map(Duration::from_millis),
-                };
-                let mut s = Schedule::new(0, count, sources, policy, t0);
+                let policy = (Duration::from_millis(helpers_after), pace.map(Duration::from_millis));
+                let mut s = with_policy(0, count, sources, policy, t0);
                 let mut played = Vec::new();
                 for op in ops {
                     match op {

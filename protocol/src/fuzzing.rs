@@ -207,6 +207,84 @@ pub fn revocation_ledger(data: &[u8]) {
     }
 }
 
+/// The multi-source fetch schedule ([`crate::fetch::Schedule`]): the first
+/// four bytes choose the clip's chunk count (1 to 80), the sources (1 to
+/// 3), `helpers_after` (0 to 2 s) and the pace (none, or 0 to 254 ms); each
+/// further byte is an operation: a source asks, answers its oldest request,
+/// the next chunk is played or fails its check, a source stops, or time
+/// passes. After each, the schedule's invariants hold and anything asked
+/// for is still needed; at the end, with every live source answering at
+/// once, the whole clip is played in order, each chunk once.
+pub fn fetch_schedule(data: &[u8]) {
+    use crate::fetch::{HEDGE_AFTER, Next, Policy, Schedule};
+    use core::time::Duration;
+    let [a, b, c, d, ops @ ..] = data else {
+        return;
+    };
+    let count = 1 + u32::from(*a) % 80;
+    let sources = 1 + usize::from(*b) % 3;
+    let policy = Policy {
+        helpers_after: Duration::from_millis(u64::from(*c) * 8),
+        pace: d.checked_sub(1).map(|p| Duration::from_millis(p.into())),
+    };
+    let mut now = Duration::from_secs(1);
+    let mut s = Schedule::new(0, count, sources, policy, now);
+    let mut played = Vec::new();
+    for &op in ops {
+        let src = usize::from(op >> 4) % sources;
+        match op & 15 {
+            0..=3 => {
+                if let Next::Ask(i) = s.next(src, now) {
+                    assert!(i < count && i >= s.next_take(), "asked for {i}");
+                }
+            }
+            4..=7 => {
+                if !s.stopped(src) && s.owes(src) {
+                    s.arrived(src, Vec::new(), now);
+                }
+            }
+            8..=10 => played.extend(s.take(now).map(|(i, _)| i)),
+            11 => {
+                if let Some((i, a)) = s.take(now) {
+                    s.reject(i, a.source);
+                }
+            }
+            12 => s.stop(src),
+            _ => now += Duration::from_millis(u64::from(op >> 4) * 100),
+        }
+        s.check();
+        for src in 0..sources {
+            if s.stopped(src) {
+                assert_eq!(s.next(src, now), Next::End);
+            }
+        }
+    }
+    // From here every live source answers at once; time passes so that
+    // stalls count.
+    for _ in 0..(4 * count + 8) {
+        for src in 0..sources {
+            while !s.stopped(src) && s.owes(src) {
+                s.arrived(src, Vec::new(), now);
+            }
+            if let Next::Ask(_) = s.next(src, now) {
+                s.arrived(src, Vec::new(), now);
+            }
+        }
+        played.extend(core::iter::from_fn(|| s.take(now).map(|(i, _)| i)));
+        s.check();
+        now += HEDGE_AFTER;
+    }
+    if (0..sources).any(|src| !s.stopped(src)) {
+        assert_eq!(s.next_take(), count, "a live source finishes the clip");
+    }
+    // Played in order, each once (a rejected chunk is played when a good
+    // copy comes).
+    assert!(
+        played.iter().copied().eq(0..played.len() as u32),
+        "{played:?}"
+    );
+}
+
 struct Fixture {
     identity: crate::keys::SigningPublicKey,
     prekey: crate::keys::DhSecret,

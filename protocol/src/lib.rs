@@ -3,10 +3,12 @@
 //! The sans-IO core of Mayfly: identities and devices, prekeys, contact cards,
 //! clip sealing and opening (STREAM over ChaCha20-Poly1305 with key
 //! commitment, Padmé padding and BLAKE3 chunk addresses), envelopes (Noise N
-//! with a sender signature inside), revocation and expiry.
+//! with a sender signature inside), revocation and expiry, and the schedule
+//! of a fetch from several peers at once ([`fetch`]).
 //!
 //! Nothing here touches a socket, a file, the clock or the operating system's
-//! RNG: time comes in as [`UnixMillis`] and randomness as a
+//! RNG: time comes in as [`UnixMillis`] (or, for [`fetch`], as a
+//! monotonic [`core::time::Duration`] since an origin) and randomness as a
 //! [`rand_core::CryptoRng`], so every output can be reproduced from a seed.
 //! The normative description is `spec/SPEC.md` in the repository.
 //!
@@ -65,6 +67,7 @@ pub mod codec;
 pub mod control;
 pub mod envelope;
 pub mod error;
+pub mod fetch;
 pub mod fuzzing;
 pub mod header;
 pub mod identity;

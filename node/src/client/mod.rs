@@ -34,7 +34,6 @@ mod deliver;
 mod error;
 mod event;
 mod event_loop;
-mod fetch;
 mod held;
 mod ingest;
 mod init;

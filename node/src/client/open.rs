@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use libp2p::PeerId;
+use mayfly_protocol::fetch::{Next, Policy, Schedule};
 use mayfly_protocol::mailbox::{Request, Response};
 use mayfly_protocol::{
     ChunkHash, ClipHeader, ClipOpener, Manifest, MessageId, SigningPublicKey, VerifiedChunk,
 };
 use tokio::sync::Notify;
 
-use super::fetch::{Next, Policy, Schedule};
 use super::ingest::ChunkSource;
 use super::inner::{Inner, card_relays, lock, unexpected};
 use super::peer;
@@ -164,7 +164,7 @@ impl Inner {
             peer_chunks = from_peers;
             left = Some(schedule);
         }
-        let first = left.as_ref().map_or(0, |s| s.next_take()) as usize;
+        let first = left.as_ref().map_or(0, |l| l.schedule.next_take()) as usize;
         let mut next = hashes.iter().enumerate().skip(first);
         let mut fetches = FuturesOrdered::new();
         loop {
@@ -172,10 +172,12 @@ impl Inner {
                 let Some((index, hash)) = next.next() else {
                     break;
                 };
-                let waiting = left.as_mut().and_then(|s| s.remove(index as u32));
+                let waiting = left
+                    .as_mut()
+                    .and_then(|l| Some((l.schedule.remove(index as u32)?, l.origin)));
                 fetches.push_back(async move {
                     let r = match waiting {
-                        Some(arrived) => Ok((arrived.bytes, arrived.at)),
+                        Some((arrived, origin)) => Ok((arrived.bytes, origin + arrived.at)),
                         None => {
                             let bytes = self.fetch_chunk(source, hash).await;
                             bytes.map(|b| (b, Instant::now()))
@@ -209,16 +211,17 @@ impl Inner {
     /// (`/mayfly/chunks/1`) each, and plays them in order: the first source
     /// leads, the others help once it stalls, falls behind playback or
     /// stops, as `policy` says ([`fetch`]). The last source is the relay.
-    /// Returns the schedule, whose next chunk to take is where the streams
-    /// stopped (all of them, if they delivered everything), and how many
-    /// chunks came from sources other than the relay. An error of `play` (writing out) ends the open.
+    /// Returns what the streams left (the schedule, whose next chunk to
+    /// take is where they stopped: all of them, if they delivered
+    /// everything) and how many chunks came from sources other than the
+    /// relay. An error of `play` (writing out) ends the open.
     async fn stream_chunks(
         &self,
         sources: &[PeerId],
         manifest: &Manifest,
         policy: Policy,
         play: &mut (dyn FnMut(VerifiedChunk<'_>, Instant) -> Result<(), ClientError> + Send),
-    ) -> Result<(Schedule, usize), ClientError> {
+    ) -> Result<(Left, usize), ClientError> {
         let count = manifest.chunk_count();
         let shared = Arc::new(Shared {
             schedule: Mutex::new(Schedule::new(
@@ -226,8 +229,9 @@ impl Inner {
                 count,
                 sources.len(),
                 policy,
-                Instant::now(),
+                Duration::ZERO,
             )),
+            origin: Instant::now(),
             changed: Notify::new(),
             failed: AtomicBool::new(false),
             relay: sources.len() - 1,
@@ -266,9 +270,13 @@ impl Inner {
         }
         let schedule = std::mem::replace(
             &mut *lock(&shared.schedule),
-            Schedule::new(count, count, 1, Policy::default(), Instant::now()),
+            Schedule::new(count, count, 1, Policy::default(), Duration::ZERO),
         );
-        Ok((schedule, player.from_peers))
+        let left = Left {
+            schedule,
+            origin: shared.origin,
+        };
+        Ok((left, player.from_peers))
     }
 
     /// One source of [`Inner::stream_chunks`]: opens its stream once it has
@@ -366,6 +374,14 @@ impl Inner {
     }
 }
 
+/// What the chunk streams of a fetch left: chunks that came out of order,
+/// and where requests start.
+struct Left {
+    schedule: Schedule,
+    /// Where the schedule's times count from.
+    origin: Instant,
+}
+
 /// One source of a fetch: its number in the schedule and its peer.
 #[derive(Clone, Copy)]
 struct Feed {
@@ -376,6 +392,8 @@ struct Feed {
 
 /// What the sources of one fetch share.
 struct Shared {
+    /// Times in `schedule` count from here.
+    origin: Instant,
     schedule: Mutex<Schedule>,
     /// Told whenever the schedule changes in a way a waiting source may
     /// care about.
@@ -409,6 +427,11 @@ struct Player<'a> {
 }
 
 impl Shared {
+    /// Now, as the schedule counts time: since [`Shared::origin`].
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
     /// The next chunk `source` asks for, waiting while there is none yet;
     /// `None` once there is nothing more for it.
     async fn ask(&self, source: usize) -> Option<u32> {
@@ -420,13 +443,13 @@ impl Shared {
             if self.failed.load(Ordering::Acquire) {
                 return None;
             }
-            let next = lock(&self.schedule).next(source, Instant::now());
+            let next = lock(&self.schedule).next(source, self.now());
             match next {
                 Next::Ask(i) => return Some(i),
                 Next::End => return None,
                 Next::Wait(None) => changed.await,
                 Next::Wait(Some(until)) => {
-                    let until = tokio::time::Instant::from_std(until);
+                    let until = tokio::time::Instant::from_std(self.origin + until);
                     let _ = tokio::time::timeout_at(until, changed).await;
                 }
             }
@@ -452,15 +475,12 @@ impl Shared {
             return Err(SourceStop::Unneeded);
         }
         let mut schedule = lock(&self.schedule);
-        if schedule
-            .arrived(source.index, bytes, Instant::now())
-            .is_none()
-        {
+        if schedule.arrived(source.index, bytes, self.now()).is_none() {
             // This source was stopped meanwhile: its stream ends.
             return Err(SourceStop::Unneeded);
         }
         let mut rejected_mine = false;
-        while let Some((index, arrived)) = schedule.take(Instant::now()) {
+        while let Some((index, arrived)) = schedule.take(self.now()) {
             let Some(chunk) = manifest.check_chunk(index, &arrived.bytes) else {
                 tracing::debug!(index, "a chunk failed its check: asked of another source");
                 rejected_mine |= arrived.source == source.index;
@@ -468,7 +488,7 @@ impl Shared {
                 continue;
             };
             let mut player = lock(player);
-            if let Err(e) = (player.play)(chunk, arrived.at) {
+            if let Err(e) = (player.play)(chunk, self.origin + arrived.at) {
                 player.error = Some(e);
                 self.failed.store(true, Ordering::Release);
                 break;

@@ -1,13 +1,13 @@
 //! Which peer is asked for which chunk when a clip is fetched from several
 //! at once (RELAY.md §8): the sender's device leads, and the relay helps
-//! when the lead stalls ([`ClientConfig::helpers_after`]), falls behind
-//! the clip's playback ([`ClientConfig::keep_up_with_playback`]) or stops.
+//! when the lead stalls (`helpers_after`), falls behind the clip's playback
+//! ([`Policy::pace`]) or stops. This is the reference client's policy, not
+//! part of the wire protocol: any schedule that asks for chunks by hash and
+//! checks them interoperates.
 //!
-//! [`ClientConfig::helpers_after`]: super::ClientConfig::helpers_after
-//! [`ClientConfig::keep_up_with_playback`]: super::ClientConfig::keep_up_with_playback
-//!
-//! [`Schedule`] is the bookkeeping alone, with time passed in; the streams
-//! that follow it are in `open.rs`. Chunks are asked for in order, at most
+//! [`Schedule`] is the bookkeeping alone, sans-IO: every time is passed in,
+//! as a [`Duration`] since an origin the caller picks (the reference client
+//! uses the start of the fetch). Chunks are asked for in order, at most
 //! [`LOOKAHEAD`] past the first one not yet played, so whatever arrives out
 //! of order waits in a bounded buffer. Each peer's answers come in the order
 //! it was asked. A chunk that a stopped peer was asked for and did not
@@ -17,26 +17,26 @@
 //! new to ask for asks for those too rather than idle. The first copy to
 //! arrive counts.
 
+use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::{Duration, Instant};
 
-use mayfly_protocol::mailbox::CHUNKS_WINDOW;
+use crate::mailbox::CHUNKS_WINDOW;
 
 /// Chunks asked for beyond the first one not yet taken: what may wait out
 /// of order is at most this many chunks (8 MiB).
-pub(super) const LOOKAHEAD: u32 = 2 * CHUNKS_WINDOW as u32;
+pub const LOOKAHEAD: u32 = 2 * CHUNKS_WINDOW as u32;
 
 /// How long the chunks must stall, at least, before what one source owes
 /// is asked of another as well (`helpers_after` when that is longer).
-pub(super) const HEDGE_AFTER: Duration = Duration::from_secs(1);
+pub const HEDGE_AFTER: Duration = Duration::from_secs(1);
 
 /// How long before a chunk is due at the player's pace it counts as late:
 /// time to fetch it from another source before the player needs it.
-pub(super) const PLAY_MARGIN: Duration = Duration::from_millis(250);
+pub const PLAY_MARGIN: Duration = Duration::from_millis(250);
 
 /// When helpers join and chunks are asked of a second source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Policy {
+pub struct Policy {
     /// A stall this long (no chunk taken) brings the helpers in; after a
     /// stall this long and at least [`HEDGE_AFTER`], what one source owes
     /// is asked of another too.
@@ -53,23 +53,23 @@ pub(super) struct Policy {
 
 /// What a source does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Next {
+pub enum Next {
     /// Ask for this chunk.
     Ask(u32),
-    /// Nothing to ask for now: wait for a change, or until this time, when
-    /// the answer may differ.
-    Wait(Option<Instant>),
+    /// Nothing to ask for now: wait for a change, or until this time (since
+    /// the caller's origin), when the answer may differ.
+    Wait(Option<Duration>),
     /// Nothing more for this source.
     End,
 }
 
 /// A chunk that arrived and waits for its turn.
 #[derive(Debug)]
-pub(super) struct Arrived {
+pub struct Arrived {
     /// Its ciphertext, not yet checked against its hash.
     pub bytes: Vec<u8>,
-    /// When it arrived.
-    pub at: Instant,
+    /// When it arrived (since the caller's origin).
+    pub at: Duration,
     /// The source it came from.
     pub source: usize,
 }
@@ -85,7 +85,7 @@ struct Source {
 /// help once the lead goes `helpers_after` without delivering the next
 /// chunk in order, falls behind playback ([`Policy::pace`]), or stops.
 #[derive(Debug)]
-pub(super) struct Schedule {
+pub struct Schedule {
     count: u32,
     /// The first chunk not yet asked of anyone.
     next_new: u32,
@@ -102,14 +102,14 @@ pub(super) struct Schedule {
     first: u32,
     /// When a player that started with the fetch, after a startup allowance
     /// of `max(helpers_after, HEDGE_AFTER)`, plays chunk `first`.
-    play_from: Option<Instant>,
+    play_from: Option<Duration>,
     /// When the last chunk was taken (or the fetch started).
-    progress: Instant,
+    progress: Duration,
 }
 
 impl Schedule {
     /// A schedule for chunks `first..count` among `sources` sources.
-    pub fn new(first: u32, count: u32, sources: usize, policy: Policy, now: Instant) -> Self {
+    pub fn new(first: u32, count: u32, sources: usize, policy: Policy, now: Duration) -> Self {
         Self {
             count,
             next_new: first,
@@ -127,14 +127,14 @@ impl Schedule {
 
     /// When the next chunk to play becomes late at the player's pace
     /// ([`PLAY_MARGIN`] before it is due), if the pace is known.
-    fn due(&self) -> Option<Instant> {
+    fn due(&self) -> Option<Duration> {
         let pace = self.policy.pace?;
         let ahead = pace.saturating_mul(self.next_take.saturating_sub(self.first));
         self.play_from?.checked_add(ahead)?.checked_sub(PLAY_MARGIN)
     }
 
     /// What `source` does next.
-    pub fn next(&mut self, source: usize, now: Instant) -> Next {
+    pub fn next(&mut self, source: usize, now: Duration) -> Next {
         if self.sources[source].stopped {
             return Next::End;
         }
@@ -214,7 +214,7 @@ impl Schedule {
     /// Returns its index; `None` if `source` has stopped (the chunk is asked
     /// of another) or was asked for nothing. A chunk already in (another
     /// source answered first) is dropped.
-    pub fn arrived(&mut self, source: usize, bytes: Vec<u8>, at: Instant) -> Option<u32> {
+    pub fn arrived(&mut self, source: usize, bytes: Vec<u8>, at: Duration) -> Option<u32> {
         let s = &mut self.sources[source];
         if s.stopped {
             return None;
@@ -228,7 +228,7 @@ impl Schedule {
 
     /// The next chunk in order, if it has arrived. It counts as taken;
     /// [`Schedule::reject`] it if it fails its check.
-    pub fn take(&mut self, now: Instant) -> Option<(u32, Arrived)> {
+    pub fn take(&mut self, now: Duration) -> Option<(u32, Arrived)> {
         let arrived = self.ready.remove(&self.next_take)?;
         self.next_take += 1;
         self.progress = now;
@@ -255,6 +255,42 @@ impl Schedule {
         }
     }
 
+    /// Panics unless the schedule's invariants hold: what waits is within
+    /// the lookahead past the next chunk to take, and no source owes a
+    /// chunk past the clip or owes one chunk twice. For tests and fuzzing.
+    pub(crate) fn check(&self) {
+        assert!(
+            self.ready.len() as u32 <= LOOKAHEAD,
+            "buffer past the lookahead"
+        );
+        assert!(
+            self.ready
+                .keys()
+                .all(|&i| i >= self.next_take && i < self.count),
+            "a chunk waits that is played or past the clip"
+        );
+        for source in &self.sources {
+            assert!(
+                source.asked.iter().all(|&i| i < self.count),
+                "asked past the clip"
+            );
+            let mut asked: Vec<u32> = source.asked.iter().copied().collect();
+            asked.sort_unstable();
+            asked.dedup();
+            assert_eq!(asked.len(), source.asked.len(), "asked twice at once");
+        }
+    }
+
+    /// Whether `source` has stopped.
+    pub fn stopped(&self, source: usize) -> bool {
+        self.sources[source].stopped
+    }
+
+    /// Whether `source` owes answers.
+    pub fn owes(&self, source: usize) -> bool {
+        !self.sources[source].asked.is_empty()
+    }
+
     /// The first chunk not yet taken.
     pub fn next_take(&self) -> u32 {
         self.next_take
@@ -273,7 +309,7 @@ mod tests {
 
     const HELPERS_AFTER: Duration = Duration::from_secs(1);
 
-    fn schedule(first: u32, count: u32, sources: usize, now: Instant) -> Schedule {
+    fn schedule(first: u32, count: u32, sources: usize, now: Duration) -> Schedule {
         with_policy(first, count, sources, (HELPERS_AFTER, None), now)
     }
 
@@ -283,7 +319,7 @@ mod tests {
         count: u32,
         sources: usize,
         (helpers_after, pace): (Duration, Option<Duration>),
-        now: Instant,
+        now: Duration,
     ) -> Schedule {
         let policy = Policy {
             helpers_after,
@@ -292,18 +328,18 @@ mod tests {
         Schedule::new(first, count, sources, policy, now)
     }
 
-    fn arrive(s: &mut Schedule, source: usize, now: Instant) -> Option<u32> {
+    fn arrive(s: &mut Schedule, source: usize, now: Duration) -> Option<u32> {
         s.arrived(source, vec![source as u8], now)
     }
 
     /// Takes every chunk that is next in order: (index, source) each.
-    fn taken(s: &mut Schedule, now: Instant) -> Vec<(u32, usize)> {
+    fn taken(s: &mut Schedule, now: Duration) -> Vec<(u32, usize)> {
         std::iter::from_fn(|| s.take(now).map(|(i, a)| (i, a.source))).collect()
     }
 
     #[test]
     fn the_lead_asks_in_order_within_the_lookahead_and_a_helper_waits() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = schedule(0, 100, 2, t0);
         for i in 0..LOOKAHEAD {
             assert_eq!(s.next(0, t0), Next::Ask(i));
@@ -325,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_helper_starts_when_the_lead_stalls_and_chunks_are_taken_in_order() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = schedule(0, 10, 2, t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(0, t0), Next::Ask(1));
@@ -354,7 +390,7 @@ mod tests {
 
     #[test]
     fn what_a_stopped_lead_was_asked_for_goes_to_the_helper() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = schedule(0, 3, 2, t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(0, t0), Next::Ask(1));
@@ -379,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_rejected_chunk_is_asked_of_another_source() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = schedule(0, 2, 2, t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(0, t0), Next::Ask(1));
@@ -396,7 +432,7 @@ mod tests {
 
     #[test]
     fn a_helper_of_a_small_clip_the_lead_delivers_ends_without_asking() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = schedule(0, 1, 2, t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(1, t0), Next::Wait(Some(t0 + HELPERS_AFTER)));
@@ -407,7 +443,7 @@ mod tests {
 
     #[test]
     fn when_the_chunks_stall_what_one_source_owes_is_asked_of_another_too() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = schedule(0, 6, 2, t0);
         for i in 0..3 {
             assert_eq!(s.next(0, t0), Next::Ask(i));
@@ -453,7 +489,7 @@ mod tests {
 
     #[test]
     fn helpers_from_the_start_share_new_chunks_then_help_with_what_the_other_owes() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = with_policy(0, 4, 2, (Duration::ZERO, None), t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
         assert_eq!(s.next(1, t0), Next::Ask(1));
@@ -470,7 +506,7 @@ mod tests {
 
     #[test]
     fn helpers_ask_for_new_chunks_first_until_the_chunks_are_late() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let pace = Some(Duration::from_millis(10));
         let mut s = with_policy(0, 100, 2, (Duration::ZERO, pace), t0);
         assert_eq!(s.next(0, t0), Next::Ask(0));
@@ -487,7 +523,7 @@ mod tests {
     /// The lead answers one chunk every `every`, never stalling for a
     /// second; returns when the helper first asks for a chunk, and which.
     fn steady_lead(pace: Option<Duration>, every: Duration) -> Option<(Duration, u32)> {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = with_policy(0, 40, 2, (HELPERS_AFTER, pace), t0);
         let mut now = t0;
         while s.next_take() < 40 {
@@ -528,7 +564,7 @@ mod tests {
 
     #[test]
     fn a_single_source_asks_from_where_the_fetch_starts() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let mut s = schedule(5, 7, 1, t0);
         assert_eq!(s.next(0, t0), Next::Ask(5));
         assert_eq!(s.next(0, t0), Next::Ask(6));
@@ -540,111 +576,20 @@ mod tests {
     mod properties {
         use proptest::prelude::*;
 
-        use super::*;
-
-        #[derive(Debug, Clone)]
-        enum Op {
-            /// The source asks for what it may.
-            Ask(usize),
-            /// The source answers its oldest request.
-            Answer(usize),
-            /// What is next in order is played.
-            Play,
-            /// The next chunk in order fails its check.
-            Reject,
-            Stop(usize),
-            /// Time passes, in milliseconds.
-            Wait(u64),
-        }
-
-        fn op(sources: usize) -> impl Strategy<Value = Op> {
-            prop_oneof![
-                4 => (0..sources).prop_map(Op::Ask),
-                4 => (0..sources).prop_map(Op::Answer),
-                3 => Just(Op::Play),
-                1 => Just(Op::Reject),
-                1 => (0..sources).prop_map(Op::Stop),
-                2 => (0u64..1500).prop_map(Op::Wait),
-            ]
-        }
-
         proptest! {
-            /// Whatever the sources do: nothing past the clip or behind
-            /// what is played is asked for, no source is asked for one
-            /// chunk twice at once, what waits out of order stays within
-            /// the lookahead, chunks are played in order, and while one
-            /// source answers, the whole clip is played.
+            /// Whatever the sources do (any interleaving of asks, answers,
+            /// plays, rejected chunks, stops and waits, under any policy):
+            /// the harness `fuzzing::fetch_schedule` checks that nothing
+            /// past the clip or behind what is played is asked for, no
+            /// source is asked for one chunk twice at once, what waits out
+            /// of order stays within the lookahead, chunks are played in
+            /// order and once each, and while one source answers, the whole
+            /// clip is played.
             #[test]
             fn the_schedule_stays_bounded_in_order_and_finishes(
-                count in 1u32..80,
-                sources in 1usize..4,
-                helpers_after in 0u64..1500,
-                pace in proptest::option::of(0u64..200),
-                ops in proptest::collection::vec(op(3), 0..300),
+                data in proptest::collection::vec(any::<u8>(), 0..400),
             ) {
-                let t0 = Instant::now();
-                let mut now = t0;
-                let policy = (Duration::from_millis(helpers_after), pace.map(Duration::from_millis));
-                let mut s = with_policy(0, count, sources, policy, t0);
-                let mut played = Vec::new();
-                for op in ops {
-                    match op {
-                        Op::Ask(src) if src < sources => {
-                            if let Next::Ask(i) = s.next(src, now) {
-                                prop_assert!(i < count && i >= s.next_take);
-                                let asked = &s.sources[src].asked;
-                                prop_assert_eq!(asked.iter().filter(|&&a| a == i).count(), 1);
-                            }
-                        }
-                        Op::Answer(src) if src < sources && !s.sources[src].asked.is_empty() => {
-                            s.arrived(src, Vec::new(), now);
-                        }
-                        Op::Play => {
-                            if let Some((i, _)) = s.take(now) {
-                                played.push(i);
-                            }
-                        }
-                        Op::Reject => {
-                            if let Some((i, a)) = s.take(now) {
-                                s.reject(i, a.source);
-                            }
-                        }
-                        Op::Stop(src) if src < sources => s.stop(src),
-                        Op::Wait(ms) => now += Duration::from_millis(ms),
-                        _ => {}
-                    }
-                    prop_assert!(s.ready.len() as u32 <= LOOKAHEAD);
-                    prop_assert!(s.ready.keys().all(|&i| i >= s.next_take && i < count));
-                    for src in 0..sources {
-                        if s.sources[src].stopped {
-                            prop_assert_eq!(s.next(src, now), Next::End);
-                        }
-                    }
-                }
-                // From here every live source answers at once; time passes
-                // so that stalls count.
-                for _ in 0..(4 * count + 8) {
-                    for src in 0..sources {
-                        while !s.sources[src].stopped && !s.sources[src].asked.is_empty() {
-                            s.arrived(src, Vec::new(), now);
-                        }
-                        if let Next::Ask(_) = s.next(src, now) {
-                            s.arrived(src, Vec::new(), now);
-                        }
-                    }
-                    while let Some((i, _)) = s.take(now) {
-                        played.push(i);
-                    }
-                    now += HEDGE_AFTER;
-                }
-                let live = s.sources.iter().any(|src| !src.stopped);
-                if live {
-                    prop_assert_eq!(s.next_take, count, "a live source finishes the clip");
-                }
-                // Played in order, each once (a rejected chunk is not
-                // played; it is played when a good copy comes).
-                let expected: Vec<u32> = (0..played.len() as u32).collect();
-                prop_assert_eq!(played, expected);
+                crate::fuzzing::fetch_schedule(&data);
             }
         }
     }

@@ -573,6 +573,14 @@ mod tests {
         assert_eq!(s.remove(5).map(|a| a.source), Some(0));
     }
 
+    #[test]
+    fn a_stopped_lead_of_a_one_chunk_clip_after_the_helper_asked_finishes() {
+        // A case the property test found once (before it drove the fuzz
+        // harness): one chunk, two sources, helpers after 1 s; a second
+        // passes, the helper asks, the lead stops.
+        crate::fuzzing::fetch_schedule(&[0, 1, 125, 0, 0xAD, 0x10, 0x0C]);
+    }
+
     mod properties {
         use proptest::prelude::*;
 

@@ -210,7 +210,8 @@ impl Inner {
     /// Fetches the clip's chunks from `sources` at once, one chunk stream
     /// (`/mayfly/chunks/1`) each, and plays them in order: the first source
     /// leads, the others help once it stalls, falls behind playback or
-    /// stops, as `policy` says ([`fetch`]). The last source is the relay.
+    /// stops, as `policy` says ([`mayfly_protocol::fetch`]). The last source
+    /// is the relay.
     /// Returns what the streams left (the schedule, whose next chunk to
     /// take is where they stopped: all of them, if they delivered
     /// everything) and how many chunks came from sources other than the

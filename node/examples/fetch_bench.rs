@@ -5,11 +5,11 @@
 //! to a set rate and the relay's not.
 //!
 //! ```sh
-//! sudo cargo run --release -p mayfly-node --example fetch_bench -- --mbit 40,400 --rounds 3
+//! sudo cargo run --release -p mayfly-node --example fetch_bench -- --rate 40mbit,400mbit --rounds 3
 //! ```
 //!
 //! The shaping is Linux traffic control on the loopback device: an `htb`
-//! qdisc whose default class is unshaped, and a class at `--mbit` that `u32`
+//! qdisc whose default class is unshaped, and a class at `--rate` that `u32`
 //! filters send every packet from or to erin's listening TCP port (bob dials
 //! her there). It needs `tc` and `CAP_NET_ADMIN`, and a loopback device with
 //! no root qdisc of its own; the qdisc is removed at the end. Without them
@@ -65,9 +65,10 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Parser)]
 #[command(about = "Opening a clip from a sender on a shaped link, with and without the relay")]
 struct Args {
-    /// Rates of erin's link to try, in Mbit/s, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "40,400")]
-    mbit: Vec<u32>,
+    /// Rates of erin's link to try, comma-separated, as `tc` takes them
+    /// (`40mbit`, `1kbit`: the latter is as good as unreachable).
+    #[arg(long, value_delimiter = ',', default_value = "40mbit,400mbit")]
+    rate: Vec<String>,
     /// Rounds per rate (each opens once with every way of choosing sources).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -79,7 +80,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     ensure!(
-        !args.mbit.is_empty() && args.rounds > 0,
+        !args.rate.is_empty() && args.rounds > 0,
         "nothing to measure"
     );
     support::run_main(|root| async move { run(&args, &root).await })
@@ -92,7 +93,7 @@ struct Shaper {
 }
 
 impl Shaper {
-    fn new(port: u16, mbit: u32) -> anyhow::Result<Self> {
+    fn new(port: u16, rate: &str) -> anyhow::Result<Self> {
         tc(&[
             "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10", "r2q",
             "1000",
@@ -103,10 +104,9 @@ impl Shaper {
             "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate",
             "100gbit",
         ])?;
-        let rate = format!("{mbit}mbit");
         tc(&[
-            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", &rate,
-            "ceil", &rate,
+            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", rate,
+            "ceil", rate,
         ])?;
         let port = port.to_string();
         for way in ["sport", "dport"] {
@@ -118,11 +118,10 @@ impl Shaper {
         Ok(shaper)
     }
 
-    fn set(&self, mbit: u32) -> anyhow::Result<()> {
-        let rate = format!("{mbit}mbit");
+    fn set(&self, rate: &str) -> anyhow::Result<()> {
         tc(&[
-            "class", "change", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate",
-            &rate, "ceil", &rate,
+            "class", "change", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", rate,
+            "ceil", rate,
         ])
     }
 }
@@ -251,7 +250,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     })
     .await?;
 
-    let shaper = Shaper::new(port, args.mbit[0])?;
+    let shaper = Shaper::new(port, &args.rate[0])?;
     // (label, bob's configuration, whether he saves to a file).
     let sources = [
         (
@@ -294,8 +293,8 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         args.size_mib, SAMPLE_DURATION
     );
     let mut results = Vec::new();
-    for &mbit in &args.mbit {
-        shaper.set(mbit)?;
+    for rate in &args.rate {
+        shaper.set(rate)?;
         let mut opens: Vec<Vec<Opened>> = (0..sources.len()).map(|_| Vec::new()).collect();
         for round in 0..args.rounds {
             for k in 0..sources.len() {
@@ -309,7 +308,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                     std::fs::remove_file(path)?;
                 }
                 eprintln!(
-                    "  {mbit} Mbit/s, round {round}, {}: {:.0} ms, a player waits {:.0} ms, {} of {} chunks from erin",
+                    "  {rate}, round {round}, {}: {:.0} ms, a player waits {:.0} ms, {} of {} chunks from erin",
                     sources[v].0,
                     ms(opened.took),
                     ms(opened.waited),
@@ -319,7 +318,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                 opens[v].push(opened);
             }
         }
-        results.push((mbit, opens));
+        results.push((rate, opens));
     }
     drop(shaper);
 
@@ -331,7 +330,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         "| erin's link | sources | n | open, median ms | min | max | a player waits, median ms | max | chunks from erin, per open |"
     );
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-    for (mbit, opens) in &results {
+    for (rate, opens) in &results {
         for (v, (name, _, _)) in sources.iter().enumerate() {
             let mut took: Vec<Duration> = opens[v].iter().map(|o| o.took).collect();
             let mut waited: Vec<Duration> = opens[v].iter().map(|o| o.waited).collect();
@@ -342,7 +341,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
                 .map(|o| format!("{}/{}", o.from_erin, o.chunks))
                 .collect();
             println!(
-                "| {mbit} Mbit/s | {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                "| {rate} | {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
                 took.len(),
                 ms(took[took.len() / 2]),
                 ms(took[0]),

@@ -27,9 +27,10 @@ use super::{Client, ClientError};
 use crate::home::Source;
 use crate::net::chunks;
 
-/// Longest an open waits to reach the sender's device before it fetches
-/// from the relay instead: an unreachable address would otherwise hold up
-/// the first byte for a whole dial timeout.
+/// Longest an open tries to reach the sender's device before that source
+/// stops. The relay does not wait for it: reaching the sender counts as
+/// the lead's time to deliver, so the relay joins after `helpers_after`
+/// (or when the chunks are late) if the sender is not reached by then.
 const SENDER_WAIT: Duration = Duration::from_secs(2);
 
 /// Where an opened clip goes.
@@ -142,13 +143,13 @@ impl Inner {
         let mut left = None;
         if let ChunkSource::Remote(relay) = source {
             // From the sender's device, while it is online and has them,
-            // with the relay's help if it stalls; what neither stream
-            // delivers, from the relay by requests below.
-            let sender = match self.config.fetch_from_sender {
-                true => self.sender_device(&received.sender).await,
-                false => None,
-            };
-            let sources: Vec<PeerId> = sender.into_iter().chain([relay]).collect();
+            // with the relay's help if it stalls (reaching it counts); what
+            // neither stream delivers, from the relay by requests below.
+            let sender = self
+                .config
+                .fetch_from_sender
+                .then_some(Peer::Sender(&received.sender));
+            let sources: Vec<Peer<'_>> = sender.into_iter().chain([Peer::Known(relay)]).collect();
             let duration = Duration::from_millis(received.header.duration_ms.into());
             let pace = match saving {
                 true => Some(Duration::ZERO),
@@ -218,7 +219,7 @@ impl Inner {
     /// relay. An error of `play` (writing out) ends the open.
     async fn stream_chunks(
         &self,
-        sources: &[PeerId],
+        sources: &[Peer<'_>],
         manifest: &Manifest,
         policy: Policy,
         play: &mut (dyn FnMut(VerifiedChunk<'_>, Instant) -> Result<(), ClientError> + Send),
@@ -285,7 +286,7 @@ impl Inner {
     /// nothing more for it. A failure only stops this source.
     async fn stream_source(
         &self,
-        source: Feed,
+        source: Feed<'_>,
         shared: &Arc<Shared>,
         manifest: &Manifest,
         player: &Mutex<Player<'_>>,
@@ -293,6 +294,16 @@ impl Inner {
         let Feed { index: me, peer } = source;
         let Some(first) = shared.ask(me).await else {
             return;
+        };
+        let peer = match peer {
+            Peer::Known(peer) => peer,
+            Peer::Sender(sender) => match self.sender_device(sender).await {
+                Some(peer) => peer,
+                None => {
+                    shared.stop(me);
+                    return;
+                }
+            },
         };
         let stream = match self.net.open_chunks(peer).await {
             Ok(stream) => stream,
@@ -336,7 +347,8 @@ impl Inner {
 
     /// The sender's device, connected, if it is a contact and online
     /// (located at its relays) and answers within [`SENDER_WAIT`]. Any
-    /// failure is `None`: the clip then comes from the relay alone.
+    /// failure is `None`: the sender's source then stops, and the relay
+    /// serves the rest.
     async fn sender_device(&self, sender: &SigningPublicKey) -> Option<PeerId> {
         tokio::time::timeout(SENDER_WAIT, self.reach_sender(sender))
             .await
@@ -385,10 +397,21 @@ struct Left {
 
 /// One source of a fetch: its number in the schedule and its peer.
 #[derive(Clone, Copy)]
-struct Feed {
+struct Feed<'a> {
     /// Its number in the schedule.
     index: usize,
-    peer: PeerId,
+    peer: Peer<'a>,
+}
+
+/// Who a source of a fetch is.
+#[derive(Clone, Copy)]
+enum Peer<'a> {
+    /// A peer already connected (the relay).
+    Known(PeerId),
+    /// The sender's device, reached (located and dialled) only once its
+    /// source has a chunk to ask for: until then it counts as stalled, so
+    /// an unreachable sender holds up the fetch no longer than a silent one.
+    Sender(&'a SigningPublicKey),
 }
 
 /// What the sources of one fetch share.

@@ -514,19 +514,9 @@ impl Ctx {
                 }
                 Ok(Response::DepositAccepted { missing: d.missing })
             }
-            Request::PutChunk {
-                message_id,
-                index,
-                bytes,
-            } => {
-                let len = bytes.len();
-                self.uploads.touch(peer, message_id, Instant::now());
-                let listed = self
-                    .blocking(move |s| s.put_chunk(&message_id, index, &bytes))
-                    .await?;
-                self.chunk_put(len, message_id, listed).await;
-                Ok(Response::Ok)
-            }
+            // `on_request` answers every PutChunk from the blocking pool
+            // (`put_chunk_now`); none comes here.
+            Request::PutChunk { .. } => Err(Response::error(ErrorCode::Internal, "internal error")),
             Request::GetChunk {
                 hash,
                 offset,
@@ -596,7 +586,8 @@ impl Ctx {
     }
 
     /// Answers a PutChunk on a blocking thread (`handle` runs what is
-    /// async), with the checks and accounting of [`Ctx::dispatch`].
+    /// async), with the checks of [`Ctx::dispatch`]: the only place a
+    /// PutChunk is answered.
     fn put_chunk_now(
         &self,
         peer: PeerId,

@@ -173,12 +173,10 @@ impl Inner {
                 let Some((index, hash)) = next.next() else {
                     break;
                 };
-                let waiting = left
-                    .as_mut()
-                    .and_then(|l| Some((l.schedule.remove(index as u32)?, l.origin)));
+                let waiting = left.as_mut().and_then(|l| l.take(index as u32));
                 fetches.push_back(async move {
                     let r = match waiting {
-                        Some((arrived, origin)) => Ok((arrived.bytes, origin + arrived.at)),
+                        Some(arrived) => Ok(arrived),
                         None => {
                             let bytes = self.fetch_chunk(source, hash).await;
                             bytes.map(|b| (b, Instant::now()))
@@ -393,6 +391,14 @@ struct Left {
     schedule: Schedule,
     /// Where the schedule's times count from.
     origin: Instant,
+}
+
+impl Left {
+    /// Chunk `index` and when it arrived, if it is waiting here.
+    fn take(&mut self, index: u32) -> Option<(Vec<u8>, Instant)> {
+        let arrived = self.schedule.remove(index)?;
+        Some((arrived.bytes, self.origin + arrived.at))
+    }
 }
 
 /// One source of a fetch: its number in the schedule and its peer.

@@ -220,6 +220,23 @@ pub trait Codec: Sized {
     fn decode_owned(bytes: Vec<u8>) -> Result<Self, DecodeError> {
         Self::decode(&bytes)
     }
+
+    /// For a structure that is a fixed-length head and then a large byte
+    /// string (a chunk): the head's length, given the encoding's first
+    /// byte. A reader may then read the head and the string into separate
+    /// buffers and hand both to [`Codec::decode_parts`], so the string is
+    /// never moved. `None`, the default, for every other structure.
+    fn head_len(first: u8) -> Option<usize> {
+        let _ = first;
+        None
+    }
+
+    /// [`Codec::decode`] of `head ‖ tail`, keeping `tail` for the chunk in
+    /// it where it can. It accepts and refuses exactly what `decode` does,
+    /// with the same errors, however the bytes are split.
+    fn decode_parts(head: &[u8], tail: Vec<u8>) -> Result<Self, DecodeError> {
+        Self::decode_owned([head, &tail].concat())
+    }
 }
 
 /// Decodes `bytes` as a structure that is a head read by `read_head` then
@@ -245,6 +262,38 @@ pub fn decode_with_tail<H>(
     };
     bytes.drain(..start);
     Ok((head, bytes))
+}
+
+/// Like [`decode_with_tail`], for a structure whose bytes come as `head`
+/// and `tail`, keeping `tail` for the chunk without moving it. `head_len`
+/// is the length of everything before the chunk (`read_head`'s fields and
+/// the chunk's `u32` length); when `head` is not exactly that long (the
+/// split is elsewhere), the parts are joined and decoded as one. Errors as
+/// a strict `decode` of `head ‖ tail` would report them.
+pub fn decode_parts_with_tail<H>(
+    head: &[u8],
+    tail: Vec<u8>,
+    head_len: usize,
+    read_head: impl Fn(&mut Reader<'_>) -> Result<H, DecodeError>,
+    field: &'static str,
+    limit: usize,
+) -> Result<(H, Vec<u8>), DecodeError> {
+    if head.len() != head_len {
+        return decode_with_tail([head, &tail].concat(), read_head, field, limit);
+    }
+    let mut r = Reader::new(head);
+    let h = read_head(&mut r)?;
+    let len = r.u32()? as usize;
+    if len > limit {
+        return Err(DecodeError::TooLong { field, limit });
+    }
+    if r.remaining() != 0 {
+        return decode_with_tail([head, &tail].concat(), read_head, field, limit);
+    }
+    let mut t = Reader::new(&tail);
+    t.take(len)?;
+    t.finish()?;
+    Ok((h, tail))
 }
 
 /// Wire type bytes, the first byte of every top-level structure.

@@ -3,7 +3,8 @@
 //!
 //! Decoders get a decode → encode round-trip oracle: anything that decodes
 //! must re-encode to exactly the input bytes, in one piece and split; and
-//! the owned decoder must agree with the borrowed one.
+//! the owned decoder, and the decoder of a frame read in two parts, must
+//! agree with the borrowed one.
 
 use crate::codec::Codec;
 
@@ -23,6 +24,18 @@ fn round_trip<T: Codec + PartialEq + core::fmt::Debug>(data: &[u8]) {
         decoded,
         "owned decoding differs"
     );
+    // Split where a frame reader splits it, and at every byte near there.
+    if let Some(&first) = data.first() {
+        let at = T::head_len(first).unwrap_or(data.len() / 2);
+        for cut in at.saturating_sub(2)..=(at + 2).min(data.len()) {
+            let (head, tail) = data.split_at(cut);
+            assert_eq!(
+                T::decode_parts(head, tail.to_vec()),
+                decoded,
+                "decoding in two parts differs (cut at {cut})"
+            );
+        }
+    }
 }
 
 /// Device certificate decoder.

@@ -152,11 +152,24 @@ fn strict<T: Codec + PartialEq + std::fmt::Debug>(v: &T) -> Result<(), TestCaseE
     Ok(())
 }
 
-/// `decode_owned` accepts and refuses exactly what `decode` does.
+/// `decode_owned`, and `decode_parts` of the bytes split anywhere (among
+/// others where a frame reader splits them, at `head_len`), accept and
+/// refuse exactly what `decode` does.
 fn same_as_decode<T: Codec + PartialEq + std::fmt::Debug>(
     bytes: Vec<u8>,
 ) -> Result<(), TestCaseError> {
     let borrowed = T::decode(&bytes);
+    let head_len = bytes.first().and_then(|&b| T::head_len(b));
+    let near = head_len.map_or(0..0, |h| h.saturating_sub(2)..h + 3);
+    for cut in (0..=bytes.len()).filter(|c| c % 97 == 0 || near.contains(c)) {
+        let (head, tail) = bytes.split_at(cut);
+        prop_assert_eq!(
+            &T::decode_parts(head, tail.to_vec()),
+            &borrowed,
+            "cut at {}",
+            cut
+        );
+    }
     prop_assert_eq!(T::decode_owned(bytes), borrowed);
     Ok(())
 }
@@ -230,6 +243,12 @@ fn largest_messages_fit_in_a_frame() {
     ));
     assert!(matches!(
         Request::decode_owned(too_big.to_bytes()),
+        Err(DecodeError::TooLong { .. })
+    ));
+    let bytes = too_big.to_bytes();
+    let (head, tail) = bytes.split_at(Request::head_len(0x06).unwrap());
+    assert!(matches!(
+        Request::decode_parts(head, tail.to_vec()),
         Err(DecodeError::TooLong { .. })
     ));
     let too_big = Response::Chunk {

@@ -125,8 +125,25 @@ pub async fn read_held_or_end<T: AsyncRead + Unpin, M: Codec>(
         Some(budget) => budget.take(len).await?,
         None => Hold::none(),
     };
-    let message = decode_owned(read_body(io, len).await?)?;
+    let message = read_message(io, len).await?;
     Ok(Some(Held { message, hold }))
+}
+
+/// Reads a frame body of `len` bytes and decodes it strictly. A chunk
+/// frame's head and chunk are read into buffers of their own
+/// ([`Codec::head_len`]), so the chunk keeps its buffer unmoved.
+async fn read_message<T: AsyncRead + Unpin, M: Codec>(io: &mut T, len: usize) -> io::Result<M> {
+    let mut first = [0u8; 1];
+    io.read_exact(&mut first).await?;
+    let head_len = M::head_len(first[0]).filter(|&h| h <= len).unwrap_or(len);
+    let mut head = vec![0u8; head_len];
+    head[0] = first[0];
+    io.read_exact(&mut head[1..]).await?;
+    if head_len == len {
+        return decode_owned(head);
+    }
+    let tail = read_body(io, len - head_len).await?;
+    M::decode_parts(&head, tail).map_err(invalid_data)
 }
 
 /// Decodes one frame body strictly.
@@ -191,7 +208,8 @@ where
     where
         T: AsyncRead + Unpin + Send,
     {
-        Ok(Held::outbound(decode_owned(read_frame(io).await?)?))
+        let len = read_frame_len(io).await?;
+        Ok(Held::outbound(read_message(io, len).await?))
     }
 
     async fn write_request<T>(
@@ -280,6 +298,36 @@ mod tests {
         let err = block_on(second).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(budget.available(), MAX_FRAME_LEN);
+    }
+
+    #[test]
+    fn a_chunk_frame_is_read_as_head_and_chunk() {
+        let put = Request::PutChunk {
+            message_id: mayfly_protocol::MessageId([3; 32]),
+            index: 9,
+            bytes: (0..=255u8).cycle().take(5000).collect(),
+        };
+        let frame = encode_frame(&put.to_bytes());
+        let read = |bytes: &[u8]| {
+            let mut io = bytes;
+            block_on(read_held::<_, Request>(&mut io, None)).map(|h| h.message)
+        };
+        assert_eq!(read(&frame).unwrap(), put);
+        // Ending inside the chunk, or a length that claims less than the
+        // frame holds, are errors as for any frame.
+        let cut = read(&frame[..frame.len() - 1]).unwrap_err();
+        assert_eq!(cut.kind(), io::ErrorKind::UnexpectedEof);
+        let mut short = frame.clone();
+        short[4 + 1 + 32 + 4 + 3] -= 1;
+        assert_eq!(read(&short).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        // A response chunk too.
+        let chunk = Response::Chunk {
+            bytes: vec![7; 300],
+        };
+        let frame = encode_frame(&chunk.to_bytes());
+        let mut io = &frame[..];
+        let back = block_on(read_held::<_, Response>(&mut io, None)).unwrap();
+        assert_eq!(back.message, chunk);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Requests, responses and notifications of the mailbox protocol, each with
 //! exactly one encoding (`spec/RELAY.md` §3).
 
-use crate::codec::{Codec, Reader, Writer, decode_with_tail};
+use crate::codec::{Codec, Reader, Writer, decode_parts_with_tail, decode_with_tail};
 use crate::envelope::Envelope;
 use crate::error::DecodeError;
 use crate::identity::DeviceCertificate;
@@ -292,6 +292,9 @@ fn read_put_chunk_head(r: &mut Reader<'_>) -> Result<(MessageId, u32), DecodeErr
     Ok((message_id, index))
 }
 
+/// Bytes of a Chunk response before its chunk: type, length.
+const PUT_CHUNK_RESPONSE_HEAD_LEN: usize = 1 + 4;
+
 /// Everything of a Chunk response before the chunk bytes themselves.
 fn put_chunk_response_head(out: &mut Vec<u8>, len: usize) {
     out.put_u8(0x85);
@@ -462,6 +465,33 @@ impl Codec for Request {
         })
     }
 
+    fn head_len(first: u8) -> Option<usize> {
+        (first == 0x06).then_some(PUT_CHUNK_HEAD_LEN)
+    }
+
+    fn decode_parts(head: &[u8], tail: Vec<u8>) -> Result<Self, DecodeError> {
+        if head.first() != Some(&0x06) {
+            return Self::decode_owned([head, &tail].concat());
+        }
+        let read_head = |r: &mut Reader<'_>| {
+            r.u8()?;
+            read_put_chunk_head(r)
+        };
+        let ((message_id, index), bytes) = decode_parts_with_tail(
+            head,
+            tail,
+            PUT_CHUNK_HEAD_LEN,
+            read_head,
+            "chunk",
+            CIPHERTEXT_CHUNK_SIZE,
+        )?;
+        Ok(Self::PutChunk {
+            message_id,
+            index,
+            bytes,
+        })
+    }
+
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(match r.u8()? {
             0x01 => Self::Challenge,
@@ -590,7 +620,7 @@ impl Codec for Response {
     fn encode_split(&self) -> (Vec<u8>, &[u8]) {
         match self {
             Self::Chunk { bytes } => {
-                let mut head = Vec::with_capacity(5);
+                let mut head = Vec::with_capacity(PUT_CHUNK_RESPONSE_HEAD_LEN);
                 put_chunk_response_head(&mut head, bytes.len());
                 (head, bytes)
             }
@@ -604,6 +634,26 @@ impl Codec for Response {
         }
         let read_head = |r: &mut Reader<'_>| r.u8().map(drop);
         let ((), bytes) = decode_with_tail(bytes, read_head, "chunk", CIPHERTEXT_CHUNK_SIZE)?;
+        Ok(Self::Chunk { bytes })
+    }
+
+    fn head_len(first: u8) -> Option<usize> {
+        (first == 0x85).then_some(PUT_CHUNK_RESPONSE_HEAD_LEN)
+    }
+
+    fn decode_parts(head: &[u8], tail: Vec<u8>) -> Result<Self, DecodeError> {
+        if head.first() != Some(&0x85) {
+            return Self::decode_owned([head, &tail].concat());
+        }
+        let read_head = |r: &mut Reader<'_>| r.u8().map(drop);
+        let ((), bytes) = decode_parts_with_tail(
+            head,
+            tail,
+            PUT_CHUNK_RESPONSE_HEAD_LEN,
+            read_head,
+            "chunk",
+            CIPHERTEXT_CHUNK_SIZE,
+        )?;
         Ok(Self::Chunk { bytes })
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
-use mayfly_node::net::bench::Control;
+use mayfly_node::net::bench::{self, Control};
 use mayfly_protocol::CIPHERTEXT_CHUNK_SIZE;
 use tokio::task::JoinSet;
 
@@ -28,9 +28,6 @@ const IN_FLIGHT: usize = mayfly_protocol::mailbox::CHUNKS_WINDOW;
 
 /// Bytes written between background syncs, as a personal store's chunk files.
 const SYNC_EVERY: u64 = 8 << 20;
-
-/// Bytes per write on the opener's side, as `bench::transfer`.
-const WRITE_LEN: usize = 64 * 1024;
 
 /// Serves [`PROTOCOL`] on `control`'s swarm, each transfer into a file in
 /// `dir` that is removed afterwards.
@@ -96,14 +93,7 @@ async fn receive(stream: &mut Stream, path: &Path) -> io::Result<()> {
 pub async fn transfer(control: &mut Control, peer: PeerId, len: u64) -> anyhow::Result<()> {
     let mut stream = control.open_stream(peer, PROTOCOL).await?;
     stream.write_all(&len.to_be_bytes()).await?;
-    let buf = vec![0xA5u8; WRITE_LEN];
-    let mut left = len;
-    while left > 0 {
-        let n = usize::try_from(left).map_or(WRITE_LEN, |l| l.min(WRITE_LEN));
-        stream.write_all(&buf[..n]).await?;
-        left -= n as u64;
-    }
-    stream.flush().await?;
+    bench::fill(&mut stream, len).await?;
     let mut done = [0u8; 1];
     stream.read_exact(&mut done).await?;
     anyhow::ensure!(done == [1], "raw store answered {done:?}");

@@ -92,7 +92,9 @@ async fn drain(stream: &mut Stream, limit: u64) -> io::Result<u64> {
     Ok(total)
 }
 
-async fn fill(stream: &mut Stream, count: u64) -> io::Result<()> {
+/// Writes `count` filler bytes in writes of 64 KiB and flushes, as
+/// [`transfer`] sends its upload (also used by the benchmarks' own streams).
+pub async fn fill(stream: &mut Stream, count: u64) -> io::Result<()> {
     let buf = vec![0xA5u8; BUF_LEN];
     let mut left = count;
     while left > 0 {

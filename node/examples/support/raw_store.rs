@@ -29,6 +29,9 @@ const IN_FLIGHT: usize = mayfly_protocol::mailbox::CHUNKS_WINDOW;
 /// Bytes written between background syncs, as a personal store's chunk files.
 const SYNC_EVERY: u64 = 8 << 20;
 
+/// The largest transfer accepted, as the largest clip.
+const MAX_LEN: u64 = mayfly_protocol::MAX_CHUNKS as u64 * CIPHERTEXT_CHUNK_SIZE as u64;
+
 /// Serves [`PROTOCOL`] on `control`'s swarm, each transfer into a file in
 /// `dir` that is removed afterwards.
 pub fn serve(mut control: Control, dir: PathBuf) -> anyhow::Result<()> {
@@ -51,6 +54,12 @@ async fn receive(stream: &mut Stream, path: &Path) -> io::Result<()> {
     let mut header = [0u8; 8];
     stream.read_exact(&mut header).await?;
     let len = u64::from_be_bytes(header);
+    if len > MAX_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "transfer too large",
+        ));
+    }
     let file = Arc::new(File::create(path)?);
     let mut pieces = JoinSet::new();
     let mut syncs = JoinSet::new();

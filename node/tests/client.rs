@@ -240,7 +240,7 @@ fn played_from_both(
 fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (_relay, mut alice, mut bob) = friends(dir.path(), ("alice", 1), ("bob", 2)).await;
+        let (relay, mut alice, mut bob) = friends(dir.path(), ("alice", 1), ("bob", 2)).await;
         // 40 chunks: more than the lookahead, so chunks arrive out of order.
         let len = 10 << 20;
         let clip = padded_sample(dir.path(), len);
@@ -262,12 +262,70 @@ fn a_recipient_fetches_from_the_sender_and_the_relay_at_once_and_plays_in_order(
         })
         .await;
         bob.received(&id).await;
+        // Alice's copy of the last chunk is damaged on her disk, so that
+        // chunk plays from the relay whichever source is faster: it lies
+        // past the lookahead from chunk 0, so it is asked for only after
+        // alice's first chunks have played, and her source stops on it.
+        let hashes = bob
+            .client()
+            .with_home(|h| h.received(&id))
+            .unwrap()
+            .unwrap()
+            .manifest
+            .chunk_hashes()
+            .to_vec();
+        let last = hashes.len() - 1;
+        assert!(last > mayfly_protocol::fetch::LOOKAHEAD as usize + 1);
+        damage_held_chunk(&bob, &relay, &alice, hashes[last]).await;
         let (sink, written) = Collect::new();
         let opened = open_into(&bob, &id, Box::new(sink)).await;
         played_from_both(&opened, &written.take(), &clip);
         alice.offline().await;
         bob.offline().await;
     });
+}
+
+/// Flips a byte of the chunk with `hash` in `sender`'s own files, found by
+/// its bytes as `recipient` reads them from `relay`: her device then serves
+/// it damaged.
+async fn damage_held_chunk(
+    recipient: &Person,
+    relay: &TestRelay,
+    sender: &Person,
+    hash: mayfly_protocol::ChunkHash,
+) {
+    let get = Request::GetChunk {
+        hash,
+        offset: 0,
+        length: 0,
+    };
+    let address: libp2p::Multiaddr = relay.address.parse().unwrap();
+    let Some(libp2p::multiaddr::Protocol::P2p(relay_peer)) = address.iter().last() else {
+        panic!("{address} names no peer")
+    };
+    let served = recipient
+        .client()
+        .relay_request(relay_peer, get)
+        .await
+        .unwrap();
+    let Response::Chunk { bytes } = served else {
+        panic!("{served:?}")
+    };
+    let needle = &bytes[..4096.min(bytes.len())];
+    let files = files_containing(&sender.dir, needle);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let data = std::fs::read(&files[0]).unwrap();
+    let at = data
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap()
+        + 100;
+    // In place: the file stays open in the sender's store.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[data[at] ^ 1], at as u64).unwrap();
 }
 
 #[test]

@@ -291,7 +291,13 @@ impl PrekeyStore {
         now: UnixMillis,
         rng: &mut R,
     ) -> Option<Prekey> {
-        let due = now.since(self.current.prekey.created_at) >= SIGNED_PREKEY_ROTATION_MS;
+        // A signed prekey dated in the future (the clock was ahead when it
+        // was made, and has been put right since) is refused by relays and
+        // by senders (§5.4): it is replaced at once, or the device would be
+        // unreachable until the clock caught up with it.
+        let from_the_future = self.current.prekey.created_at > now.plus(MAX_CLOCK_SKEW_MS);
+        let due = from_the_future
+            || now.since(self.current.prekey.created_at) >= SIGNED_PREKEY_ROTATION_MS;
         let rotated = due.then(|| {
             let old = core::mem::replace(&mut self.current, new_signed(device, now, rng));
             self.retired.push(old);
@@ -312,6 +318,13 @@ impl PrekeyStore {
             .retain(|e| now.since(e.prekey.created_at) < SIGNED_PREKEY_ERASE_AFTER_MS);
         self.one_time
             .retain(|_, (_, created)| now.since(*created) < ONE_TIME_PREKEY_ERASE_AFTER_MS);
+        // One made while the clock was ahead counts from now, so that it is
+        // erased on time after the clock is put right, not that much later.
+        for (_, created) in self.one_time.values_mut() {
+            if *created > now {
+                *created = now;
+            }
+        }
     }
 
     /// The secret for `public`, for opening one envelope. A one-time prekey's
@@ -475,5 +488,42 @@ mod tests {
         let mut bad = store.snapshot();
         bad.current.secret = DhSecret::generate(&mut rng);
         assert!(PrekeyStore::restore(&dev, bad).is_err());
+    }
+
+    #[test]
+    fn a_signed_prekey_from_the_future_is_replaced_at_once_and_kept_to_open_with() {
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let real = UnixMillis(1_800_000_000_000);
+        // Made while the clock ran 15 days ahead.
+        let ahead = real.plus(15 * 24 * 3600 * 1000);
+        let id = Identity::generate(&mut rng);
+        let dev = id.new_device(1, real, &mut rng);
+        let mut store = PrekeyStore::new(&dev, ahead, &mut rng);
+        let future = store.signed_prekey().clone();
+        let otk = store.issue_one_time(&dev, 1, ahead, &mut rng).remove(0);
+        // Within the allowed skew it stays; beyond it, the clock put right
+        // replaces it with one that relays and senders accept.
+        let near = ahead.0 - MAX_CLOCK_SKEW_MS;
+        assert!(
+            store
+                .rotate_if_due(&dev, UnixMillis(near), &mut rng)
+                .is_none()
+        );
+        let fresh = store.rotate_if_due(&dev, real, &mut rng).expect("replaced");
+        assert_eq!(fresh.created_at(), real);
+        assert_eq!(store.signed_prekey(), &fresh);
+        check_signed_prekey(&fresh, &dev.certificate().device_key(), real)
+            .expect("a sender accepts it");
+        assert_eq!(
+            check_signed_prekey(&future, &dev.certificate().device_key(), real),
+            Err(Error::FromTheFuture)
+        );
+        // The old secret still opens what was sealed to it.
+        assert!(store.take_secret(&future.public()).is_some());
+        // A one-time prekey from the future is erased on time after the
+        // clock is put right, counted from then.
+        store.erase_expired(real);
+        store.erase_expired(real.plus(ONE_TIME_PREKEY_ERASE_AFTER_MS));
+        assert!(store.take_secret(&otk.public()).is_none());
     }
 }

@@ -66,11 +66,15 @@ impl Inner {
             .ok_or(ClientError::NoRelay)?;
         self.connect(peer, &dial).await?;
         self.login(peer).await?;
-        self.publish_prekeys(peer).await?;
+        // A refused publish must not cut the device off from its mailbox:
+        // what is in it is fetched all the same, and the refusal is
+        // reported after.
+        let published = self.publish_prekeys(peer).await;
         if self.config.announce {
             self.announce(peer).await?;
         }
-        self.sync_relay(peer).await
+        self.sync_relay(peer).await?;
+        published
     }
 
     /// Rotates the signed prekey if due, tops up one-time prekeys and

@@ -45,7 +45,8 @@ impl RelayStore {
     /// at `now` (RELAY.md §5.1). Every prekey must be signed by the device
     /// key, be of the right kind (signed, then one-time) and not lie in the
     /// future ([`StoreError::Invalid`]). The newest signed prekey (by
-    /// `created_at`) is kept. One-time prekeys are added; the oldest, and any
+    /// `created_at`) is kept, unless the one on record lies more than
+    /// `MAX_CLOCK_SKEW_MS` in the future: any valid one replaces it. One-time prekeys are added; the oldest, and any
     /// a sender would pass over as too old, are dropped beyond
     /// [`super::StoreLimits::max_one_time_prekeys`].
     pub fn publish_prekeys(
@@ -75,7 +76,13 @@ impl RelayStore {
                 .map(|g| Prekey::decode(g.value()))
                 .transpose()
                 .map_err(|_| StoreError::corrupt("a stored prekey does not decode"))?;
-            if current.is_none_or(|c| c.created_at() < signed.created_at()) {
+            // The newest is kept, unless the one on record lies in the
+            // future: it was made while the device's clock (or this
+            // relay's) was ahead, and no sender with a clock put right
+            // accepts it (SPEC §5.4), so any valid one replaces it.
+            if current.is_none_or(|c| {
+                c.created_at() < signed.created_at() || c.created_at() > now.plus(MAX_CLOCK_SKEW_MS)
+            }) {
                 t.signed_prekeys.insert(&id, signed.to_bytes().as_slice())?;
             }
             for p in &one_time {

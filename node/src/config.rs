@@ -9,11 +9,14 @@
 //! metrics_listen = "127.0.0.1:9090"   # Prometheus metrics; off when absent
 //!
 //! [limits]
-//! max_pending_incoming = 256
+//! max_pending_incoming = 1024
+//! max_pending_per_ip = 16
 //! max_pending_outgoing = 64
 //! max_established_incoming = 1024
 //! max_established_outgoing = 128
 //! max_established_per_peer = 8
+//! max_established_per_ip = 64
+//! handshake_timeout_secs = 5
 //! max_memory = { percent = 80.0 }   # or { bytes = 2_147_483_648 }
 //! idle_connection_timeout_secs = 60
 //! request_timeout_secs = 30
@@ -21,6 +24,8 @@
 //! max_buffered_request_bytes = 67_108_864
 //! max_buffered_response_bytes = 67_108_864
 //! max_chunk_streams = 1024
+//! chunk_bytes_per_sec = 67_108_864
+//! chunk_burst_bytes = 268_435_456
 //!
 //! [rate]
 //! requests_per_sec = 50.0
@@ -34,6 +39,8 @@
 //! locate_burst = 200
 //! revocations_per_sec = 10.0
 //! revocation_burst = 100
+//! chunk_requests_per_sec = 256.0
+//! chunk_request_burst = 1024
 //!
 //! [uploads]
 //! max_concurrent = 32
@@ -119,6 +126,13 @@ pub struct RateLimits {
     pub revocations_per_sec: f64,
     /// Revocations per peer at once.
     pub revocation_burst: u32,
+    /// PutChunk and GetChunk requests per second per peer, on average, on
+    /// request streams. They take no token of `requests_per_sec`, and chunks
+    /// on chunk streams take none of these either: those are shaped by
+    /// bytes (`limits.chunk_bytes_per_sec`) instead of refused.
+    pub chunk_requests_per_sec: f64,
+    /// PutChunk and GetChunk requests per peer at once, on request streams.
+    pub chunk_request_burst: u32,
 }
 
 /// Upload admission (RELAY.md §5.5, `relay/uploads.rs`): a Deposit whose
@@ -174,6 +188,10 @@ impl Default for RateLimits {
             locate_burst: 200,
             revocations_per_sec: 10.0,
             revocation_burst: 100,
+            // 64 MiB/s of 256 KiB chunks, a 256 MiB burst: the same as the
+            // chunk streams' shaping, for a peer that cannot open them.
+            chunk_requests_per_sec: 256.0,
+            chunk_request_burst: 1024,
         }
     }
 }
@@ -203,6 +221,10 @@ impl Default for RelayConfig {
 pub struct Limits {
     /// Incoming connections still in their handshake.
     pub max_pending_incoming: u32,
+    /// Incoming connections from one address (an IPv4 address or an IPv6
+    /// /64) still in their handshake (`net::ip_limits`). One beyond it is
+    /// refused as soon as it is accepted.
+    pub max_pending_per_ip: u32,
     /// Outgoing connections still in their handshake.
     pub max_pending_outgoing: u32,
     /// Established incoming connections.
@@ -211,6 +233,14 @@ pub struct Limits {
     pub max_established_outgoing: u32,
     /// Established connections with any one peer, both directions together.
     pub max_established_per_peer: u32,
+    /// Established incoming connections from one address (an IPv4 address
+    /// or an IPv6 /64), whatever peers they are.
+    pub max_established_per_ip: u32,
+    /// Longest a connection may take to authenticate and agree on
+    /// multiplexing (Noise and yamux; QUIC's handshake), in both
+    /// directions. One that has not finished by then is closed, freeing its
+    /// handshake slot.
+    pub handshake_timeout_secs: u64,
     /// New connections are refused while the process uses more memory than this.
     pub max_memory: MemoryLimit,
     /// A connection no protocol has used for this long is closed.
@@ -233,6 +263,14 @@ pub struct Limits {
     /// peers; one peer may hold at most `max_concurrent_streams` of them. A
     /// stream beyond either is closed unread.
     pub max_chunk_streams: usize,
+    /// Bytes per second one peer moves over its chunk streams, on average
+    /// (chunks it puts, and chunks it gets counted as whole chunks). Past
+    /// `chunk_burst_bytes`, its frames are read later: its transfers slow
+    /// down to this rate and never fail on it. 0 shapes nothing.
+    pub chunk_bytes_per_sec: u64,
+    /// Bytes one peer moves over its chunk streams at once, before
+    /// `chunk_bytes_per_sec` applies.
+    pub chunk_burst_bytes: u64,
     /// For benchmarks only: runs the raw-transfer protocol `/mayfly/bench/1`
     /// (see `net::bench`): any peer may send it bytes and ask for bytes
     /// back. Off by default; never enable it on a relay serving users.
@@ -242,13 +280,24 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_pending_incoming: 256,
+            // Handshakes take milliseconds; a pending connection costs a
+            // socket and a few KiB. Per address, enough for a few clients
+            // behind one NAT connecting at the same moment.
+            max_pending_incoming: 1024,
+            max_pending_per_ip: 16,
             max_pending_outgoing: 64,
             max_established_incoming: 1024,
             max_established_outgoing: 128,
             // A client may hold a TCP and a QUIC connection, plus one more of
             // each while it reconnects.
             max_established_per_peer: 8,
+            // A sixteenth of `max_established_incoming`: one host cannot take
+            // every slot, and a NAT with dozens of users behind it still fits.
+            max_established_per_ip: 64,
+            // Noise XX and yamux take two round trips: 5 s allows for very
+            // slow links, and frees a slot held by a silent connection in
+            // half libp2p's default time.
+            handshake_timeout_secs: 5,
             max_memory: MemoryLimit::Percent(80.0),
             idle_connection_timeout_secs: 60,
             request_timeout_secs: 30,
@@ -256,6 +305,11 @@ impl Default for Limits {
             max_buffered_request_bytes: 64 << 20,
             max_buffered_response_bytes: 64 << 20,
             max_chunk_streams: 1024,
+            // 512 Mbit/s per peer on average; a 200 MB message goes at the
+            // link's speed, a 1 GiB clip spends 12 s more than it would
+            // unshaped.
+            chunk_bytes_per_sec: 64 << 20,
+            chunk_burst_bytes: 256 << 20,
             bench_protocol: false,
         }
     }
@@ -265,6 +319,11 @@ impl Limits {
     /// The idle connection timeout as a [`Duration`].
     pub fn idle_connection_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_connection_timeout_secs)
+    }
+
+    /// The handshake timeout as a [`Duration`].
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
     }
 
     /// The mailbox request timeout as a [`Duration`].
@@ -348,6 +407,7 @@ impl RelayConfig {
             r.bundles_per_sec,
             r.locates_per_sec,
             r.revocations_per_sec,
+            r.chunk_requests_per_sec,
         ];
         if !rates.iter().all(|x| x.is_finite() && *x > 0.0) {
             return invalid("every rate.*_per_sec must be positive");
@@ -358,6 +418,7 @@ impl RelayConfig {
             r.bundle_burst,
             r.locate_burst,
             r.revocation_burst,
+            r.chunk_request_burst,
         ];
         if bursts.contains(&0) || r.max_peers == 0 {
             return invalid("every rate.*burst and rate.max_peers must be positive");
@@ -411,6 +472,14 @@ impl Limits {
         }
         if self.max_established_per_peer == 0 {
             return invalid("limits.max_established_per_peer must be positive");
+        }
+        if self.max_pending_per_ip == 0
+            || self.max_established_per_ip == 0
+            || self.handshake_timeout_secs == 0
+        {
+            return invalid(
+                "limits.max_pending_per_ip, limits.max_established_per_ip and limits.handshake_timeout_secs must be positive",
+            );
         }
         if self.idle_connection_timeout_secs == 0 {
             return invalid("limits.idle_connection_timeout_secs must be positive");

@@ -210,6 +210,7 @@ impl EncodeLabelValue for Limited {
             Self::Bundles => "bundles",
             Self::Locates => "locates",
             Self::Revocations => "revocations",
+            Self::Chunks => "chunks",
         })
     }
 }

@@ -47,6 +47,11 @@ pub struct ClientConfig {
     pub dial_timeout: Duration,
     /// How long one request may take.
     pub request_timeout: Duration,
+    /// How long a request refused `RateLimited` is tried again, waiting
+    /// longer each time (100 ms, doubling to 2 s), before the refusal is
+    /// reported. A peer's rate limits then pace this client instead of
+    /// failing what it is doing. Zero: never tried again.
+    pub rate_limited_patience: Duration,
     /// Chunk uploads or downloads in flight at once per transfer.
     pub pipeline: usize,
     /// One-time prekeys to keep published.
@@ -78,6 +83,7 @@ impl Default for ClientConfig {
             keep_up_with_playback: true,
             dial_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
+            rate_limited_patience: Duration::from_secs(20),
             pipeline: 8,
             one_time_prekeys: 50,
             expiry_interval: Duration::from_secs(5),
@@ -86,6 +92,8 @@ impl Default for ClientConfig {
                 requests_per_sec: 2_000.0,
                 burst: mayfly_protocol::MAX_CHUNKS + 64,
                 max_peers: 256,
+                chunk_requests_per_sec: 2_000.0,
+                chunk_request_burst: mayfly_protocol::MAX_CHUNKS + 64,
                 ..RateLimits::default()
             },
             clock_offset_ms: 0,

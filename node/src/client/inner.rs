@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use libp2p::{Multiaddr, PeerId};
-use mayfly_protocol::mailbox::{LoginProof, Request, Response};
+use mayfly_protocol::mailbox::{ErrorCode, LoginProof, Request, Response};
 use mayfly_protocol::{SigningPublicKey, UnixMillis};
 use rand_chacha::ChaCha20Rng;
 use tokio::sync::mpsc;
@@ -19,6 +19,11 @@ use crate::rng::node_rng;
 use crate::store::{RelayStore, StoreLimits};
 
 /// Page cache of the local mailbox store: a client holds few clips.
+/// The first pause before a request refused `RateLimited` is tried again.
+const RATE_LIMITED_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// The longest pause between tries of a request refused `RateLimited`.
+const RATE_LIMITED_LAST_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
 const LOCAL_STORE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Shared by the [`super::Client`] handle and the [`EventLoop`].
@@ -129,18 +134,39 @@ impl Inner {
 
     /// Sends `request` to `peer` and returns its answer; an error answer is
     /// [`ClientError::Refused`].
+    ///
+    /// A refusal for `RateLimited` is tried again after a pause, doubling
+    /// from 100 ms to 2 s, for up to [`ClientConfig::rate_limited_patience`]:
+    /// every mailbox request may be repeated (a refused one had no effect),
+    /// so the peer's limits pace the client instead of failing a transfer.
+    ///
+    /// [`ClientConfig::rate_limited_patience`]: super::ClientConfig::rate_limited_patience
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, ClientError> {
-        match self
-            .net
-            .request(peer, request, self.config.request_timeout)
-            .await?
-        {
-            Response::Error { code, detail } => Err(ClientError::Refused {
-                peer: peer.to_string(),
-                code,
-                detail,
-            }),
-            r => Ok(r),
+        let started = tokio::time::Instant::now();
+        let mut pause = RATE_LIMITED_FIRST_PAUSE;
+        loop {
+            let response = self
+                .net
+                .request(peer, request.clone(), self.config.request_timeout)
+                .await?;
+            match response {
+                Response::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                } if started.elapsed() + pause <= self.config.rate_limited_patience => {
+                    tracing::debug!(%peer, ?pause, "rate limited; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RATE_LIMITED_LAST_PAUSE);
+                }
+                Response::Error { code, detail } => {
+                    return Err(ClientError::Refused {
+                        peer: peer.to_string(),
+                        code,
+                        detail,
+                    });
+                }
+                r => return Ok(r),
+            }
         }
     }
 

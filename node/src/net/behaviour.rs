@@ -27,6 +27,9 @@ pub fn agent_version() -> String {
 #[derive(NetworkBehaviour)]
 #[behaviour(to_swarm = "BehaviourEvent")]
 pub struct Behaviour {
+    /// Counts of incoming connections per address, first so that a
+    /// connection it refuses takes none of the node-wide slots below.
+    pub per_ip: super::ip_limits::Behaviour,
     /// Counts of pending and established connections.
     pub limits: connection_limits::Behaviour,
     /// Refuses new connections while the process uses too much memory.
@@ -130,6 +133,7 @@ impl Behaviour {
         let identify = identify::Config::new(PROTOCOL_VERSION.to_owned(), keypair.public())
             .with_agent_version(agent_version());
         Self {
+            per_ip: super::ip_limits::Behaviour::new(limits),
             limits: connection_limits::Behaviour::new(connection_limits),
             memory,
             identify: identify::Behaviour::new(identify),

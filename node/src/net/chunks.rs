@@ -16,19 +16,26 @@
 //!
 //! Streams are bounded over the node ([`Limits::max_chunk_streams`]) and
 //! per peer ([`Limits::max_concurrent_streams`]); one beyond either is
-//! dropped unread, which resets it.
+//! dropped unread, which resets it. The bytes a peer moves over all its
+//! chunk streams are shaped ([`super::shaper`],
+//! [`Limits::chunk_bytes_per_sec`]): past its burst, its next frame is read
+//! later, so its uploads and downloads slow to the rate and never fail on
+//! it. Frames that came on a chunk stream take no token of the request
+//! rate limits for that reason.
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
+use mayfly_protocol::CIPHERTEXT_CHUNK_SIZE;
 use mayfly_protocol::mailbox::{CHUNKS_PROTOCOL, CHUNKS_WINDOW, Request, Response};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
+use super::shaper::Shaper;
 use super::{Event, Reply};
 use crate::config::Limits;
 use crate::mailbox::protocol::{read_held, read_held_or_end, write_frame};
@@ -46,6 +53,10 @@ pub(super) struct ServeLimits {
     pub max_per_peer: usize,
     /// Longest wait for a frame, or for the answer to one.
     pub timeout: Duration,
+    /// Bytes per second one peer moves on average over its chunk streams.
+    pub bytes_per_sec: u64,
+    /// Bytes one peer moves at once.
+    pub burst_bytes: u64,
 }
 
 impl ServeLimits {
@@ -54,6 +65,8 @@ impl ServeLimits {
             max_streams: limits.max_chunk_streams,
             max_per_peer: limits.max_concurrent_streams,
             timeout: limits.request_timeout(),
+            bytes_per_sec: limits.chunk_bytes_per_sec,
+            burst_bytes: limits.chunk_burst_bytes,
         }
     }
 }
@@ -68,6 +81,12 @@ pub(super) async fn serve(
     limits: ServeLimits,
 ) {
     let open = Open::default();
+    // One entry per peer at most, and only while it is over its burst.
+    let shaper = Arc::new(Mutex::new(Shaper::new(
+        limits.bytes_per_sec as f64,
+        limits.burst_bytes,
+        limits.max_streams,
+    )));
     while let Some((peer, stream)) = incoming.recv().await {
         let Some(slot) = open.take(peer, &limits) else {
             tracing::debug!(%peer, "chunk stream refused: too many open");
@@ -75,9 +94,11 @@ pub(super) async fn serve(
         };
         let events = events.clone();
         let budget = budget.clone();
+        let shaper = shaper.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = answer(peer, stream, &events, &budget, limits.timeout).await {
+            let served = answer(peer, stream, &events, &budget, &shaper, limits.timeout);
+            if let Err(e) = served.await {
                 tracing::debug!(%peer, "chunk stream closed: {e}");
             }
         });
@@ -129,8 +150,14 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     events: &mpsc::WeakSender<Event>,
     budget: &ByteBudget,
+    shaper: &Mutex<Shaper>,
     timeout: Duration,
 ) -> io::Result<()> {
+    let shaped = |s: &Mutex<Shaper>| {
+        s.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .delay(&peer, Instant::now())
+    };
     let (mut reader, mut writer) = stream.split();
     let window = Semaphore::new(CHUNKS_WINDOW);
     let (answers, mut pending) = mpsc::channel::<oneshot::Receiver<Held<Response>>>(CHUNKS_WINDOW);
@@ -144,17 +171,38 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
                 .await
                 .map_err(|_| io::Error::other("the writer has stopped"))?
                 .forget();
+            // Then the peer's byte rate: a peer past its burst waits here,
+            // its frame unread, which slows its sender through flow control.
+            loop {
+                let delay = shaped(shaper);
+                if delay.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+            }
             let next = read_held_or_end(&mut reader, Some(budget));
             let Some(frame) = within(timeout, next).await? else {
                 return Ok::<_, io::Error>(());
             };
             let Held { message, hold } = frame;
-            if !matches!(message, Request::PutChunk { .. } | Request::GetChunk { .. }) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "a chunk stream carries only PutChunk and GetChunk frames",
-                ));
-            }
+            let bytes = match &message {
+                Request::PutChunk { bytes, .. } => bytes.len() as u64,
+                // The answer's size, at most a whole chunk.
+                Request::GetChunk { length: 0, .. } => CIPHERTEXT_CHUNK_SIZE as u64,
+                Request::GetChunk { length, .. } => {
+                    u64::from(*length).min(CIPHERTEXT_CHUNK_SIZE as u64)
+                }
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a chunk stream carries only PutChunk and GetChunk frames",
+                    ));
+                }
+            };
+            shaper
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .charge(peer, bytes, Instant::now());
             let (reply, answer) = Reply::chunk_stream();
             let event = Event::InboundRequest {
                 peer,
@@ -369,6 +417,8 @@ mod tests {
             max_streams: 3,
             max_per_peer: 2,
             timeout: Duration::from_secs(1),
+            bytes_per_sec: 0,
+            burst_bytes: 0,
         };
         let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
         let a1 = open.take(a, &limits).unwrap();
@@ -394,7 +444,16 @@ mod tests {
         let budget = ByteBudget::new(1 << 20);
         let timeout = Duration::from_secs(30);
         let server = tokio::spawn(async move {
-            answer(PeerId::random(), ours.compat(), &weak, &budget, timeout).await
+            let unshaped = Mutex::new(Shaper::new(0.0, 0, 1));
+            answer(
+                PeerId::random(),
+                ours.compat(),
+                &weak,
+                &budget,
+                &unshaped,
+                timeout,
+            )
+            .await
         });
         for i in 0..20 {
             theirs.write_all(&put(i)).await.unwrap();

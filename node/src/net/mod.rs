@@ -32,7 +32,9 @@ mod client;
 mod command;
 mod event;
 mod event_loop;
+pub mod ip_limits;
 mod reply;
+pub mod shaper;
 mod swarm;
 
 use libp2p::identity::Keypair;

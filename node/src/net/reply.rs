@@ -29,6 +29,12 @@ impl Reply {
         Self(Route::Stream(channel))
     }
 
+    /// True if the request came as a frame of a chunk stream, whose bytes
+    /// the stream's server has already shaped.
+    pub fn is_chunk_stream(&self) -> bool {
+        matches!(self.0, Route::ChunkStream(_))
+    }
+
     /// The reply for a frame of a chunk stream, and where its answer
     /// arrives.
     pub(super) fn chunk_stream() -> (Self, oneshot::Receiver<Held<Response>>) {

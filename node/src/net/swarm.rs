@@ -40,5 +40,6 @@ pub fn build(
         builder.with_behaviour(|key| Behaviour::new(key, limits, role, budget, chunk_queue));
     Ok(builder
         .with_swarm_config(|c| c.with_idle_connection_timeout(limits.idle_connection_timeout()))
+        .with_connection_timeout(limits.handshake_timeout())
         .build())
 }

@@ -28,6 +28,8 @@ pub enum Limited {
     Locates,
     /// Revocations.
     Revocations,
+    /// PutChunk and GetChunk requests on their own request streams.
+    Chunks,
 }
 
 impl Limited {
@@ -35,6 +37,7 @@ impl Limited {
     /// one, if any.
     fn of(request: &Request) -> Option<Self> {
         match request {
+            Request::PutChunk { .. } | Request::GetChunk { .. } => Some(Self::Chunks),
             Request::Deposit { .. } => Some(Self::Deposits),
             Request::FetchBundle { .. } => Some(Self::Bundles),
             Request::Locate { .. } => Some(Self::Locates),
@@ -51,6 +54,7 @@ impl Limited {
             Self::Bundles => "too many prekey bundle requests",
             Self::Locates => "too many locate requests",
             Self::Revocations => "too many revocations",
+            Self::Chunks => "too many chunk requests",
         }
     }
 }
@@ -146,6 +150,7 @@ pub struct RateLimiter {
     bundles: Buckets,
     locates: Buckets,
     revocations: Buckets,
+    chunks: Buckets,
 }
 
 impl RateLimiter {
@@ -158,6 +163,7 @@ impl RateLimiter {
             bundles: Buckets::new(limits.bundles_per_sec, limits.bundle_burst, n),
             locates: Buckets::new(limits.locates_per_sec, limits.locate_burst, n),
             revocations: Buckets::new(limits.revocations_per_sec, limits.revocation_burst, n),
+            chunks: Buckets::new(limits.chunk_requests_per_sec, limits.chunk_request_burst, n),
         }
     }
 
@@ -168,13 +174,32 @@ impl RateLimiter {
             Limited::Bundles => &mut self.bundles,
             Limited::Locates => &mut self.locates,
             Limited::Revocations => &mut self.revocations,
+            Limited::Chunks => &mut self.chunks,
         }
     }
 
     /// Takes `peer`'s tokens for `request` at `now`: one from the general
     /// bucket and one from its own kind's, if it has one. A refused request
     /// takes nothing, and says which bucket was empty.
-    pub fn check(&mut self, peer: PeerId, request: &Request, now: Instant) -> Result<(), Limited> {
+    ///
+    /// A PutChunk or GetChunk takes its token from the chunk bucket alone,
+    /// so a large clip does not use up the requests every other operation
+    /// needs; and one that came on a chunk stream (`on_chunk_stream`) takes
+    /// none at all: the stream's server shapes its bytes instead
+    /// (`net::shaper`), so a legal clip is slowed, never refused.
+    pub fn check(
+        &mut self,
+        peer: PeerId,
+        request: &Request,
+        on_chunk_stream: bool,
+        now: Instant,
+    ) -> Result<(), Limited> {
+        if matches!(request, Request::PutChunk { .. } | Request::GetChunk { .. }) {
+            return match on_chunk_stream || self.chunks.allow(peer, now) {
+                true => Ok(()),
+                false => Err(Limited::Chunks),
+            };
+        }
         if !self.requests.has_token(peer, now) {
             return Err(Limited::Requests);
         }
@@ -195,6 +220,7 @@ impl RateLimiter {
             &self.bundles,
             &self.locates,
             &self.revocations,
+            &self.chunks,
         ]
         .iter()
         .map(|b| b.len())
@@ -243,15 +269,52 @@ mod tests {
         let key = SigningSecret::generate(&mut ChaCha20Rng::seed_from_u64(1)).public();
         let bundle = Request::FetchBundle { identity_key: key };
         let (t, p) = (Instant::now(), PeerId::random());
-        assert_eq!(r.check(p, &bundle, t), Ok(()));
-        assert_eq!(r.check(p, &bundle, t), Ok(()));
-        assert_eq!(r.check(p, &bundle, t), Err(Limited::Bundles));
+        assert_eq!(r.check(p, &bundle, false, t), Ok(()));
+        assert_eq!(r.check(p, &bundle, false, t), Ok(()));
+        assert_eq!(r.check(p, &bundle, false, t), Err(Limited::Bundles));
         // The refused bundle took no general token: three are left.
         for _ in 0..3 {
-            assert_eq!(r.check(p, &Request::Challenge, t), Ok(()));
+            assert_eq!(r.check(p, &Request::Challenge, false, t), Ok(()));
         }
-        assert_eq!(r.check(p, &Request::Challenge, t), Err(Limited::Requests));
+        assert_eq!(
+            r.check(p, &Request::Challenge, false, t),
+            Err(Limited::Requests)
+        );
         // Another peer has buckets of its own.
-        assert_eq!(r.check(PeerId::random(), &bundle, t), Ok(()));
+        assert_eq!(r.check(PeerId::random(), &bundle, false, t), Ok(()));
+    }
+
+    #[test]
+    fn chunks_never_use_up_the_general_requests_and_streamed_ones_take_nothing() {
+        let mut r = RateLimiter::new(RateLimits {
+            requests_per_sec: 1.0,
+            burst: 2,
+            chunk_requests_per_sec: 1.0,
+            chunk_request_burst: 3,
+            ..RateLimits::default()
+        });
+        let get = Request::GetChunk {
+            hash: [7; 32],
+            offset: 0,
+            length: 0,
+        };
+        let (t, p) = (Instant::now(), PeerId::random());
+        // A whole large clip on chunk streams: nothing is counted.
+        for _ in 0..10_000 {
+            assert_eq!(r.check(p, &get, true, t), Ok(()));
+        }
+        // On request streams, the chunk bucket alone.
+        for _ in 0..3 {
+            assert_eq!(r.check(p, &get, false, t), Ok(()));
+        }
+        assert_eq!(r.check(p, &get, false, t), Err(Limited::Chunks));
+        // The general requests are all still there.
+        for _ in 0..2 {
+            assert_eq!(r.check(p, &Request::Challenge, false, t), Ok(()));
+        }
+        assert_eq!(
+            r.check(p, &Request::Challenge, false, t),
+            Err(Limited::Requests)
+        );
     }
 }

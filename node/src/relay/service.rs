@@ -243,7 +243,11 @@ impl Service {
     pub fn on_request(&mut self, peer: PeerId, request: Request, hold: Hold, channel: Reply) {
         let ctx = self.ctx.clone();
         ctx.metrics.request(RequestType::of(&request));
-        if let Err(limited) = self.rate.check(peer, &request, Instant::now()) {
+        let on_chunk_stream = channel.is_chunk_stream();
+        if let Err(limited) = self
+            .rate
+            .check(peer, &request, on_chunk_stream, Instant::now())
+        {
             tracing::debug!(%peer, ?limited, "rate limited");
             ctx.metrics.rate_limited(limited);
             self.tasks.spawn(async move {

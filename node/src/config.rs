@@ -52,12 +52,13 @@
 //! [store]
 //! mailbox_bytes = 4_294_967_296
 //! mailbox_entries = 1000
+//! pending_ttl_secs = 21_600   # an upload not complete after 6 h is deleted
 //! ```
 //!
 //! `[store]` takes every field of [`StoreLimits`] (`max_clip_bytes`,
 //! `mailbox_bytes`, `mailbox_entries`, `depositor_bytes`, `total_bytes`,
 //! `max_messages`, `max_identities`, `max_one_time_prekeys`,
-//! `max_tombstones`, `collect_batch`, `cache_bytes`).
+//! `max_tombstones`, `pending_ttl_secs`, `collect_batch`, `cache_bytes`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -429,6 +430,9 @@ impl RelayConfig {
         if self.store.collect_batch == 0 {
             return invalid("store.collect_batch must be positive");
         }
+        if self.store.pending_ttl_secs == 0 {
+            return invalid("store.pending_ttl_secs must be positive");
+        }
         let u = &self.uploads;
         if u.max_concurrent == 0 || u.max_per_peer == 0 {
             return invalid("uploads.max_concurrent and uploads.max_per_peer must be positive");
@@ -554,6 +558,7 @@ mod tests {
             "[limits]\nmax_pending_incoming = -1",
             "[storage]\nquota = 1",
             "[store]\nquota = 1",
+            "[store]\npending_ttl_secs = 0",
             "collect_interval_secs = 0",
             "[rate]\nburst = 0",
             "[rate]\nrequests_per_sec = -1.0",

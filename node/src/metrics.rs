@@ -18,7 +18,7 @@
 //! | `mayfly_relay_revocations_applied_total` | counter | revocations new to the relay |
 //! | `mayfly_relay_rate_limited_total` | counter | `bucket`: `requests`, `deposits`, `bundles`, `locates`, `revocations`: requests refused by the rate limiter, by the bucket that was empty |
 //! | `mayfly_relay_superseded_sessions_total` | counter | logins dropped because a newer device logged in |
-//! | `mayfly_relay_collected_total` | counter | `kind`: `messages`, `envelopes`, `tombstones` deleted by the expiry collector |
+//! | `mayfly_relay_collected_total` | counter | `kind`: `messages`, `envelopes`, `tombstones` deleted by the expiry collector; `abandoned`: of those envelopes, pending ones whose upload did not complete in time |
 //! | `mayfly_relay_connections` | gauge | open connections |
 //! | `mayfly_relay_uploads_in_progress` | gauge | clips holding an upload slot |
 //! | `mayfly_relay_uploads_waiting` | gauge | deposits waiting for an upload slot |
@@ -174,6 +174,7 @@ impl EncodeLabelValue for Outcome {
 enum Collected {
     Messages,
     Envelopes,
+    Abandoned,
     Tombstones,
 }
 
@@ -182,6 +183,7 @@ impl EncodeLabelValue for Collected {
         encoder.write_str(match self {
             Self::Messages => "messages",
             Self::Envelopes => "envelopes",
+            Self::Abandoned => "abandoned",
             Self::Tombstones => "tombstones",
         })
     }
@@ -439,6 +441,7 @@ impl RelayMetrics {
         for (kind, n) in [
             (Collected::Messages, stats.messages),
             (Collected::Envelopes, stats.envelopes),
+            (Collected::Abandoned, stats.abandoned),
             (Collected::Tombstones, stats.tombstones),
         ] {
             self.collected.get_or_create(&KindLabel { kind }).inc_by(n);
@@ -584,6 +587,7 @@ mod tests {
         m.rate_limited(Limited::Bundles);
         m.collected(&CollectStats {
             messages: 2,
+            abandoned: 1,
             ..CollectStats::default()
         });
         let text = m.encode();
@@ -595,6 +599,7 @@ mod tests {
             "mayfly_relay_chunks_stored_total 1",
             "mayfly_relay_received_bytes_total 10",
             "mayfly_relay_collected_total{kind=\"messages\"} 2",
+            "mayfly_relay_collected_total{kind=\"abandoned\"} 1",
             "mayfly_relay_rate_limited_total{bucket=\"bundles\"} 1",
             "mayfly_relay_store_chunks 0",
             "mayfly_relay_connections 0",

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use mayfly_node::store::{
-    CHUNK_DIR_NAME, DEFERRED_ROWS_PER_UPLOAD, KEY_FILE_HEADER_LEN, KEY_FILE_NAME, KEY_SLOT_LEN,
-    MAX_DEFERRED_UPLOADS, RelayStore, StoreError, StoreLimits,
+    CHUNK_DIR_NAME, DB_FILE_NAME, DEFERRED_ROWS_PER_UPLOAD, KEY_FILE_HEADER_LEN, KEY_FILE_NAME,
+    KEY_SLOT_LEN, MAX_DEFERRED_UPLOADS, RelayStore, StoreError, StoreLimits,
 };
 use mayfly_protocol::mailbox::ErrorCode;
 use mayfly_protocol::*;
@@ -811,6 +811,8 @@ fn the_collector_deletes_expired_messages() {
     let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
     let limits = StoreLimits {
         collect_batch: 2,
+        // Longer than a clip lives: the pending clip below goes at expiry.
+        pending_ttl_secs: 15 * 24 * 3600,
         ..StoreLimits::default()
     };
     let store = store_with(dir.path(), limits, &[&bob]);
@@ -1149,15 +1151,18 @@ fn a_newer_device_supersedes_the_old_one() {
 
 /// Every byte of every file under `dir`.
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+    fn walk(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
         }
     }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
     assert!(!out.is_empty());
     out
 }
@@ -1806,4 +1811,291 @@ fn a_held_clip_serves_its_chunks_is_never_listed_and_goes_at_revocation_or_expir
     store.collect(expires).unwrap();
     let h = kept.manifest().chunk_hashes()[0];
     assert_eq!(code(store.get_chunk(&h, 0, 0)), ErrorCode::NotFound);
+}
+
+/// The default deadline of a pending deposit, in milliseconds.
+fn pending_ttl() -> u64 {
+    StoreLimits::default().pending_ttl_secs * 1000
+}
+
+#[test]
+fn an_abandoned_upload_is_collected_and_gives_back_its_quota() {
+    // Once sealed in redb, once as uploaded in a chunk file (which the scan
+    // below can see).
+    for chunk_files in [false, true] {
+        abandoned_upload_is_collected(chunk_files);
+    }
+}
+
+fn abandoned_upload_is_collected(chunk_files: bool) {
+    let mut r = rng(41);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let (a, b) = (clip(THREE_CHUNKS, &mut r), clip(THREE_CHUNKS, &mut r));
+    let one = a.manifest().ciphertext_len();
+    let reserve = one + a.manifest().to_bytes().len() as u64;
+    let a_env = envelope(&a, &alice, &bob, &mut r);
+    let b_env = envelope(&b, &alice, &bob, &mut r);
+    // Each quota alone has room for one of the two clips.
+    for limits in [
+        StoreLimits {
+            mailbox_bytes: one + one / 2,
+            ..StoreLimits::default()
+        },
+        StoreLimits {
+            depositor_bytes: one + one / 2,
+            ..StoreLimits::default()
+        },
+        StoreLimits {
+            total_bytes: reserve + reserve / 2,
+            ..StoreLimits::default()
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let mut store = store_with(path, limits.clone(), &[&bob]);
+        if chunk_files {
+            store = store.with_chunk_files();
+        }
+        store
+            .deposit(&bob.key(), &a_env, a.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+        // Two of three chunks arrive, then the sender goes away.
+        for i in [0u32, 1] {
+            store.put_chunk(&a.id(), i, &a.chunks[i as usize]).unwrap();
+        }
+        let s = store.stats().unwrap();
+        assert_eq!((s.envelopes, s.chunks, s.messages), (1, 2, 1));
+        let uploaded = (a.chunks[0].len() + a.chunks[1].len()) as u64;
+        assert!(s.stored_bytes >= uploaded && s.reserved_bytes == reserve);
+        // The partial upload holds its whole clip's quota.
+        assert_eq!(
+            code(store.deposit(&bob.key(), &b_env, b.manifest(), DEPOSITOR, NOW)),
+            ErrorCode::QuotaExceeded
+        );
+        let key = data_key(path, &a.id()).expect("a key slot");
+        if chunk_files {
+            assert!(!found_in(path, &a.chunks[0][..64]).is_empty());
+        }
+
+        // A resumed upload learns what is missing; its deadline stays.
+        let deadline = NOW.plus(pending_ttl());
+        let d = store
+            .deposit(
+                &bob.key(),
+                &a_env,
+                a.manifest(),
+                DEPOSITOR,
+                UnixMillis(deadline.0 - 1000),
+            )
+            .unwrap();
+        assert_eq!(d.missing, [2]);
+        assert_eq!(
+            store.collect(UnixMillis(deadline.0 - 1)).unwrap(),
+            Default::default()
+        );
+        let c = store.collect(deadline).unwrap();
+        assert_eq!(
+            (c.messages, c.envelopes, c.abandoned, c.more),
+            (1, 1, 1, false)
+        );
+
+        // Everything of it is gone, as at expiry: rows, key, chunk file.
+        let s = store.stats().unwrap();
+        assert_eq!(
+            (
+                s.envelopes,
+                s.chunks,
+                s.messages,
+                s.stored_bytes,
+                s.reserved_bytes
+            ),
+            (0, 0, 0, 0, 0)
+        );
+        assert_eq!(data_key(path, &a.id()), None);
+        assert!(found_in(path, &key).is_empty(), "the data key is erased");
+        for chunk in &a.chunks[..2] {
+            assert!(found_in(path, &chunk[..64]).is_empty(), "chunk bytes");
+        }
+        assert!(!path.join(CHUNK_DIR_NAME).join(hex(&a.id().0)).exists());
+        let h = a.manifest().chunk_hashes()[0];
+        assert_eq!(code(store.get_chunk(&h, 0, 0)), ErrorCode::NotFound);
+        assert_eq!(code(store.get_manifest(&a.id(), NOW)), ErrorCode::NotFound);
+        assert_eq!(
+            code(store.put_chunk(&a.id(), 2, &a.chunks[2])),
+            ErrorCode::NotFound
+        );
+
+        // Its quota is free again, and it stays so across a restart.
+        drop(store);
+        let store = open(path, limits, 1001);
+        let later = deadline.plus(1);
+        let d = store
+            .deposit(&bob.key(), &b_env, b.manifest(), DEPOSITOR, later)
+            .unwrap();
+        assert_eq!(d.missing, [0, 1, 2]);
+        assert_eq!(upload_all(&store, &b), [(bob.key(), 1)]);
+        assert!(found_in(path, &key).is_empty());
+        // The same deposit again is a new one, with a new deadline.
+        store.ack(&bob.key(), &[1]).unwrap();
+        let d = store
+            .deposit(&bob.key(), &a_env, a.manifest(), DEPOSITOR, later)
+            .unwrap();
+        assert_eq!(d.missing, [0, 1, 2]);
+        assert_eq!(store.collect(deadline).unwrap(), Default::default());
+        assert_eq!(
+            store.collect(later.plus(pending_ttl())).unwrap().abandoned,
+            1
+        );
+    }
+}
+
+#[test]
+fn complete_uploads_and_clips_other_envelopes_need_outlive_the_pending_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(42);
+    let (alice, bob, carol) = (Party::new(&mut r), Party::new(&mut r), Party::new(&mut r));
+    let limits = StoreLimits {
+        pending_ttl_secs: 3600,
+        collect_batch: 2,
+        ..StoreLimits::default()
+    };
+    let ttl = 3_600_000;
+    let store = store_with(dir.path(), limits, &[&bob, &carol]);
+
+    // Complete within the hour: not affected, then or later.
+    let done = clip(THREE_CHUNKS, &mut r);
+    store
+        .deposit(
+            &bob.key(),
+            &envelope(&done, &alice, &bob, &mut r),
+            done.manifest(),
+            DEPOSITOR,
+            NOW,
+        )
+        .unwrap();
+    store.put_chunk(&done.id(), 0, &done.chunks[0]).unwrap();
+    store.put_chunk(&done.id(), 1, &done.chunks[1]).unwrap();
+    assert_eq!(
+        store.put_chunk(&done.id(), 2, &done.chunks[2]).unwrap(),
+        [(bob.key(), 1)]
+    );
+
+    // One clip for bob and carol, carol's envelope deposited half an hour
+    // later; one chunk uploaded.
+    let shared = clip(THREE_CHUNKS, &mut r);
+    let to_carol = envelope(&shared, &alice, &carol, &mut r);
+    store
+        .deposit(
+            &bob.key(),
+            &envelope(&shared, &alice, &bob, &mut r),
+            shared.manifest(),
+            DEPOSITOR,
+            NOW,
+        )
+        .unwrap();
+    store.put_chunk(&shared.id(), 0, &shared.chunks[0]).unwrap();
+    let half = NOW.plus(ttl / 2);
+    store
+        .deposit(&carol.key(), &to_carol, shared.manifest(), b"peer-b", half)
+        .unwrap();
+
+    let c = store.collect(NOW.plus(ttl)).unwrap();
+    assert_eq!(
+        (c.messages, c.envelopes, c.abandoned, c.more),
+        (0, 1, 1, false)
+    );
+    // Bob's envelope went; the clip stays, with its chunk, for carol.
+    let s = store.stats().unwrap();
+    assert_eq!((s.envelopes, s.chunks, s.messages), (2, 4, 2));
+    let h = shared.manifest().chunk_hashes()[0];
+    assert_eq!(store.get_chunk(&h, 0, 0).unwrap(), shared.chunks[0]);
+    let d = store
+        .deposit(
+            &carol.key(),
+            &to_carol,
+            shared.manifest(),
+            b"peer-b",
+            NOW.plus(ttl),
+        )
+        .unwrap();
+    assert_eq!(d.missing, [1, 2]);
+    store.put_chunk(&shared.id(), 1, &shared.chunks[1]).unwrap();
+    assert_eq!(
+        store.put_chunk(&shared.id(), 2, &shared.chunks[2]).unwrap(),
+        [(carol.key(), 1)],
+        "only carol's envelope is listed"
+    );
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.len(), 1);
+
+    // Complete envelopes stay until their clips expire.
+    assert_eq!(
+        store.collect(half.plus(10 * ttl)).unwrap(),
+        Default::default()
+    );
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.len(), 1);
+    assert_eq!(store.list(&carol.key(), 0, 64, NOW).unwrap().0.len(), 1);
+
+    // The collector takes at most `collect_batch` abandoned envelopes a call.
+    let pending: Vec<Clip> = (0..3).map(|_| clip(1000, &mut r)).collect();
+    for p in &pending {
+        store
+            .deposit(
+                &bob.key(),
+                &envelope(p, &alice, &bob, &mut r),
+                p.manifest(),
+                DEPOSITOR,
+                NOW,
+            )
+            .unwrap();
+    }
+    let c = store.collect(NOW.plus(ttl)).unwrap();
+    assert_eq!((c.messages, c.abandoned, c.more), (2, 2, true));
+    let c = store.collect(NOW.plus(ttl)).unwrap();
+    assert_eq!((c.messages, c.abandoned, c.more), (1, 1, false));
+    let s = store.stats().unwrap();
+    assert_eq!((s.envelopes, s.messages), (2, 2));
+}
+
+#[test]
+fn pending_deposits_of_a_database_from_before_the_deadline_are_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let mut r = rng(43);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let (done, pending) = (clip(1000, &mut r), clip(THREE_CHUNKS, &mut r));
+    {
+        let store = store_with(path, StoreLimits::default(), &[&bob]);
+        for c in [&done, &pending] {
+            store
+                .deposit(
+                    &bob.key(),
+                    &envelope(c, &alice, &bob, &mut r),
+                    c.manifest(),
+                    DEPOSITOR,
+                    NOW,
+                )
+                .unwrap();
+        }
+        upload_all(&store, &done);
+        store
+            .put_chunk(&pending.id(), 0, &pending.chunks[0])
+            .unwrap();
+    }
+    // As an older store left it: no table of pending deposits.
+    {
+        let db = redb::Database::open(path.join(DB_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        let gone = txn
+            .delete_table(redb::TableDefinition::<(u64, &[u8; 32], &[u8; 32]), ()>::new("pending"))
+            .unwrap();
+        assert!(gone, "the table is named as RELAY.md §7 says");
+        txn.commit().unwrap();
+    }
+    let store = open(path, StoreLimits::default(), 1001);
+    let c = store.collect(NOW.plus(pending_ttl())).unwrap();
+    assert_eq!((c.messages, c.abandoned), (1, 1));
+    assert_eq!(data_key(path, &pending.id()), None);
+    let s = store.stats().unwrap();
+    assert_eq!((s.envelopes, s.messages, s.chunks), (1, 1, 1));
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.len(), 1);
 }

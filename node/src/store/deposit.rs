@@ -37,7 +37,11 @@ impl RelayStore {
     /// The envelope stays **pending**, never listed, until every chunk is
     /// stored. If they all are already (the same clip deposited for another
     /// recipient), it is listed at once. Repeating a deposit changes nothing
-    /// and answers the chunks still missing, so an upload can resume.
+    /// and answers the chunks still missing, so an upload can resume; it
+    /// does not move the pending deadline: an envelope still pending
+    /// [`super::StoreLimits::pending_ttl_secs`] after the deposit that
+    /// created it is deleted by [`RelayStore::collect`], and a deposit after
+    /// that is a new one.
     pub fn deposit(
         &self,
         mailbox: &SigningPublicKey,
@@ -96,7 +100,8 @@ impl RelayStore {
             {
                 return Err(StoreError::Conflict("another manifest for this message id"));
             }
-            // A repeated deposit.
+            // A repeated deposit: it answers what is missing, and leaves
+            // the pending deadline where the first one set it.
             if let Some(m) = &existing
                 && let Some(raw) = t.envelopes.get((&mb, &id))?.map(|g| g.value().to_vec())
             {
@@ -137,6 +142,8 @@ impl RelayStore {
                 s
             } else {
                 meta.pending += 1;
+                // The collector's deadline for an upload that never completes.
+                t.pending.insert((now.0, &mb, &id), ())?;
                 0
             };
             meta.envelopes += 1;
@@ -529,6 +536,7 @@ fn list_pending(
         let Some(mut ident) = get_identity(t, mb)? else {
             return Err(StoreError::corrupt("an envelope for an unknown mailbox"));
         };
+        t.pending.remove((env.deposited_at, mb, id))?;
         env.seq = ident.next_seq;
         ident.next_seq += 1;
         t.identities.insert(mb, ident.encode().as_slice())?;

@@ -105,9 +105,12 @@ impl RelayStore {
     }
 
     /// Deletes every message whose `expires_at ≤ now` (with its envelopes,
-    /// manifest and chunks, wiping its key) and every tombstone whose
-    /// `keep_until ≤ now`, at most [`super::StoreLimits::collect_batch`] of
-    /// each per call; `more` says whether to call again.
+    /// manifest and chunks, wiping its key), every envelope still pending
+    /// [`super::StoreLimits::pending_ttl_secs`] after its deposit (an
+    /// abandoned upload, RELAY.md §5.2 step 4), and every
+    /// tombstone whose `keep_until ≤ now`, at most
+    /// [`super::StoreLimits::collect_batch`] of each per call, in one
+    /// transaction; `more` says whether to call again.
     pub fn collect(&self, now: UnixMillis) -> Result<CollectStats, StoreError> {
         let batch = self.limits.collect_batch as usize;
         let mut stats = CollectStats::default();
@@ -135,6 +138,15 @@ impl RelayStore {
                     t.expiries.remove((*expires_at, id))?;
                 }
             }
+            let more = self.collect_abandoned(
+                &mut t,
+                now,
+                batch,
+                &mut stats,
+                &mut w.rng,
+                (&mut wipe, &mut gone),
+            )?;
+            stats.more |= more;
             let (n, more) = drop_tombstones(&mut t, now, batch as u64)?;
             stats.tombstones = n;
             stats.more |= more;
@@ -142,6 +154,65 @@ impl RelayStore {
         self.commit(txn)?;
         self.release_erased(&mut w, &wipe, &gone)?;
         Ok(stats)
+    }
+}
+
+impl RelayStore {
+    /// Deletes up to `limit` envelopes deposited at least
+    /// [`super::StoreLimits::pending_ttl_secs`] before `now` and still
+    /// pending, as expiry would delete them: each gives back what it charged
+    /// to its mailbox and depositor, and a message left with no envelope is
+    /// erased with its manifest and chunks (its key slot and id are added to
+    /// `wipe` and `gone`). A message that another envelope still refers to
+    /// keeps its chunks. Returns whether more are due.
+    fn collect_abandoned(
+        &self,
+        t: &mut Tables,
+        now: UnixMillis,
+        limit: usize,
+        stats: &mut CollectStats,
+        rng: &mut ChaCha20Rng,
+        (wipe, gone): (&mut Vec<u32>, &mut Vec<[u8; 32]>),
+    ) -> Result<bool, StoreError> {
+        // Deposited at or before `cutoff`: deadline (deposited_at + TTL) ≤ now.
+        let Some(cutoff) = now.0.checked_sub(self.limits.pending_ttl_ms()) else {
+            return Ok(false);
+        };
+        let due: Vec<(u64, [u8; 32], [u8; 32])> = t
+            .pending
+            .range((0u64, &ZERO32, &ZERO32)..=(cutoff, &FF32, &FF32))?
+            .take(limit + 1)
+            .map(|r| r.map(|(k, _)| (k.value().0, *k.value().1, *k.value().2)))
+            .collect::<Result<_, _>>()?;
+        for (at, mb, id) in due.iter().take(limit) {
+            let env = match t.envelopes.get((mb, id))? {
+                Some(g) => Some(EnvelopeMeta::decode(g.value())?.0),
+                None => None,
+            };
+            if !env.is_some_and(|e| e.seq == 0 && e.deposited_at == *at) {
+                // An index row without its pending envelope: drop it.
+                t.pending.remove((*at, mb, id))?;
+                continue;
+            }
+            remove_envelope(t, mb, id)?;
+            stats.abandoned += 1;
+            stats.envelopes += 1;
+            let Some(mut meta) = get_meta(t, id)? else {
+                return Err(StoreError::corrupt("an envelope without its message"));
+            };
+            meta.envelopes = meta.envelopes.saturating_sub(1);
+            meta.pending = meta.pending.saturating_sub(1);
+            if meta.envelopes == 0 {
+                if let Some(slot) = self.erase_message(t, id, rng)? {
+                    wipe.push(slot);
+                    gone.push(*id);
+                    stats.messages += 1;
+                }
+            } else {
+                t.messages.insert(id, meta.encode().as_slice())?;
+            }
+        }
+        Ok(due.len() > limit)
     }
 }
 
@@ -199,6 +270,8 @@ pub(super) fn remove_envelope(
     t.message_envelopes.remove((id, mailbox))?;
     if env.seq != 0 {
         t.mailbox_seq.remove((mailbox, env.seq))?;
+    } else {
+        t.pending.remove((env.deposited_at, mailbox, id))?;
     }
     if let Some(mut rec) = get_identity(t, mailbox)? {
         rec.entries = rec.entries.saturating_sub(1);

@@ -6,13 +6,23 @@ use mayfly_protocol::{
 
 const GIB: u64 = 1 << 30;
 
+impl StoreLimits {
+    /// [`StoreLimits::pending_ttl_secs`] in milliseconds.
+    pub fn pending_ttl_ms(&self) -> u64 {
+        self.pending_ttl_secs.saturating_mul(1000)
+    }
+}
+
 /// The store's quotas. Each is checked before anything is written; a request
 /// that would break one fails with [`super::StoreError::QuotaExceeded`] or
 /// [`super::StoreError::TooLarge`] and changes nothing.
 ///
 /// Sizes count a clip's ciphertext as its manifest declares it
 /// ([`mayfly_protocol::Manifest::ciphertext_len`]), charged in full when the
-/// envelope is deposited, before any chunk arrives.
+/// envelope is deposited, before any chunk arrives: a partial upload holds
+/// its whole clip's quota, never less than the chunks it stored. A pending
+/// envelope gives its charge back when [`StoreLimits::pending_ttl_secs`]
+/// runs out.
 ///
 /// Deserializes from the relay configuration's `[store]` table: every key
 /// optional, unknown keys refused.
@@ -40,8 +50,20 @@ pub struct StoreLimits {
     pub max_one_time_prekeys: u32,
     /// Tombstones kept (SPEC §11, §15.7). Default `DEFAULT_LEDGER_CAPACITY` (2^20).
     pub max_tombstones: u64,
-    /// Most messages, and most tombstones, one [`super::RelayStore::collect`]
-    /// call deletes, so that one transaction stays bounded. Default 256.
+    /// Seconds a deposit may stay pending (its clip's chunks not all
+    /// stored) after the Deposit that created it; then the collector deletes
+    /// the envelope as if its clip had expired, giving back what it charged,
+    /// and the clip too unless another envelope refers to it (RELAY.md
+    /// §5.2). A repeated Deposit, which resumes an upload, does not extend
+    /// it. Default 6 hours: a 1 GiB clip, the largest, needs about 50 KB/s
+    /// on average to finish in time, a 3-minute message (about 200 MB)
+    /// about 10 KB/s; an upload that breaks off holds its quota for hours,
+    /// not until its clip expires (up to 14 days).
+    pub pending_ttl_secs: u64,
+    /// Most expired messages, most abandoned envelopes
+    /// ([`StoreLimits::pending_ttl_secs`]), and most tombstones one
+    /// [`super::RelayStore::collect`] call deletes, so that one transaction
+    /// stays bounded. Default 256.
     pub collect_batch: u32,
     /// Bytes of page cache the database may hold in memory. Default 64 MiB:
     /// redb's own default (1 GiB) would let a busy relay's resident memory
@@ -61,6 +83,7 @@ impl Default for StoreLimits {
             max_identities: 1 << 20,
             max_one_time_prekeys: MAX_ONE_TIME_PREKEYS as u32,
             max_tombstones: DEFAULT_LEDGER_CAPACITY as u64,
+            pending_ttl_secs: 6 * 3600,
             collect_batch: 256,
             cache_bytes: 64 * 1024 * 1024,
         }

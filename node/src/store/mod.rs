@@ -17,7 +17,10 @@
 //! Expiry is enforced by [`RelayStore::collect`], which the relay runs on a
 //! short timer: reads do not take the time, so a message stays readable
 //! from its `expires_at` until the next collection (clients check expiry
-//! themselves, SPEC §12).
+//! themselves, SPEC §12). The same collector deletes envelopes still pending
+//! [`StoreLimits::pending_ttl_secs`] after their deposit (abandoned
+//! uploads, RELAY.md §5.2 step 4), and their messages when no other
+//! envelope refers to them.
 //!
 //! Every limit ([`StoreLimits`]) is checked before anything is written, and
 //! nothing is collected in memory beyond what one request can carry (at most
@@ -45,7 +48,7 @@
 //!   fixed 64-byte slots (`message id ‖ key`) written and wiped **in place**
 //!   with positioned writes and `fdatasync`;
 //! * when a message is deleted — acknowledged by its last recipient, revoked,
-//!   or expired — the transaction that deletes its rows commits first, then
+//!   expired, or its last envelope abandoned — the transaction that deletes its rows commits first, then
 //!   its slot is overwritten with zeros and synced. From then on, whatever
 //!   copies of its sealed values linger in freed redb pages are ciphertext
 //!   under a key that no longer exists anywhere in the store's files.
@@ -188,7 +191,7 @@ impl RelayStore {
             .create(dir.join(DB_FILE_NAME))?;
         {
             let txn = db.begin_write()?;
-            Tables::open(&txn)?;
+            Tables::create(&txn)?;
             txn.commit()?;
         }
         let mut store = Self {

@@ -16,10 +16,14 @@ pub struct Deposited {
 /// What one [`super::RelayStore::collect`] call deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CollectStats {
-    /// Expired messages deleted, with every envelope, manifest and chunk of them.
+    /// Messages deleted, with every envelope, manifest and chunk of them:
+    /// expired ones, and those whose last envelope was an abandoned upload.
     pub messages: u64,
-    /// Envelopes deleted with those messages.
+    /// Envelopes deleted: with those messages, and abandoned ones.
     pub envelopes: u64,
+    /// Of those envelopes, the ones deleted because their upload did not
+    /// complete within [`super::StoreLimits::pending_ttl_secs`].
+    pub abandoned: u64,
     /// Tombstones dropped past their `keep_until`.
     pub tombstones: u64,
     /// True if a batch limit was reached and more may be due: call again.

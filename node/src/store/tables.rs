@@ -1,7 +1,7 @@
 //! The redb tables. Keys are plaintext (ids, mailboxes, sequence numbers,
 //! times); every envelope, manifest and chunk value is sealed (see `crypt`).
 
-use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, Table, TableDefinition, TableHandle, WriteTransaction};
 
 use super::StoreError;
 
@@ -38,6 +38,12 @@ pub(super) const MAILBOX_SEQ: TableDefinition<(&[u8; 32], u64), &[u8; 32]> =
     TableDefinition::new("mailbox_seq");
 /// (expires_at, message id): the collector's queue.
 pub(super) const EXPIRIES: TableDefinition<(u64, &[u8; 32]), ()> = TableDefinition::new("expiries");
+/// (deposited_at, mailbox, message id): the pending envelopes, oldest
+/// first, for the collector of abandoned uploads (`pending_ttl_secs`).
+/// A row exists exactly while its envelope is pending.
+pub(super) const PENDING: TableDefinition<PendingKey, ()> = TableDefinition::new("pending");
+/// Key of a pending envelope's row: (deposited_at, mailbox, message id).
+pub(super) type PendingKey = (u64, K32, K32);
 /// Message id → (revoked_at, keep_until).
 pub(super) const TOMBSTONES: TableDefinition<&[u8; 32], (u64, u64)> =
     TableDefinition::new("tombstones");
@@ -80,6 +86,7 @@ pub(super) struct Tables<'t> {
     pub message_envelopes: Table<'t, (&'static [u8; 32], &'static [u8; 32]), ()>,
     pub mailbox_seq: Table<'t, (&'static [u8; 32], u64), &'static [u8; 32]>,
     pub expiries: Table<'t, (u64, &'static [u8; 32]), ()>,
+    pub pending: Table<'t, PendingKey, ()>,
     pub tombstones: Table<'t, &'static [u8; 32], (u64, u64)>,
     pub tombstone_expiries: Table<'t, (u64, &'static [u8; 32]), ()>,
     pub identities: Table<'t, &'static [u8; 32], &'static [u8]>,
@@ -90,6 +97,19 @@ pub(super) struct Tables<'t> {
 }
 
 impl<'t> Tables<'t> {
+    /// Opens every table, creating the missing ones, and fills a table new
+    /// to an existing database from the others: once, when the store opens.
+    pub(super) fn create(txn: &'t WriteTransaction) -> Result<(), StoreError> {
+        // A database written before the pending table existed: its pending
+        // envelopes are indexed once, here.
+        let index_pending = !txn.list_tables()?.any(|h| h.name() == PENDING.name());
+        let mut t = Self::open(txn)?;
+        if index_pending {
+            t.index_pending()?;
+        }
+        Ok(())
+    }
+
     pub(super) fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             messages: txn.open_table(MESSAGES)?,
@@ -102,6 +122,7 @@ impl<'t> Tables<'t> {
             message_envelopes: txn.open_table(MESSAGE_ENVELOPES)?,
             mailbox_seq: txn.open_table(MAILBOX_SEQ)?,
             expiries: txn.open_table(EXPIRIES)?,
+            pending: txn.open_table(PENDING)?,
             tombstones: txn.open_table(TOMBSTONES)?,
             tombstone_expiries: txn.open_table(TOMBSTONE_EXPIRIES)?,
             identities: txn.open_table(IDENTITIES)?,
@@ -110,6 +131,19 @@ impl<'t> Tables<'t> {
             depositors: txn.open_table(DEPOSITORS)?,
             counters: txn.open_table(COUNTERS)?,
         })
+    }
+
+    /// Adds a `pending` row for every pending envelope (`seq` 0).
+    fn index_pending(&mut self) -> Result<(), StoreError> {
+        for row in self.envelopes.iter()? {
+            let (k, v) = row?;
+            let (mailbox, id) = k.value();
+            let (env, _) = super::records::EnvelopeMeta::decode(v.value())?;
+            if env.seq == 0 {
+                self.pending.insert((env.deposited_at, mailbox, id), ())?;
+            }
+        }
+        Ok(())
     }
 
     /// A counter's value (0 if never set).

@@ -62,7 +62,7 @@ enum Command {
         /// The clip.
         file: PathBuf,
         /// Lifetime, e.g. 2d, 12h, 30m (at most 14d; default 14d).
-        #[arg(long, value_parser = cli::parse_duration)]
+        #[arg(long, value_parser = cli::parse_expires)]
         expires: Option<Duration>,
         /// Let recipients keep a copy (`open --out FILE`). A modified client can keep one anyway.
         #[arg(long)]
@@ -166,11 +166,15 @@ fn main() -> ExitCode {
     let result = dispatch(cli);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`mayfly inbox | head -1`): the
+        // command ends quietly, as a Unix tool would.
+        Err(_) if cli::output::stdout_closed() => ExitCode::SUCCESS,
         Err(e) => {
+            let message = cli::output::one_line(&e);
             if json {
-                println!("{}", serde_json::json!({"error": format!("{e:#}")}));
+                let _ = cli::output::line(serde_json::json!({ "error": message }));
             }
-            eprintln!("mayfly: error: {e:#}");
+            cli::output::eline(format_args!("mayfly: error: {message}"));
             ExitCode::FAILURE
         }
     }
@@ -235,7 +239,7 @@ fn demo(size_kib: u64, seed: Option<u64>) -> anyhow::Result<()> {
         seed,
         now: UnixMillis(now),
     };
-    let report = run(&opts, &mut std::io::stdout().lock())?;
+    let report = run(&opts, &mut cli::output::Stdout)?;
     anyhow::ensure!(
         report.opened_intact,
         "the opened clip differs from the sealed one"
@@ -244,10 +248,10 @@ fn demo(size_kib: u64, seed: Option<u64>) -> anyhow::Result<()> {
         report.unopenable_after_revocation,
         "the clip still opens after revocation"
     );
-    println!(
+    cli::output::line(format_args!(
         "demo complete: message {} sealed, opened, revoked",
         report.message_id
-    );
+    ))?;
     Ok(())
 }
 
@@ -283,7 +287,7 @@ fn relay(
         let signals = ShutdownSignals::install().context("cannot install signal handlers")?;
         // MAYFLY_CLOCK_OFFSET_MS shifts the relay's clock too (tests of expiry).
         let clock = Arc::new(Clock::with_offset(cli::clock_offset()?));
-        let out = &mut std::io::stdout();
+        let out = &mut cli::output::Stdout;
         mayfly_node::relay::run_with_clock(&config, home, clock, out, signals.recv()).await?;
         anyhow::Ok(())
     });

@@ -351,3 +351,253 @@ fn bad_input_gives_one_clear_line_and_exit_code_1() {
     assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("the unit must be"));
 }
+
+/// A home with one contact, `other`, and no relay: enough for everything a
+/// send checks before it delivers.
+fn home_with_a_contact(dir: &Path) -> PathBuf {
+    let home = dir.join("h");
+    json(&home, &["init", "--name", "me"]);
+    let other = dir.join("other");
+    json(&other, &["init", "--name", "other"]);
+    json(&home, &["contact", "add", &card(&other)]);
+    home
+}
+
+/// Runs `mayfly` with stdout a pipe whose reader has already gone, as in
+/// `mayfly … | head -1` once `head` has its line.
+fn run_into_closed_pipe(mut command: Command) -> Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    command
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("runs")
+}
+
+/// Asserts that `out` ended quietly: exit 0, nothing on stderr.
+fn quiet(what: &str, out: &Output) {
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(0), ""),
+        "{what}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_each_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with_a_contact(dir.path());
+    for args in [
+        &["card"][..],
+        &["--json", "card"],
+        &["contact", "list"],
+        &["--json", "contact", "list"],
+        &["invite"],
+        &["inbox", "--offline"],
+        &["--json", "inbox", "--offline"],
+        &["--help"],
+    ] {
+        let mut command = mayfly(&home);
+        command.args(args);
+        quiet(&format!("{args:?}"), &run_into_closed_pipe(command));
+    }
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_mayfly"));
+    demo.args(["demo", "--local", "--seed", "7", "--size-kib", "64"]);
+    quiet("demo --local", &run_into_closed_pipe(demo));
+}
+
+#[test]
+fn send_refuses_a_lifetime_over_14_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with_a_contact(dir.path());
+    for expires in ["15d", "337h", "20161m"] {
+        let out = run(
+            &home,
+            &["send", "--to", "other", "--expires", expires, SAMPLE],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{expires}: a usage error: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("{expires} is too long: clips live at most 14d")),
+            "{expires}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_truncated_clip_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with_a_contact(dir.path());
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &std::fs::read(SAMPLE).unwrap()[..10_000]).unwrap();
+    fails(
+        &home,
+        &["send", "--to", "other", cut.to_str().unwrap()],
+        "the MP4 file is incomplete: its 'mdat' box runs to byte 32113, but the file has only 10000 bytes",
+    );
+}
+
+#[test]
+fn file_errors_say_plainly_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = home_with_a_contact(dir.path());
+
+    // An OS error is printed once, with the file it is about.
+    let missing = dir.path().join("missing.mp4");
+    let out = run(&home, &["send", "--to", "other", missing.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "mayfly: error: cannot open {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+
+    // Not an MP4: the error quotes how the file really starts.
+    let not_video = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/not-video.mp4");
+    fails(
+        &home,
+        &["send", "--to", "other", not_video],
+        r#"(it starts with "This is a plain ")"#,
+    );
+
+    // Over the size limit: the error says what the limit is (a sparse file,
+    // refused before it is read).
+    let big = dir.path().join("big.mp4");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((1 << 30) + 1)
+        .unwrap();
+    fails(
+        &home,
+        &["send", "--to", "other", big.to_str().unwrap()],
+        "is over 1 GiB (1073741825 bytes); clips are at most 1 GiB (1073741824 bytes)",
+    );
+}
+
+#[test]
+fn adding_your_own_card_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    json(&home, &["init", "--name", "me"]);
+    fails(
+        &home,
+        &["contact", "add", &card(&home)],
+        "that is your own card",
+    );
+    let contacts = json(&home, &["contact", "list"]);
+    assert_eq!(contacts["contacts"], serde_json::json!([]));
+}
+
+#[test]
+fn open_to_stdout_is_quiet_and_a_revoked_clip_says_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, r) = tcp_relay(dir.path());
+    let alice = init(dir.path(), "alice", &r);
+    let bob = init(dir.path(), "bob", &r);
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["contact", "add", &card(&alice)]);
+    let id = id_of(&json(&alice, &["send", "--to", "bob", SAMPLE]));
+    assert_eq!(received_ids(&bob), std::slice::from_ref(&id));
+
+    // Stdout carries the clip; stderr stays empty unless --json asks for
+    // the report.
+    let out = run(&bob, &["open", &id, "--out", "-"]);
+    assert_eq!(out.stdout, std::fs::read(SAMPLE).unwrap());
+    quiet("open --out -", &out);
+    let out = run(&bob, &["--json", "open", &id, "--out", "-"]);
+    assert_eq!(out.stdout, std::fs::read(SAMPLE).unwrap());
+    let report: Value = serde_json::from_slice(&out.stderr).expect("a JSON report on stderr");
+    assert_eq!(report["message_id"], id.as_str());
+
+    // A player that quits early: the open ends quietly.
+    let mut command = mayfly(&bob);
+    command.args(["open", &id, "--out", "-"]);
+    quiet(
+        "open --out - into a closed pipe",
+        &run_into_closed_pipe(command),
+    );
+
+    // alice revokes; bob has not synced since, and opens it.
+    json(&alice, &["revoke", &id]);
+    fails(
+        &bob,
+        &["open", &id, "--out", "-"],
+        &format!("message {id} was revoked by its sender"),
+    );
+    assert!(received_ids(&bob).is_empty());
+    relay.stop();
+}
+
+/// Runs `command` with stderr on a pseudo-terminal; returns its exit status
+/// and everything it wrote there.
+fn run_on_a_terminal(mut command: Command) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .expect("starts");
+    // The child holds the terminal's only other end now.
+    drop(command);
+    let reader = thread::spawn(move || {
+        let mut master = std::fs::File::from(pty.master);
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        // EIO once the child has closed the terminal.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        bytes
+    });
+    let status = common::wait_with_timeout(&mut child).expect("ends");
+    let bytes = reader.join().expect("reads");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[test]
+fn sends_show_progress_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, r) = tcp_relay(dir.path());
+    let alice = init(dir.path(), "alice", &r);
+    let bob = init(dir.path(), "bob", &r);
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["inbox"]);
+
+    // On a terminal: a bar for sealing the file, then one for the upload.
+    let mut command = mayfly(&alice);
+    command.args(["send", "--to", "bob", SAMPLE]);
+    let (status, terminal) = run_on_a_terminal(command);
+    assert!(status.success(), "{terminal}");
+    let sealing = terminal.find("sealing hello.mp4").expect(&terminal);
+    let upload = terminal.find("bob (via relay)").expect(&terminal);
+    assert!(sealing < upload, "{terminal}");
+    assert!(terminal.contains("31.36 KiB/31.36 KiB"), "{terminal}");
+
+    // Not with --json, and not when stderr is not a terminal.
+    let mut command = mayfly(&alice);
+    command.args(["--json", "send", "--to", "bob", SAMPLE]);
+    let (status, terminal) = run_on_a_terminal(command);
+    assert!(status.success(), "{terminal}");
+    assert_eq!(terminal, "");
+    let out = run(&alice, &["send", "--to", "bob", SAMPLE]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    relay.stop();
+}

@@ -78,14 +78,44 @@ fn not_video_is_a_parse_error() {
     assert!(matches!(e, MediaError::NotMp4 { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
-        "not a readable MP4 file: the file does not start with an ftyp box (it starts with ' is ')"
+        r#"not a readable MP4 file: the file does not start with an ftyp box (it starts with "This is a plain ")"#
     );
 }
 
 #[test]
-fn a_missing_file_is_an_io_error() {
-    let e = probe_path(sample("no-such-clip.mp4")).unwrap_err();
-    assert!(matches!(e, MediaError::Io(_)), "{e:?}");
+fn a_missing_file_is_an_open_error_naming_it() {
+    let path = sample("no-such-clip.mp4");
+    let e = probe_path(&path).unwrap_err();
+    assert!(matches!(e, MediaError::Open { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cannot open {}: ", path.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_truncated_sample_is_refused_as_incomplete() {
+    let hello = std::fs::read(sample("hello.mp4")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &hello[..10_000]).unwrap();
+    let e = probe_path(&cut).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MediaError::Truncated {
+                needed: 32_113,
+                len: 10_000,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "the MP4 file is incomplete: its 'mdat' box runs to byte 32113, but the file has only 10000 bytes"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use mayfly_protocol::{
 };
 use serde_json::json;
 
-use super::output::{print, short};
+use super::output::{Stdout, eline, print, short};
 use super::{one_shot_config, progress, start};
 
 fn now() -> UnixMillis {
@@ -64,7 +64,9 @@ pub fn init(dir: &Path, name: String, relays: Vec<String>, json: bool) -> anyhow
         Err(e) => (0, Some(e.to_string())),
     };
     if let Some(w) = &warning {
-        eprintln!("mayfly: warning: no relay reached yet ({w}); `mayfly inbox` registers later");
+        eline(format_args!(
+            "mayfly: warning: no relay reached yet ({w}); `mayfly inbox` registers later"
+        ));
     }
     print(
         json,
@@ -81,7 +83,7 @@ pub fn init(dir: &Path, name: String, relays: Vec<String>, json: bool) -> anyhow
                 card.to_text()
             )
         },
-    );
+    )?;
     Ok(())
 }
 
@@ -93,7 +95,7 @@ pub fn card(dir: &Path, json: bool) -> anyhow::Result<()> {
         json,
         json!({"card": card.to_text(), "name": card.display_name()}),
         || card.to_text(),
-    );
+    )?;
     Ok(())
 }
 
@@ -111,7 +113,7 @@ pub fn contact_add(dir: &Path, text: &str, json: bool) -> anyhow::Result<()> {
         json,
         json!({"name": contact.name, "identity": hex::encode(card.identity_key().to_bytes()), "safety_number": sn}),
         || format!("added {}\nsafety number: {sn}", contact.name),
-    );
+    )?;
     Ok(())
 }
 
@@ -143,7 +145,7 @@ pub fn contact_list(dir: &Path, json: bool) -> anyhow::Result<()> {
             })
             .collect::<Vec<_>>()
             .join("\n")
-    });
+    })?;
     Ok(())
 }
 
@@ -159,7 +161,7 @@ pub fn invite(dir: &Path, json: bool) -> anyhow::Result<()> {
     let text = invite.to_text();
     print(json, json!({ "invite": text }), || {
         format!("{text}\n(valid 7 days, once; the invitee runs `mayfly invite accept` with it)")
-    });
+    })?;
     Ok(())
 }
 
@@ -180,7 +182,7 @@ pub fn invite_accept(dir: &Path, text: &str, json: bool) -> anyhow::Result<()> {
                     contact.name
                 )
             },
-        );
+        )?;
         anyhow::Ok(())
     })
 }
@@ -234,7 +236,7 @@ pub fn send(
                 }
                 lines.join("\n")
             },
-        );
+        )?;
         if !report.failed.is_empty() {
             bail!("{} recipient(s) did not get the clip", report.failed.len());
         }
@@ -285,7 +287,7 @@ pub fn react(dir: &Path, id: &str, flik: Option<&str>, json: bool) -> anyhow::Re
                     short(&rid)
                 )
             },
-        );
+        )?;
         anyhow::Ok(())
     })
 }
@@ -391,7 +393,7 @@ pub fn inbox(dir: &Path, offline: bool, json: bool) -> anyhow::Result<()> {
                 }
                 lines.join("\n")
             },
-        );
+        )?;
         anyhow::Ok(())
     })
 }
@@ -407,7 +409,7 @@ pub fn open(dir: &Path, id: &str, out: &str, json: bool) -> anyhow::Result<()> {
         let (client, _events) = start(dir, one_shot_config()).await?;
         let mid = client.with_home(|h| resolve(h, id))?;
         let target = if out == "-" {
-            OpenTarget::Stdout
+            OpenTarget::Writer(Box::new(Stdout))
         } else {
             OpenTarget::File(out.into())
         };
@@ -423,12 +425,15 @@ pub fn open(dir: &Path, id: &str, out: &str, json: bool) -> anyhow::Result<()> {
             "ms": started.elapsed().as_millis() as u64,
         });
         if out == "-" {
-            // Stdout carries the clip: the report goes to stderr.
-            eprintln!("{msg}");
+            // Stdout carries the clip: the report goes to stderr, for
+            // scripts only.
+            if json {
+                eline(msg);
+            }
         } else {
             print(json, msg, || {
                 format!("wrote {} bytes to {out}", report.bytes)
-            });
+            })?;
         }
         anyhow::Ok(())
     })
@@ -467,7 +472,7 @@ pub fn revoke(dir: &Path, id: &str, json: bool) -> anyhow::Result<()> {
                 }
                 lines.join("\n")
             },
-        );
+        )?;
         anyhow::Ok(())
     })
 }
@@ -493,7 +498,7 @@ pub fn device_replace(dir: &Path, json: bool) -> anyhow::Result<()> {
                     failed.len()
                 )
             },
-        );
+        )?;
         anyhow::Ok(())
     })
 }
@@ -516,7 +521,10 @@ pub fn online(dir: &Path, listen: Vec<libp2p::Multiaddr>, json: bool) -> anyhow:
                 _ = &mut stop => break,
                 e = events.recv() => {
                     let Some(e) = e else { break };
-                    print_event(&e, json);
+                    if let Err(e) = print_event(&e, json) {
+                        client.shutdown().await;
+                        return Err(e.into());
+                    }
                 }
             }
         }
@@ -525,8 +533,7 @@ pub fn online(dir: &Path, listen: Vec<libp2p::Multiaddr>, json: bool) -> anyhow:
     })
 }
 
-fn print_event(e: &Event, json: bool) {
-    use std::io::Write;
+fn print_event(e: &Event, json: bool) -> std::io::Result<()> {
     let (v, t) = match e {
         Event::Listening { address } => (
             json!({"event": "listening", "address": address.to_string()}),
@@ -573,8 +580,7 @@ fn print_event(e: &Event, json: bool) {
             json!({"event": "warning", "message": message}),
             format!("warning: {message}"),
         ),
-        _ => return,
+        _ => return Ok(()),
     };
-    print(json, v, || t);
-    let _ = std::io::stdout().flush();
+    print(json, v, || t)
 }

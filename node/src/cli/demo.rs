@@ -13,6 +13,8 @@ use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
 use mayfly_protocol::{MessageId, UnixMillis};
 use tokio::sync::mpsc;
 
+use super::output;
+
 /// The clip alice sends.
 const SAMPLE: &[u8] = include_bytes!("../../../samples/hello.mp4");
 
@@ -24,12 +26,14 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("mayfly-demo-{}-{}", std::process::id(), now().0));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let result = super::runtime()?.block_on(demo(&dir));
-    if keep {
-        println!("homes kept in {}", dir.display());
+    let kept = if keep {
+        output::line(format_args!("homes kept in {}", dir.display()))
     } else {
         let _ = std::fs::remove_dir_all(&dir);
-    }
-    result
+        Ok(())
+    };
+    result?;
+    Ok(kept?)
 }
 
 fn now() -> UnixMillis {
@@ -46,12 +50,12 @@ struct Steps {
 }
 
 impl Steps {
-    fn done(&mut self, text: &str) {
+    fn done(&mut self, text: &str) -> std::io::Result<()> {
         self.n += 1;
         let ms = self.at.elapsed().as_secs_f64() * 1000.0;
-        println!("{:>2}. {text} ({ms:.1} ms)", self.n);
-        let _ = std::io::stdout().flush();
+        output::line(format_args!("{:>2}. {text} ({ms:.1} ms)", self.n))?;
         self.at = Instant::now();
+        Ok(())
     }
 }
 
@@ -126,7 +130,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
     // 1. A relay on loopback.
     let relay = mayfly_node::relay::local::LocalRelay::loopback(&root.join("relay")).await?;
     let relay_addr = relay.address.clone();
-    steps.done(&format!("relay listening on {relay_addr}"));
+    steps.done(&format!("relay listening on {relay_addr}"))?;
 
     // 2. Three people, each with a home; alice and bob swap cards, carol
     // joins through alice's invite.
@@ -139,7 +143,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
         a.add_contact(&b.card()?, now())?;
         b.add_contact(&a.card()?, now())?;
     }
-    steps.done("homes for alice, bob and carol; alice and bob added each other's cards");
+    steps.done("homes for alice, bob and carol; alice and bob added each other's cards")?;
 
     alice.online().await?;
     bob.online().await?;
@@ -156,7 +160,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
     steps.done(&format!(
         "alice invited carol ({} characters); {carol_name} accepted and both are contacts; bob published prekeys and went offline",
         invite_len(&invite)
-    ));
+    ))?;
 
     // 3. alice sends a clip to bob (offline: via the relay) and carol
     // (online: direct).
@@ -192,13 +196,13 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
         report.ciphertext_len,
         short(&id),
         vias.join(", ")
-    ));
+    ))?;
     carol
         .wait(|e| {
             matches!(e, Event::Received { message_id, .. } if *message_id == id).then_some(())
         })
         .await?;
-    steps.done("carol received it straight from alice; the relay carried none of it");
+    steps.done("carol received it straight from alice; the relay carried none of it")?;
 
     // 4. bob comes online and opens it while it streams.
     bob.online().await?;
@@ -224,7 +228,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
         "bob came online, synced (the envelope was at the relay) and streamed the clip {from}: {} bytes intact, first plaintext {:.2} ms after its chunk arrived",
         report.bytes,
         first.as_secs_f64() * 1000.0
-    ));
+    ))?;
     let bob_key = bob
         .client()
         .with_home(|h| h.received_key(&id))?
@@ -244,7 +248,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
     steps.done(&format!(
         "carol reacted with the flik \"wave\" ({}); alice received it",
         short(&reaction.message_id)
-    ));
+    ))?;
 
     // 6. alice revokes the clip.
     let revoked = alice.client().revoke(&id).await?;
@@ -259,7 +263,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
         revoked.relays.len(),
         revoked.notified.len(),
         revoked.reactions
-    ));
+    ))?;
 
     // 7. Nothing left that opens it.
     let relay_peer = mayfly_node::client::parse_relay(&relay_addr)?.0;
@@ -297,16 +301,16 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
             _ => String::new(),
         },
         count_files(&bob.dir)
-    ));
+    ))?;
 
     for p in [&mut alice, &mut bob, &mut carol] {
         p.offline().await;
     }
     relay.stop().await?;
-    println!(
+    output::line(format_args!(
         "demo complete: {} sent, streamed, reacted to and revoked",
         short(&id)
-    );
+    ))?;
     Ok(())
 }
 

@@ -85,3 +85,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs(secs))
 }
+
+/// Parses `send --expires`: a lifetime as [`parse_duration`] reads it, of at
+/// most 14 days (`MAX_CLIP_TTL_MS`).
+pub fn parse_expires(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    let limit = Duration::from_millis(mayfly_protocol::MAX_CLIP_TTL_MS);
+    if d > limit {
+        return Err(format!("{s} is too long: clips live at most 14d"));
+    }
+    Ok(d)
+}

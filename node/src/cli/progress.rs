@@ -1,5 +1,6 @@
-//! Progress bars on stderr (hidden when stderr is not a terminal or with
-//! `--json`).
+//! Progress bars on stderr: sealing, each upload of a send, and an open to
+//! a file. Hidden when stderr is not a terminal (or `TERM=dumb`) and with
+//! `--json`, so pipes, logs and scripts get none.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,8 +17,9 @@ pub fn bars(enabled: bool) -> ProgressFn {
     };
     let multi = MultiProgress::with_draw_target(target);
     let bars: Mutex<HashMap<String, ProgressBar>> = Mutex::new(HashMap::new());
+    // The bar takes what the terminal's width leaves, so a line never wraps.
     let style = ProgressStyle::with_template(
-        "{msg:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        "{msg:24} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
     )
     .expect("valid template")
     .progress_chars("=> ");

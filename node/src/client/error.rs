@@ -78,6 +78,17 @@ pub enum ClientError {
     /// The message id given is not valid hex or is ambiguous.
     #[error("message id {0:?}: {1}")]
     BadMessageId(String, &'static str),
+    /// A clip's lifetime is longer than its kind allows.
+    #[error("a lifetime of {} is too long: clips live at most {}", days(*.ttl_ms), days(*.limit_ms))]
+    LifetimeTooLong {
+        /// The lifetime asked for, in milliseconds.
+        ttl_ms: u64,
+        /// The longest lifetime allowed, in milliseconds.
+        limit_ms: u64,
+    },
+    /// The clip was revoked by its sender: its key is erased here.
+    #[error("message {0} was revoked by its sender")]
+    Revoked(String),
     /// The clip is past its expiry.
     #[error("message {0} has expired")]
     Expired(String),
@@ -93,6 +104,28 @@ pub enum ClientError {
     /// The client has stopped.
     #[error("the client has stopped")]
     Stopped,
+}
+
+/// Milliseconds as days, hours, minutes or seconds, whichever is whole
+/// ("14 days", "36 hours", "90 s").
+fn days(ms: u64) -> String {
+    const DAY: u64 = 86_400_000;
+    const HOUR: u64 = 3_600_000;
+    const MINUTE: u64 = 60_000;
+    match ms {
+        ms if ms.is_multiple_of(DAY) => plural(ms / DAY, "day"),
+        ms if ms.is_multiple_of(HOUR) => plural(ms / HOUR, "hour"),
+        ms if ms.is_multiple_of(MINUTE) => plural(ms / MINUTE, "minute"),
+        ms if ms.is_multiple_of(1000) => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
+    }
+}
+
+fn plural(n: u64, unit: &str) -> String {
+    match n {
+        1 => format!("1 {unit}"),
+        n => format!("{n} {unit}s"),
+    }
 }
 
 impl ClientError {

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use libp2p::PeerId;
 use mayfly_protocol::fetch::{Next, Policy, Schedule};
-use mayfly_protocol::mailbox::{Request, Response};
+use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
 use mayfly_protocol::{
     ChunkHash, ClipHeader, ClipOpener, Manifest, MessageId, SigningPublicKey, VerifiedChunk,
 };
@@ -64,13 +64,34 @@ pub struct OpenReport {
 impl Client {
     /// Streams clip `id` to `target`. Fails before writing anything if the
     /// clip expired or if `target` is a file and saving is not allowed.
+    ///
+    /// If a relay no longer has the clip, the mailbox is synced: when that
+    /// brings the sender's revocation (which erases the clip here), the
+    /// error is [`ClientError::Revoked`].
     pub async fn open(
         &self,
         id: &MessageId,
         target: OpenTarget,
         progress: ProgressFn,
     ) -> Result<OpenReport, ClientError> {
-        self.inner.open(id, target, progress).await
+        match self.inner.open(id, target, progress).await {
+            Err(
+                e @ ClientError::Refused {
+                    code: ErrorCode::NotFound | ErrorCode::Revoked,
+                    ..
+                },
+            ) => {
+                // A revocation waiting in the mailbox is applied by the sync.
+                if let Err(sync) = self.sync().await {
+                    tracing::debug!("sync after a missing chunk: {sync}");
+                }
+                match self.inner.home().received(id)? {
+                    None => Err(ClientError::Revoked(id.to_hex())),
+                    Some(_) => Err(e),
+                }
+            }
+            r => r,
+        }
     }
 }
 

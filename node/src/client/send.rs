@@ -12,7 +12,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::inner::{Inner, lock};
-use super::progress::{self, ProgressFn};
+use super::progress::{self, Progress, ProgressFn};
 use super::spool::Spool;
 use super::{Client, ClientError};
 use crate::home::{Contact, Delivery, Sent, Via};
@@ -134,21 +134,30 @@ impl Client {
         parent: Option<MessageId>,
         options: SendOptions,
     ) -> Result<SendReport, ClientError> {
-        let info = media::probe_path(path)?;
-        media::check(&info, kind)?;
-        let file = std::fs::File::open(path)
-            .map_err(|e| ClientError::io(format!("opening {}", path.display()), e))?;
+        if options.ttl_ms > kind.max_ttl_ms() {
+            return Err(ClientError::LifetimeTooLong {
+                ttl_ms: options.ttl_ms,
+                limit_ms: kind.max_ttl_ms(),
+            });
+        }
+        let file = std::fs::File::open(path).map_err(|source| media::MediaError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         let len = file
             .metadata()
             .map_err(|e| ClientError::io(format!("reading {}", path.display()), e))?
             .len();
+        media::check_len(path, len)?;
+        let info = media::probe_path(path)?;
+        media::check(&info, kind)?;
         let now = self.inner.now();
         let header = ClipHeader {
             kind,
             allow_save: options.allow_save,
             duration_ms: info.duration_ms,
             created_at: now,
-            expires_at: now.plus(options.ttl_ms.clamp(1, kind.max_ttl_ms())),
+            expires_at: now.plus(options.ttl_ms.max(1)),
             content_len: len,
             parent,
             media_type: info.media_type.to_owned(),
@@ -163,9 +172,79 @@ impl Client {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Sealing reads and encrypts the whole file before the first upload
+        // starts: seconds for a large clip, so it reports progress too.
+        let label = format!(
+            "sealing {}",
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            )
+        );
+        let content = Sealing::new(file, label, len, options.progress.clone());
         self.inner
-            .send_content(&contacts, header, Box::new(file), &options.progress, true)
+            .send_content(
+                &contacts,
+                header,
+                Box::new(content),
+                &options.progress,
+                true,
+            )
             .await
+    }
+}
+
+/// A clip file being sealed: each read is reported as progress, from
+/// [`Progress::Start`] when it is made to [`Progress::Finish`] at the end
+/// of the file (or when it is dropped).
+struct Sealing<R> {
+    inner: R,
+    label: String,
+    progress: ProgressFn,
+    finished: bool,
+}
+
+impl<R> Sealing<R> {
+    fn new(inner: R, label: String, total: u64, progress: ProgressFn) -> Self {
+        progress(Progress::Start {
+            label: label.clone(),
+            total,
+        });
+        Self {
+            inner,
+            label,
+            progress,
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            (self.progress)(Progress::Finish {
+                label: self.label.clone(),
+            });
+        }
+    }
+}
+
+impl<R: Read> Read for Sealing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match n {
+            0 => self.finish(),
+            n => (self.progress)(Progress::Advance {
+                label: self.label.clone(),
+                bytes: n as u64,
+            }),
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Sealing<R> {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

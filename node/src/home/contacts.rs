@@ -15,6 +15,9 @@ impl Home {
     /// certificate is not older than the stored card's replaces it (and its
     /// name); an older card changes nothing. Returns the stored contact.
     pub fn add_contact(&self, card: &ContactCard, now: UnixMillis) -> Result<Contact, HomeError> {
+        if card.identity_key() == self.identity().public() {
+            return Err(HomeError::OwnCard);
+        }
         let key = card.identity_key().to_bytes();
         self.write(|tx| {
             let mut t = tx.txn.open_table(CONTACTS)?;

@@ -35,6 +35,9 @@ pub enum HomeError {
     /// More than one contact has this name or identity key prefix.
     #[error("{0:?} matches more than one contact; use more of the identity key")]
     AmbiguousContact(String),
+    /// The card to add as a contact is this home's own.
+    #[error("that is your own card: give it to others, and add theirs")]
+    OwnCard,
     /// A flik name outside `[a-z0-9-]{1,32}`.
     #[error("invalid flik name {0:?}: use 1 to 32 characters among a-z, 0-9 and -")]
     InvalidName(String),

@@ -8,7 +8,10 @@
 //! the parser only the `moov` box, so a 1 GiB clip costs at most
 //! [`MAX_MOOV_LEN`] bytes of memory.
 
+use std::path::{Path, PathBuf};
+
 use mayfly_protocol::header::ClipKind;
+use mayfly_protocol::limits::MAX_CLIP_LEN;
 
 mod probe;
 
@@ -64,6 +67,38 @@ pub enum MediaError {
         /// The kind the clip was checked as.
         kind: ClipKind,
     },
+    /// The file ends before data it says it holds: it was cut short, e.g.
+    /// by an unfinished download or copy.
+    #[error(
+        "the MP4 file is incomplete: {what} runs to byte {needed}, but the file has only {len} bytes"
+    )]
+    Truncated {
+        /// What runs past the end: a box, or a sample of a track.
+        what: String,
+        /// The length the file would need.
+        needed: u64,
+        /// The file's length.
+        len: u64,
+    },
+    /// The file is larger than any clip may be.
+    #[error("{} is {}; clips are at most {}", .path.display(), size(*.len), size(*.limit))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+        /// The largest clip, in bytes.
+        limit: u64,
+    },
+    /// The file could not be opened.
+    #[error("cannot open {}: {source}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reading the file failed.
     #[error("cannot read the clip: {0}")]
     Io(#[from] std::io::Error),
@@ -87,6 +122,39 @@ pub fn check(info: &MediaInfo, kind: ClipKind) -> Result<(), MediaError> {
         });
     }
     Ok(())
+}
+
+/// Checks a clip file's length, before anything else is read: at most
+/// [`MAX_CLIP_LEN`] (1 GiB), the clip format's limit.
+pub fn check_len(path: &Path, len: u64) -> Result<(), MediaError> {
+    if len > MAX_CLIP_LEN {
+        return Err(MediaError::TooLarge {
+            path: path.to_owned(),
+            len,
+            limit: MAX_CLIP_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// A length for messages: exact bytes, with binary units when over 1 KiB
+/// ("1.5 GiB (1610612736 bytes)"; "1 GiB (1073741824 bytes)").
+fn size(bytes: u64) -> String {
+    const UNITS: [(&str, u32); 3] = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    for (unit, shift) in UNITS {
+        if bytes >= 1 << shift {
+            let whole = bytes >> shift;
+            let tenths = ((bytes - (whole << shift)) * 10) >> shift;
+            let value = match tenths {
+                0 => whole.to_string(),
+                t => format!("{whole}.{t}"),
+            };
+            let exact = bytes.is_multiple_of(1 << shift);
+            let approx = if exact || tenths != 0 { "" } else { "over " };
+            return format!("{approx}{value} {unit} ({bytes} bytes)");
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// How error messages name a kind of clip, in the plural.

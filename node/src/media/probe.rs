@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::Path;
 
 use mp4parse::{MediaContext, Status, Track, TrackType};
@@ -16,55 +17,128 @@ pub const MAX_MOOV_LEN: u64 = 16 << 20;
 /// Most top-level boxes [`probe`] steps over while looking for `moov`.
 const MAX_TOP_LEVEL_BOXES: usize = 1024;
 
+/// Most top-level boxes [`probe`] steps over after `moov`, looking for the
+/// media data (a fragmented file has a `moof` and an `mdat` per fragment).
+const MAX_BOXES_AFTER_MOOV: usize = 65_536;
+
+/// How many of a file's first bytes an error quotes.
+const QUOTED_PREFIX: usize = 16;
+
 /// Probes the MP4 file at `path`; see [`probe`].
 pub fn probe_path(path: impl AsRef<Path>) -> Result<MediaInfo, MediaError> {
-    probe(BufReader::new(File::open(path)?))
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|source| MediaError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    probe(BufReader::new(file))
 }
 
 /// Reads an MP4 file's duration and tracks from `reader`, positioned at the
 /// start of the file. Only box headers and the `moov` box (at most
 /// [`MAX_MOOV_LEN`] bytes) are read; everything else is seeked over.
 ///
+/// The file must be complete: every top-level box must end within the
+/// file, and every sample the tracks' sample tables (`stsc`, `stsz`,
+/// `stco`/`co64`) place must lie within an `mdat` box
+/// ([`MediaError::Truncated`] if it runs past the end of the file).
+///
 /// The result says what the file holds; [`super::check`] says whether that
 /// may be sent as a given kind of clip.
 pub fn probe<R: Read + Seek>(mut reader: R) -> Result<MediaInfo, MediaError> {
-    let moov = find_moov(&mut reader)?;
-    let context = mp4parse::read_mp4(&mut Cursor::new(moov)).map_err(|e| parser_error(&e))?;
+    let layout = walk(&mut reader)?;
+    let context =
+        mp4parse::read_mp4(&mut Cursor::new(&layout.moov)).map_err(|e| parser_error(&e))?;
+    check_samples(&context, &layout)?;
     Ok(summarize(&context))
 }
 
-/// Walks the top-level boxes and returns the `moov` box, header included
-/// (rewritten as a plain 32-bit header).
-fn find_moov<R: Read + Seek>(r: &mut R) -> Result<Vec<u8>, MediaError> {
-    let mut pos = r.stream_position()?;
-    for index in 0..MAX_TOP_LEVEL_BOXES {
-        let Some(head) = read_header(r)? else {
-            return Err(not_mp4(if index == 0 {
-                "the file is empty"
-            } else {
-                "no moov box"
-            }));
-        };
-        if index == 0 && &head.kind != b"ftyp" {
+/// What [`walk`] found: the `moov` box, where the media data is, and how
+/// long the file is. Positions count from the start of the file.
+struct Layout {
+    /// The `moov` box, header included (as a plain 32-bit header).
+    moov: Vec<u8>,
+    /// The bodies of the `mdat` boxes.
+    mdats: Vec<Range<u64>>,
+    /// The file's length.
+    len: u64,
+}
+
+/// Walks the top-level boxes: reads the `moov` box, notes where each
+/// `mdat` box is, and checks that every box ends within the file.
+fn walk<R: Read + Seek>(r: &mut R) -> Result<Layout, MediaError> {
+    let start = r.stream_position()?;
+    let len = r.seek(SeekFrom::End(0))?.saturating_sub(start);
+    r.seek(SeekFrom::Start(start))?;
+    let mut first = [0u8; QUOTED_PREFIX];
+    let n = read_full(r, &mut first)?;
+    if n > 0 && (n < 8 || &first[4..8] != b"ftyp") {
+        return Err(not_mp4(format!(
+            "the file does not start with an ftyp box (it starts with {})",
+            quote(&first[..n])
+        )));
+    }
+    r.seek(SeekFrom::Start(start))?;
+    let mut pos = 0u64;
+    let mut moov = None;
+    let mut mdats = Vec::new();
+    let mut after_moov = 0;
+    for index in 0.. {
+        if index >= MAX_TOP_LEVEL_BOXES && moov.is_none() {
             return Err(not_mp4(format!(
-                "the file does not start with an ftyp box (it starts with '{}')",
-                fourcc(head.kind)
+                "no moov box among the first {MAX_TOP_LEVEL_BOXES} boxes"
             )));
         }
-        if &head.kind == b"moov" {
-            return read_moov(r, &head);
+        if moov.is_some() {
+            after_moov += 1;
+            if after_moov > MAX_BOXES_AFTER_MOOV {
+                return Err(not_mp4(format!(
+                    "more than {MAX_BOXES_AFTER_MOOV} boxes after the moov box"
+                )));
+            }
         }
-        let Some(size) = head.size else {
-            return Err(not_mp4("no moov box before a box that runs to the end"));
+        if (1..8).contains(&(len - pos)) {
+            return Err(MediaError::Truncated {
+                what: "a box header".into(),
+                needed: pos + 8,
+                len,
+            });
+        }
+        let Some(head) = read_header(r)? else {
+            break;
         };
-        pos = pos
-            .checked_add(size)
-            .ok_or_else(|| not_mp4("a box size overflows"))?;
-        r.seek(SeekFrom::Start(pos))?;
+        let end = match head.size {
+            Some(size) => pos
+                .checked_add(size)
+                .ok_or_else(|| not_mp4("a box size overflows"))?,
+            None => len,
+        };
+        if end > len {
+            return Err(MediaError::Truncated {
+                what: format!("its '{}' box", fourcc(head.kind)),
+                needed: end,
+                len,
+            });
+        }
+        match &head.kind {
+            b"moov" if moov.is_none() => moov = Some(read_moov(r, &head)?),
+            b"mdat" => mdats.push(pos + head.header_len..end),
+            _ => {}
+        }
+        if head.size.is_none() {
+            break;
+        }
+        pos = end;
+        r.seek(SeekFrom::Start(start + pos))?;
     }
-    Err(not_mp4(format!(
-        "no moov box among the first {MAX_TOP_LEVEL_BOXES} boxes"
-    )))
+    let Some(moov) = moov else {
+        return Err(not_mp4(if len == 0 {
+            "the file is empty"
+        } else {
+            "no moov box"
+        }));
+    };
+    Ok(Layout { moov, mdats, len })
 }
 
 /// One box header: its type, its own length, and the box's whole length
@@ -135,6 +209,94 @@ fn read_moov<R: Read>(r: &mut R, head: &BoxHead) -> Result<Vec<u8>, MediaError> 
     moov.extend_from_slice(b"moov");
     moov.extend_from_slice(&body);
     Ok(moov)
+}
+
+/// Checks that every sample of every track lies within an `mdat` box of
+/// the file: the sample tables place samples in chunks (`stsc`), chunks at
+/// offsets (`stco` or `co64`), and give each sample's size (`stsz`).
+/// Tracks without sample tables (a fragmented file's) have nothing to check.
+fn check_samples(context: &MediaContext, layout: &Layout) -> Result<(), MediaError> {
+    for (n, track) in context.tracks.iter().enumerate() {
+        let (Some(stsc), Some(stsz), Some(stco)) = (&track.stsc, &track.stsz, &track.stco) else {
+            continue;
+        };
+        let number = track.track_id.map_or(n as u64 + 1, u64::from);
+        let bad = |what: String| not_mp4(format!("track {number}: {what}"));
+        let chunks = &stco.offsets;
+        let entries = &stsc.samples;
+        let mut sizes = stsz.sample_sizes.iter();
+        let mut sample = 0u64;
+        if entries.first().is_some_and(|e| e.first_chunk != 1) {
+            return Err(bad(
+                "the sample-to-chunk table does not start at chunk 1".into()
+            ));
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            let first = u64::from(entry.first_chunk);
+            let last = match entries.get(i + 1) {
+                Some(next) if u64::from(next.first_chunk) <= first => {
+                    return Err(bad("the sample-to-chunk table is out of order".into()));
+                }
+                Some(next) => u64::from(next.first_chunk) - 1,
+                None => chunks.len() as u64,
+            };
+            if last > chunks.len() as u64 {
+                return Err(bad(format!(
+                    "the sample-to-chunk table names chunk {last}, but there are {}",
+                    chunks.len()
+                )));
+            }
+            for chunk in first..=last {
+                let offset = chunks[(chunk - 1) as usize];
+                let per_chunk = u64::from(entry.samples_per_chunk);
+                let bytes = if stsz.sample_size != 0 {
+                    u64::from(stsz.sample_size).checked_mul(per_chunk)
+                } else {
+                    let mut sum = 0u64;
+                    for _ in 0..per_chunk {
+                        let size = sizes.next().ok_or_else(|| {
+                            bad(format!(
+                                "its chunks hold more samples than the {} sizes it lists",
+                                stsz.sample_sizes.len()
+                            ))
+                        })?;
+                        sum += u64::from(*size);
+                    }
+                    Some(sum)
+                };
+                let end = bytes
+                    .and_then(|b| offset.checked_add(b))
+                    .ok_or_else(|| bad(format!("chunk {chunk} overflows")))?;
+                sample += per_chunk;
+                if end == offset {
+                    continue;
+                }
+                if end > layout.len {
+                    return Err(MediaError::Truncated {
+                        what: format!("sample {sample} of track {number}"),
+                        needed: end,
+                        len: layout.len,
+                    });
+                }
+                if !layout
+                    .mdats
+                    .iter()
+                    .any(|m| m.start <= offset && end <= m.end)
+                {
+                    return Err(bad(format!(
+                        "chunk {chunk} (bytes {offset}..{end}) is not within an mdat box"
+                    )));
+                }
+            }
+        }
+        if sizes.next().is_some() {
+            return Err(bad(format!(
+                "it lists {} sample sizes, but its chunks hold {sample} samples",
+                stsz.sample_sizes.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Fills `buf` as far as the stream allows; returns how much was read.
@@ -227,6 +389,25 @@ fn not_mp4(reason: impl Into<String>) -> MediaError {
     MediaError::NotMp4 {
         reason: reason.into(),
     }
+}
+
+/// Bytes for messages, in double quotes: printable ASCII as is, anything
+/// else escaped (`\n`, `\xff`).
+fn quote(bytes: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for &b in bytes {
+        match b {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(char::from(b)),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('"');
+    s
 }
 
 /// A box type for messages: printable ASCII as is, anything else as `?`.

@@ -110,13 +110,25 @@ fn odd_box_headers_are_errors() {
         b"\0\0\0\x01ftyp\0\0\0\0\0\0\0\x02",
         b"\0\0\0\x0cftypisom",
         b"\0\0\0\0ftypisom",
-        b"\0\0\0\x0cftypisom\0\0\x10\x00moov",
     ];
     for bytes in cases {
         let e = probe(Cursor::new(bytes)).unwrap_err();
         assert!(matches!(e, MediaError::NotMp4 { .. }), "{bytes:?}: {e}");
         assert!(!e.to_string().contains('\n'), "{e}");
     }
+    // A moov box that says it is longer than the file: cut short.
+    let e = probe(Cursor::new(b"\0\0\0\x0cftypisom\0\0\x10\x00moov")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MediaError::Truncated {
+                needed: 4108,
+                len: 20,
+                ..
+            }
+        ),
+        "{e}"
+    );
     // An empty moov is well formed but holds nothing a clip needs.
     let empty = probe(Cursor::new(b"\0\0\0\x0cftypisom\0\0\0\x08moov")).unwrap();
     assert_eq!(empty, info(0, false));
@@ -196,4 +208,79 @@ fn a_gigabyte_of_mdat_before_moov_is_skipped_not_read() {
     let sparse = probe(&mut file).unwrap();
     assert_eq!(sparse, probe(Cursor::new(wave())).unwrap());
     assert!(file.bytes_read < 64 * 1024, "read {}", file.bytes_read);
+}
+
+/// `head -c N` of a clip, for every N short of the whole file: the sample
+/// tables point past the end (or a box does), so each prefix is refused,
+/// and those that keep the whole `moov` say that the file is incomplete.
+#[test]
+fn every_truncation_is_refused() {
+    let good = wave();
+    probe(Cursor::new(good)).unwrap();
+    let moov_end = (top_box(good, b"ftyp").len() + top_box(good, b"moov").len()) as u64;
+    for len in 0..good.len() {
+        let e = probe(Cursor::new(&good[..len])).unwrap_err();
+        if len as u64 >= moov_end {
+            assert!(
+                matches!(e, MediaError::Truncated { len: l, .. } if l == len as u64),
+                "{len}: {e}"
+            );
+        }
+    }
+}
+
+/// Put the samples somewhere else: a chunk offset past every `mdat`, but
+/// within the file, is refused as well as one past its end.
+#[test]
+fn samples_outside_mdat_are_refused() {
+    let good = wave();
+    // Append a free box and point the first video chunk into it.
+    let mut bytes = good.to_vec();
+    let free_at = bytes.len() as u64;
+    bytes.extend_from_slice(&(8u32 + 65_536).to_be_bytes());
+    bytes.extend_from_slice(b"free");
+    bytes.extend(std::iter::repeat_n(0u8, 65_536));
+    let stco = bytes
+        .windows(4)
+        .position(|w| w == b"stco")
+        .expect("an stco box");
+    // version and flags, entry count, then the first offset.
+    let first = stco + 4 + 4 + 4;
+    bytes[first..first + 4].copy_from_slice(&((free_at + 8) as u32).to_be_bytes());
+    let e = probe(Cursor::new(&bytes)).unwrap_err();
+    assert!(matches!(e, MediaError::NotMp4 { .. }), "{e}");
+    assert!(e.to_string().contains("not within an mdat box"), "{e}");
+    bytes[first..first + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    let e = probe(Cursor::new(&bytes)).unwrap_err();
+    assert!(matches!(e, MediaError::Truncated { .. }), "{e}");
+}
+
+#[test]
+fn the_not_mp4_error_quotes_the_first_bytes() {
+    let e = probe(Cursor::new(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0more")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"not a readable MP4 file: the file does not start with an ftyp box (it starts with "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")"#
+    );
+    let e = probe(Cursor::new(b"hi")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"not a readable MP4 file: the file does not start with an ftyp box (it starts with "hi")"#
+    );
+}
+
+#[test]
+fn check_len_names_the_limit() {
+    let path = std::path::Path::new("big.mp4");
+    check_len(path, 1 << 30).unwrap();
+    let e = check_len(path, (1 << 30) + (1 << 29)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "big.mp4 is 1.5 GiB (1610612736 bytes); clips are at most 1 GiB (1073741824 bytes)"
+    );
+    let e = check_len(path, (1 << 30) + 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "big.mp4 is over 1 GiB (1073741825 bytes); clips are at most 1 GiB (1073741824 bytes)"
+    );
 }

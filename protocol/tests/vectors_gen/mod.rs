@@ -888,6 +888,12 @@ pub fn generate() -> Vec<Case> {
         ),
         "§3.6.1 step 2",
     ));
+    out.push(text_case(
+        "contact-card-text-whitespace",
+        "The card's text form between leading U+3000, tab and space and trailing CR, LF and U+0085, all Unicode White_Space, which a parser strips.",
+        "ok",
+        &format!("\u{3000}\t {text}\r\n\u{85}"),
+    ));
 
     out.push(decode_case(
         "manifest",
@@ -1095,6 +1101,58 @@ pub fn generate() -> Vec<Case> {
         ),
         "CLIENT-MESSAGES.md §3 checksum",
     ));
+    let invite_body = &invite_text["mfinvite1".len()..];
+    // The invite and its checksum are a whole number of bytes that is not a
+    // multiple of 5, so the last base32 character ends in bits that must be
+    // zero; setting its lowest bit changes none of the decoded bytes.
+    assert_ne!((invite.to_bytes().len() + 4) % 5, 0);
+    let mut bits = invite_text.clone().into_bytes();
+    let last = bits.len() - 1;
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
+    let v = alphabet
+        .iter()
+        .position(|&c| c == bits[last])
+        .expect("base32");
+    assert_eq!(v & 1, 0, "the lowest bit is a trailing bit, so it is clear");
+    bits[last] = alphabet[v | 1];
+    let trailing_bits = String::from_utf8(bits).expect("ascii");
+    for (name, d, rule, text) in [
+        (
+            "invite-text-neg-prefix-case",
+            "The invite text with its prefix in upper case (MFINVITE1) and the body as it is: the prefix is case-sensitive.",
+            "§3.6.1 step 2",
+            format!("MFINVITE1{invite_body}"),
+        ),
+        (
+            "invite-text-neg-uppercase",
+            "The invite text with its body in upper case.",
+            "§3.6.1 step 4",
+            format!("mfinvite1{}", invite_body.to_uppercase()),
+        ),
+        (
+            "invite-text-neg-inner-whitespace",
+            "The invite text with a space inside the body: only leading and trailing whitespace is stripped.",
+            "§3.6.1 step 5",
+            format!("mfinvite1{} {}", &invite_body[..40], &invite_body[40..]),
+        ),
+        (
+            "invite-text-neg-trailing-bits",
+            "The invite text with a non-zero trailing bit in its last character: the bytes it decodes to, checksum included, are unchanged.",
+            "§3.6.1 step 5",
+            trailing_bits,
+        ),
+    ] {
+        out.push(with_rule(
+            case(
+                name,
+                d,
+                "decode:invite_text",
+                "decode_error",
+                json!({ "text": text }),
+            ),
+            rule,
+        ));
+    }
     out.push(Case {
         name: "safety-number".into(),
         value: json!({

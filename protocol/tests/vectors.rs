@@ -457,6 +457,12 @@ const NEGATIVE: &[(&str, &str, &str)] = &[
         "Decode(TrailingBytes(1))",
     ),
     (
+        "manifest-neg-padded-len-too-large",
+        "§3.8 padded_len",
+        "Decode(TooLong { field: \"padded length\", limit: 1073741824 })",
+    ),
+    ("clip-neg-header-live-lifetime", "§3.7 rule 3", "Decrypt"),
+    (
         "invite-text-neg-inner-whitespace",
         "§3.6.1 step 5",
         "Decode(Invalid(\"invite text base32\"))",

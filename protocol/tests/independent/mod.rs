@@ -406,8 +406,8 @@ fn manifest(bytes: &[u8], f: &mut Faults) -> Option<ManifestFields> {
     if padded_len > 1 << 30 || !is_padme(padded_len) {
         add(f, "§3.8 padded_len");
     }
-    if padded_len > 1 << 30 {
-        return None;
+    if padded_len > 1 << 32 {
+        return None; // too many hashes to read
     }
     let n = padded_len.div_ceil(CHUNK as u64) as usize;
     let mut hashes = Vec::new();

@@ -1248,6 +1248,23 @@ pub fn generate() -> Vec<Case> {
         m[2..34].copy_from_slice(&blake3::derive_key("mayfly 2026-11 v1 message id", &key));
         out.push(neg_decode(name, d, "manifest", rule, &m));
     }
+    // padded_len 2^30 + 2^25, a Padmé value above MAX_CLIP_LEN, with all
+    // 4224 chunk hashes it asks for (zeros), so that only the limit fails.
+    let too_large = (1u64 << 30) + (1 << 25);
+    assert!(padding::is_padded_len(too_large));
+    let mut m_large = m_two[..Manifest::FIXED_LEN].to_vec();
+    m_large[2 + 32 + 32 + 8..2 + 32 + 32 + 16].copy_from_slice(&too_large.to_be_bytes());
+    m_large.resize(
+        Manifest::FIXED_LEN + 32 * too_large.div_ceil(CHUNK_SIZE as u64) as usize,
+        0,
+    );
+    out.push(neg_decode(
+        "manifest-neg-padded-len-too-large",
+        "padded_len 2^30 + 2^25: a Padmé value, but above MAX_CLIP_LEN. The manifest has the 4224 chunk hashes (all zero) it would ask for.",
+        "manifest",
+        "§3.8 padded_len",
+        &m_large,
+    ));
     let mut env_high_e = env_two.clone();
     env_high_e[65] |= 0x80;
     out.push(neg_decode(
@@ -1995,6 +2012,18 @@ fn raw_clips(small: &Clip, rng: &mut ChaCha20Rng) -> Vec<RawCase> {
     add(
         "clip-neg-header-lifetime",
         "A clip whose lifetime is MAX_CLIP_TTL_MS + 1 ms.",
+        "decrypt_error",
+        "§3.7 rule 3",
+        h,
+        &none,
+    );
+    let mut h = header(1000);
+    h.kind = ClipKind::LiveSegment;
+    h.duration_ms = 10_000;
+    h.expires_at = NOW.plus(MAX_LIVE_TTL_MS + 1);
+    add(
+        "clip-neg-header-live-lifetime",
+        "A live segment whose lifetime is MAX_LIVE_TTL_MS + 1 ms (24 h + 1 ms), within a clip's limit.",
         "decrypt_error",
         "§3.7 rule 3",
         h,

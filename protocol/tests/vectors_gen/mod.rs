@@ -227,26 +227,42 @@ pub fn generate() -> Vec<Case> {
         Some(&two), &alice_id,
     ));
 
+    // Every negative vector breaks exactly one rule, which its `rule` field
+    // names (SPEC.md §16). Faults that a relay or another recipient can cause
+    // are made by changing bytes after sealing. Faults that only a sender can
+    // cause (a header that breaks a rule, a manifest that names a damaged
+    // chunk) are made by a malicious sender, who signs a valid envelope for the
+    // manifest it built, so that every other check passes. `rng2` draws the
+    // randomness of these forgeries, so the vectors drawn from `rng` stay as
+    // they were.
+    let mut rng2 = ChaCha20Rng::from_seed(blake3::derive_key(
+        "mayfly test vectors v1 isolated faults",
+        &SEED,
+    ));
     let neg = |name: &str,
                d: &str,
                expected: &str,
+               rule: &str,
                env: &[u8],
                m: &[u8],
                chunks: &[Vec<u8>],
                trailing: &[u8]| {
-        clip_case(
-            name,
-            d,
-            expected,
-            NOW,
-            &bob_id,
-            &bob_spk_secret,
-            env,
-            m,
-            chunks,
-            trailing,
-            None,
-            &alice_id,
+        with_rule(
+            clip_case(
+                name,
+                d,
+                expected,
+                NOW,
+                &bob_id,
+                &bob_spk_secret,
+                env,
+                m,
+                chunks,
+                trailing,
+                None,
+                &alice_id,
+            ),
+            rule,
         )
     };
     // Negative cases use the small clip sealed to bob's signed prekey, except
@@ -255,21 +271,29 @@ pub fn generate() -> Vec<Case> {
         .expect("envelope")
         .to_bytes();
     let sc = &small.chunks;
+    let small_key = small.sealed.content_key().clone();
+
+    // §10 step 7.2 alone: the chunk fails its tag, but the manifest (signed
+    // by the sender) names the damaged chunk's hash, so step 7.1 passes.
     let mut flipped = sc.clone();
     flipped[0][100] ^= 0x01;
+    let m_flipped = with_chunk_hashes(&m_small, &flipped);
     out.push(neg(
         "clip-neg-chunk-bit-flip",
-        "One bit of the chunk flipped.",
+        "One bit of the chunk flipped. The sender signed a manifest that names the flipped chunk's hash, so only the chunk's authentication tag fails.",
         "decrypt_error",
-        &env_s,
-        &m_small,
+        "§10 step 7.2",
+        &resign(&alice.device, &to_bob_spk, &m_flipped, &small_key, &mut rng2),
+        &m_flipped,
         &flipped,
         &[],
     ));
+    // §10 step 8 alone: the chunks that are there are the right ones.
     out.push(neg(
         "clip-neg-missing-final-chunk",
-        "No chunk at all: the final chunk is missing.",
+        "No chunk at all: the stream ends before the final chunk.",
         "decrypt_error",
+        "§10 step 8",
         &env_s,
         &m_small,
         &[],
@@ -279,8 +303,9 @@ pub fn generate() -> Vec<Case> {
     short[0].pop();
     out.push(neg(
         "clip-neg-truncated-final-chunk",
-        "The final chunk is one byte short.",
+        "The final chunk is one byte short: the stream ends before the final chunk is complete.",
         "decrypt_error",
+        "§10 step 8",
         &env_s,
         &m_small,
         &short,
@@ -290,6 +315,7 @@ pub fn generate() -> Vec<Case> {
         "clip-neg-trailing-data",
         "One byte follows the final chunk.",
         "decrypt_error",
+        "§10 step 8",
         &env_s,
         &m_small,
         sc,
@@ -298,41 +324,59 @@ pub fn generate() -> Vec<Case> {
     let extra = vec![sc[0].clone(), sc[0].clone()];
     out.push(neg(
         "clip-neg-extra-chunk",
-        "The final chunk appears twice.",
+        "The final chunk appears twice: data follows the final chunk.",
         "decrypt_error",
+        "§10 step 8",
         &env_s,
         &m_small,
         &extra,
         &[],
     ));
-    let dup = vec![two.chunks[0].clone(), two.chunks[0].clone()];
+    // §10 step 7.2 alone, for the chunk index and the final flag of the
+    // nonce: a clip of two full chunks (equal lengths), whose manifest the
+    // sender made to name the chunks as they are delivered.
+    let _ = seal(header(CHUNK_SIZE + 1), pattern(CHUNK_SIZE + 1, 2), &mut rng);
+    let full2 = seal(
+        header(2 * CHUNK_SIZE),
+        pattern(2 * CHUNK_SIZE, 4),
+        &mut rng2,
+    );
+    let full2_key = full2.sealed.content_key().clone();
+    let m_full2 = full2.sealed.manifest().to_bytes();
+    let dup = vec![full2.chunks[0].clone(), full2.chunks[0].clone()];
+    let m_dup = with_chunk_hashes(&m_full2, &dup);
     out.push(neg(
         "clip-neg-duplicated-chunk",
-        "Two-chunk clip: the first chunk is sent in place of the second.",
+        "A clip of two full chunks: the first chunk is sent again in place of the second. The sender signed a manifest that names the first chunk's hash twice, so only the nonce (chunk index 1, final) fails the tag.",
         "decrypt_error",
-        &env_two,
-        &m_two,
+        "§10 step 7.2",
+        &resign(&alice.device, &to_bob_spk, &m_dup, &full2_key, &mut rng2),
+        &m_dup,
         &dup,
         &[],
     ));
-    let reordered = vec![two.chunks[1].clone(), two.chunks[0].clone()];
+    let reordered = vec![full2.chunks[1].clone(), full2.chunks[0].clone()];
+    let m_reordered = with_chunk_hashes(&m_full2, &reordered);
     out.push(neg(
         "clip-neg-reordered-chunks",
-        "Two-chunk clip: the chunks in the wrong order.",
+        "A clip of two full chunks, in the wrong order. The sender signed a manifest that names the hashes in that order, so only the nonces (chunk index and final flag) fail the tags.",
         "decrypt_error",
-        &env_two,
-        &m_two,
+        "§10 step 7.2",
+        &resign(&alice.device, &to_bob_spk, &m_reordered, &full2_key, &mut rng2),
+        &m_reordered,
         &reordered,
         &[],
     ));
-    let other_two = seal(header(CHUNK_SIZE + 1), pattern(CHUNK_SIZE + 1, 2), &mut rng);
-    let spliced = vec![two.chunks[0].clone(), other_two.chunks[1].clone()];
+    let other_small = seal(header(1000), pattern(1000, 1), &mut rng2);
+    let spliced = vec![other_small.chunks[0].clone()];
+    let m_spliced = with_chunk_hashes(&m_small, &spliced);
     out.push(neg(
         "clip-neg-spliced-chunk",
-        "Two-chunk clip: the second chunk comes from another clip with the same plaintext.",
+        "The chunk of another clip with the same plaintext. The sender signed a manifest that names its hash, so only the tag fails: the chunk is encrypted under the other clip's payload key.",
         "decrypt_error",
-        &env_two,
-        &m_two,
+        "§10 step 7.2",
+        &resign(&alice.device, &to_bob_spk, &m_spliced, &small_key, &mut rng2),
+        &m_spliced,
         &spliced,
         &[],
     ));
@@ -341,33 +385,39 @@ pub fn generate() -> Vec<Case> {
     let carol_spk = carol.prekeys.signed_prekey().public();
     let mut carol_prekeys = carol.prekeys;
     let carol_secret = carol_prekeys.take_secret(&carol_spk).expect("current");
-    out.push(clip_case(
-        "clip-neg-wrong-recipient",
-        "Carol's prekey secret and identity against an envelope for bob.",
-        "decrypt_error",
-        NOW,
-        &carol.identity.public(),
-        &carol_secret,
-        &env_s,
-        &m_small,
-        sc,
-        &[],
-        None,
-        &alice_id,
+    out.push(with_rule(
+        clip_case(
+            "clip-neg-wrong-recipient",
+            "Carol's prekey secret and identity against an envelope for bob: the recipient holds no secret for the envelope's prekey.",
+            "decrypt_error",
+            NOW,
+            &carol.identity.public(),
+            &carol_secret,
+            &env_s,
+            &m_small,
+            sc,
+            &[],
+            None,
+            &alice_id,
+        ),
+        "§9.3 step 2",
     ));
-    out.push(clip_case(
-        "clip-neg-wrong-recipient-identity",
-        "Bob's prekey secret but carol's identity key in the Noise prologue.",
-        "decrypt_error",
-        NOW,
-        &carol.identity.public(),
-        &bob_spk_secret,
-        &env_s,
-        &m_small,
-        sc,
-        &[],
-        None,
-        &alice_id,
+    out.push(with_rule(
+        clip_case(
+            "clip-neg-wrong-recipient-identity",
+            "Bob's prekey secret but carol's identity key in the Noise prologue: the handshake message does not decrypt.",
+            "decrypt_error",
+            NOW,
+            &carol.identity.public(),
+            &bob_spk_secret,
+            &env_s,
+            &m_small,
+            sc,
+            &[],
+            None,
+            &alice_id,
+        ),
+        "§9.3 step 4",
     ));
 
     // Envelope and manifest tampering.
@@ -377,29 +427,60 @@ pub fn generate() -> Vec<Case> {
         "clip-neg-envelope-bit-flip",
         "One bit of the envelope's Noise ciphertext flipped.",
         "decrypt_error",
+        "§9.3 step 4",
         &env_flip,
         &m_small,
         sc,
         &[],
     ));
-    let other = seal(header(1000), pattern(1000, 1), &mut rng);
-    let m_other = other.sealed.manifest().to_bytes();
+    // §10 step 2 alone: a second clip the sender sealed under the same
+    // content key and revocation key (which a sender MUST NOT do), so its
+    // manifest has the same message id and commitment; only its hash
+    // differs from the one the envelope signs.
+    let _ = seal(header(1000), pattern(1000, 1), &mut rng);
+    let twin = seal_keys(
+        header(1000),
+        pattern(1000, 9),
+        small_key.clone(),
+        small.sealed.revocation_secret().clone(),
+    );
     out.push(neg(
         "clip-neg-other-manifest",
-        "A valid manifest of another clip in place of the signed one.",
+        "The valid manifest and chunks of another clip that the sender sealed under the same content key and revocation key: same message id and commitment, but not the manifest hash the envelope signs.",
         "decrypt_error",
+        "§10 step 2",
         &env_s,
-        &m_other,
+        &twin.sealed.manifest().to_bytes(),
+        &twin.chunks,
+        &[],
+    ));
+    out.push(neg(
+        "clip-neg-envelope-message-id",
+        "A validly signed envelope that names another message id than the manifest whose hash it signs.",
+        "decrypt_error",
+        "§10 step 2",
+        &forge_envelope(
+            &alice.device,
+            &to_bob_spk,
+            &other_small.sealed.message_id(),
+            &small.sealed.manifest().hash(),
+            &small_key,
+            &mut rng2,
+        ),
+        &m_small,
         sc,
         &[],
     ));
+    // §10 step 3 alone: the sender signed the manifest with the bad
+    // commitment, so step 2 passes, and the header and chunks are those of K.
     let mut m_commit = m_small.clone();
     m_commit[2 + 32 + 32 + 8 + 8] ^= 0x01;
     out.push(neg(
         "clip-neg-commitment",
-        "The manifest's key commitment altered (the manifest hash then mismatches too).",
+        "A manifest whose key commitment is altered, in an envelope that signs that manifest: only the commitment fails.",
         "decrypt_error",
-        &env_s,
+        "§10 step 3",
+        &resign(&alice.device, &to_bob_spk, &m_commit, &small_key, &mut rng2),
         &m_commit,
         sc,
         &[],
@@ -408,8 +489,9 @@ pub fn generate() -> Vec<Case> {
     m_trailing.push(0);
     out.push(neg(
         "clip-neg-manifest-trailing-byte",
-        "A byte after the manifest.",
+        "A byte after the manifest. The manifest hash, over the encoding without it, is the one the envelope signs.",
         "decode_error",
+        "§3.1 trailing bytes",
         &env_s,
         &m_trailing,
         sc,
@@ -425,37 +507,40 @@ pub fn generate() -> Vec<Case> {
         &carol_spk,
         &mut rng,
     );
-    out.push(clip_case(
+    out.push(with_rule(clip_case(
         "clip-neg-forwarded-payload", "Bob re-wraps the payload alice signed for him into a new envelope to carol. The signature names bob, so carol rejects it.",
         "decrypt_error", NOW, &carol.identity.public(), &carol_secret, &forwarded, &m_small, sc, &[], None, &alice_id,
-    ));
+    ), "§9.3 step 6"));
 
-    // Two keys for one ciphertext: the commitment is checked before decryption.
-    let wrong_key = ContentKey::from_bytes([0x77; 32]);
-    let forged = forge_envelope(
+    // A content key other than the committed one fails the commitment and
+    // then the header's tag too, so it is not a vector; it is drawn only to
+    // keep the vectors after it unchanged.
+    let _ = forge_envelope(
         &alice.device,
         &to_bob_spk,
         &small.sealed.message_id(),
         &small.sealed.manifest().hash(),
-        &wrong_key,
+        &ContentKey::from_bytes([0x77; 32]),
         &mut rng,
     );
-    out.push(neg("clip-neg-wrong-content-key", "A validly signed envelope carrying a content key other than the one the manifest commits to.", "decrypt_error", &forged, &m_small, sc, &[]));
 
     // Expiry.
-    out.push(clip_case(
-        "clip-neg-expired",
-        "The small clip opened at exactly its expires_at.",
-        "expired",
-        NOW.plus(DEFAULT_CLIP_TTL_MS),
-        &bob_id,
-        &bob_spk_secret,
-        &env_s,
-        &m_small,
-        sc,
-        &[],
-        None,
-        &alice_id,
+    out.push(with_rule(
+        clip_case(
+            "clip-neg-expired",
+            "The small clip opened at exactly its expires_at.",
+            "expired",
+            NOW.plus(DEFAULT_CLIP_TTL_MS),
+            &bob_id,
+            &bob_spk_secret,
+            &env_s,
+            &m_small,
+            sc,
+            &[],
+            None,
+            &alice_id,
+        ),
+        "§10 step 6",
     ));
 
     // A malicious sender: a reaction longer than 5 s, sealed without validation.
@@ -471,11 +556,27 @@ pub fn generate() -> Vec<Case> {
         "clip-neg-reaction-too-long",
         "An authentic reaction whose header claims 5001 ms: the header breaks a limit.",
         "decrypt_error",
+        "§3.7 rule 1",
         &env_bad,
         &bad.sealed.manifest().to_bytes(),
         &bad.chunks,
         &[],
     ));
+
+    // Headers and chunks that only a malicious sender makes: each breaks one
+    // rule of §3.7 or §10 and is otherwise a valid clip, validly signed.
+    for (name, d, expected, rule, raw) in raw_clips(&small, &mut rng2) {
+        let (m, chunks) = raw.build();
+        let env = resign(
+            &alice.device,
+            &to_bob_spk,
+            &m,
+            &ContentKey::from_bytes(raw.key),
+            &mut rng2,
+        );
+        let delivered = raw.delivered.clone().unwrap_or(chunks);
+        out.push(neg(name, d, expected, rule, &env, &m, &delivered, &[]));
+    }
 
     // --- Structures ----------------------------------------------------------
     let cert = alice.device.certificate().to_bytes();
@@ -488,56 +589,60 @@ pub fn generate() -> Vec<Case> {
     ));
     let mut bad_sig = cert.clone();
     bad_sig[DeviceCertificate::LEN - 1] ^= 1;
-    out.push(decode_case(
+    assert!(
+        s_below_l(&bad_sig[DeviceCertificate::LEN - 32..]),
+        "S stays < L"
+    );
+    out.push(neg_decode(
         "device-certificate-neg-signature",
-        "Last signature byte altered.",
+        "Last signature byte altered (S stays below L): the verification equation fails.",
         "device_certificate",
-        "decode_error",
+        "§3.3 signature",
         &bad_sig,
     ));
-    let mut bad_ver = cert.clone();
+    let id_secret = alice.identity.secret();
+    let mut bad_ver = cert[..82].to_vec();
     bad_ver[1] = 2;
-    out.push(decode_case(
+    out.push(neg_decode(
         "device-certificate-neg-version",
-        "Version byte 2.",
+        "Version byte 2, validly signed.",
         "device_certificate",
-        "decode_error",
-        &bad_ver,
+        "§3.1 version",
+        &signed(id_secret, "mayfly/v1/device-certificate", bad_ver),
     ));
-    let mut bad_type = cert.clone();
+    let mut bad_type = cert[..82].to_vec();
     bad_type[0] = 0x02;
-    out.push(decode_case(
+    out.push(neg_decode(
         "device-certificate-neg-type",
-        "Type byte of a prekey.",
+        "Type byte of a prekey, validly signed.",
         "device_certificate",
-        "decode_error",
-        &bad_type,
+        "§3.1 type",
+        &signed(id_secret, "mayfly/v1/device-certificate", bad_type),
     ));
-    out.push(decode_case(
+    out.push(neg_decode(
         "device-certificate-neg-truncated",
         "Missing its last byte.",
         "device_certificate",
-        "decode_error",
+        "§3.1 truncation",
         &cert[..cert.len() - 1],
     ));
-    let mut noncanon = cert.clone();
-    noncanon[2..34].copy_from_slice(&[0xff; 32]);
-    noncanon[33] = 0x7f;
-    out.push(decode_case(
-        "device-certificate-neg-noncanonical-key",
-        "Identity key 0xff..ff7f, a non-canonical encoding.",
-        "device_certificate",
-        "decode_error",
-        &noncanon,
-    ));
-    let mut small_order = cert.clone();
-    small_order[2..34].copy_from_slice(&[0; 32]);
-    small_order[2] = 1;
-    out.push(decode_case(
+    // The identity point (small order) as the identity key. Its discrete log
+    // is 0, so a signature under it is [s]B || s for any s: the signature
+    // verifies, and only the key check fails.
+    let mut small_order = cert[..82].to_vec();
+    small_order[2..34].copy_from_slice(&IDENTITY_POINT);
+    let s = curve25519_dalek::Scalar::from_bytes_mod_order([0x2a; 32]);
+    small_order.extend_from_slice(
+        curve25519_dalek::EdwardsPoint::mul_base(&s)
+            .compress()
+            .as_bytes(),
+    );
+    small_order.extend_from_slice(s.as_bytes());
+    out.push(neg_decode(
         "device-certificate-neg-small-order-key",
-        "Identity key of the neutral point (small order).",
+        "Identity key of the neutral point (small order), with a signature that verifies under it.",
         "device_certificate",
-        "decode_error",
+        "§3.2 Ed25519 check 3",
         &small_order,
     ));
 
@@ -566,17 +671,12 @@ pub fn generate() -> Vec<Case> {
     body.extend_from_slice(&noncanonical_device_key);
     body.extend_from_slice(&9u64.to_be_bytes());
     body.extend_from_slice(&NOW.0.to_be_bytes());
-    let sig = alice
-        .identity
-        .secret()
-        .sign("mayfly/v1/device-certificate", &body);
-    body.extend_from_slice(&sig);
-    out.push(decode_case(
+    out.push(neg_decode(
         "device-certificate-neg-noncanonical-device-key",
         "Signed by alice's identity, but the device key is a non-canonical encoding (y >= p) of a large-order point.",
         "device_certificate",
-        "decode_error",
-        &body,
+        "§3.2 Ed25519 check 2",
+        &signed(id_secret, "mayfly/v1/device-certificate", body),
     ));
 
     let spk = bob.prekeys.signed_prekey().to_bytes();
@@ -587,34 +687,50 @@ pub fn generate() -> Vec<Case> {
         "ok",
         &spk,
     ));
-    let mut spk_kind = spk.clone();
+    // Each prekey below is re-signed by bob's device, although the decoder
+    // does not check prekey signatures, so that it breaks nothing else.
+    let bob_dev = bob.device.secret();
+    let mut spk_kind = spk[..43].to_vec();
     spk_kind[2] = 3;
-    out.push(decode_case(
+    out.push(neg_decode(
         "prekey-neg-kind",
         "Prekey kind 3.",
         "prekey",
-        "decode_error",
-        &spk_kind,
+        "§3.4 kind",
+        &signed(bob_dev, "mayfly/v1/prekey", spk_kind),
     ));
-    let mut spk_low = spk.clone();
+    let mut spk_low = spk[..43].to_vec();
     spk_low[3..35].copy_from_slice(&[0; 32]);
-    out.push(decode_case(
+    out.push(neg_decode(
         "prekey-neg-zero-key",
-        "X25519 key 0 (small order).",
+        "X25519 key 0: below p, bit 255 clear, but of small order.",
         "prekey",
-        "decode_error",
-        &spk_low,
+        "§3.2 X25519 check 2",
+        &signed(bob_dev, "mayfly/v1/prekey", spk_low),
     ));
-    let mut spk_p = spk.clone();
-    spk_p[3] = 0xed;
-    spk_p[4..34].copy_from_slice(&[0xff; 30]);
-    spk_p[34] = 0x7f;
-    out.push(decode_case(
+    // p + 9 reduces to 9, the base point, so only "< p" fails.
+    let mut spk_p = spk[..43].to_vec();
+    let mut p_plus_9 = p_le;
+    p_plus_9[0] += 9;
+    spk_p[3..35].copy_from_slice(&p_plus_9);
+    out.push(neg_decode(
         "prekey-neg-noncanonical-key",
-        "X25519 key equal to p = 2^255 - 19.",
+        "X25519 key p + 9 = 2^255 - 10: not below p. Reduced modulo p it would be 9, the base point.",
         "prekey",
-        "decode_error",
-        &spk_p,
+        "§3.2 X25519 check 1 (u < p)",
+        &signed(bob_dev, "mayfly/v1/prekey", spk_p),
+    ));
+    let mut spk_high = spk[..43].to_vec();
+    let mut nine_high = [0u8; 32];
+    nine_high[0] = 9;
+    nine_high[31] = 0x80;
+    spk_high[3..35].copy_from_slice(&nine_high);
+    out.push(neg_decode(
+        "prekey-neg-high-bit",
+        "X25519 key 9 with bit 255 set. With the bit cleared it would be 9, the base point.",
+        "prekey",
+        "§3.2 X25519 check 1 (bit 255)",
+        &signed(bob_dev, "mayfly/v1/prekey", spk_high),
     ));
 
     let bundle = to_bob_otk.to_bytes();
@@ -628,11 +744,11 @@ pub fn generate() -> Vec<Case> {
     let mut bundle_flag = bundle.clone();
     let flag_at = 2 + DeviceCertificate::LEN + Prekey::LEN;
     bundle_flag[flag_at] = 2;
-    out.push(decode_case(
+    out.push(neg_decode(
         "prekey-bundle-neg-flag",
         "One-time-prekey flag 2 (only 0 and 1 are canonical).",
         "prekey_bundle",
-        "decode_error",
+        "§3.1 boolean",
         &bundle_flag,
     ));
 
@@ -673,16 +789,19 @@ pub fn generate() -> Vec<Case> {
             }),
         ));
     }
-    out.push(case(
-        "prekey-bundle-verify-neg-stale-signed",
-        "The signed prekey is older than 7 days: the bundle is refused.",
-        "prekey_bundle_verify",
-        "expired",
-        json!({
-            "bundle": hex(&bundle_late.to_bytes()),
-            "identity_key": hex(&bob_id.to_bytes()),
-            "now": NOW.plus(5 * DAY_MS + SIGNED_PREKEY_MAX_AGE_MS + 1).0,
-        }),
+    out.push(with_rule(
+        case(
+            "prekey-bundle-verify-neg-stale-signed",
+            "The signed prekey is older than 7 days: the bundle is refused.",
+            "prekey_bundle_verify",
+            "expired",
+            json!({
+                "bundle": hex(&bundle_late.to_bytes()),
+                "identity_key": hex(&bob_id.to_bytes()),
+                "now": NOW.plus(5 * DAY_MS + SIGNED_PREKEY_MAX_AGE_MS + 1).0,
+            }),
+        ),
+        "§5.4 step 6",
     ));
     drop(bob_later.take_secret(&late_spk.public()));
 
@@ -701,11 +820,11 @@ pub fn generate() -> Vec<Case> {
         .secret()
         .sign("mayfly/v1/contact-card", &card_otk);
     card_otk.extend_from_slice(&sig);
-    out.push(decode_case(
+    out.push(neg_decode(
         "contact-card-neg-one-time-prekey",
-        "A validly signed card whose prekey has kind 2 (one-time).",
+        "A validly signed card whose prekey has kind 2 (one-time), validly signed by the device.",
         "contact_card",
-        "decode_error",
+        "§3.6 step 1",
         &card_otk,
     ));
 
@@ -726,12 +845,13 @@ pub fn generate() -> Vec<Case> {
     ));
     let mut card_bad = card.to_bytes();
     let n = card_bad.len();
-    card_bad[n - 70] ^= 0x20; // inside the display name
-    out.push(decode_case(
+    assert_eq!(card_bad[n - 69], b'A', "the display name's first byte");
+    card_bad[n - 69] ^= 0x20; // "Alice" becomes "alice": still a valid name
+    out.push(neg_decode(
         "contact-card-neg-signature",
-        "Display name altered after signing.",
+        "Display name changed from \"Alice\" to \"alice\" after signing: only the card's identity signature fails.",
         "contact_card",
-        "decode_error",
+        "§3.6 step 2",
         &card_bad,
     ));
     let text = card.to_text();
@@ -741,26 +861,38 @@ pub fn generate() -> Vec<Case> {
         "ok",
         &text,
     ));
-    let mut t = text.clone().into_bytes();
-    let last = t.len() - 1;
-    t[last] = if t[last] == b'a' { b'b' } else { b'a' };
-    out.push(text_case(
-        "contact-card-text-neg-checksum",
-        "Last character changed.",
-        "decode_error",
-        &String::from_utf8(t).expect("ascii"),
+    out.push(with_rule(
+        text_case(
+            "contact-card-text-neg-checksum",
+            "The card's text form with the first checksum byte altered (then base32-encoded as usual, so the base32 is valid).",
+            "decode_error",
+            &bad_checksum_text("mfcard1", &card.to_bytes()),
+        ),
+        "§3.6.1 step 6",
+    ));
+    out.push(with_rule(
+        text_case(
+            "contact-card-text-neg-uppercase",
+            "The base32 part in upper case.",
+            "decode_error",
+            &format!("mfcard1{}", text["mfcard1".len()..].to_uppercase()),
+        ),
+        "§3.6.1 step 4",
+    ));
+    out.push(with_rule(
+        text_case(
+            "contact-card-text-neg-prefix",
+            "Missing prefix.",
+            "decode_error",
+            &text["mfcard1".len()..],
+        ),
+        "§3.6.1 step 2",
     ));
     out.push(text_case(
-        "contact-card-text-neg-uppercase",
-        "The base32 part in upper case.",
-        "decode_error",
-        &format!("mfcard1{}", text["mfcard1".len()..].to_uppercase()),
-    ));
-    out.push(text_case(
-        "contact-card-text-neg-prefix",
-        "Missing prefix.",
-        "decode_error",
-        &text["mfcard1".len()..],
+        "contact-card-text-whitespace",
+        "The card's text form between leading U+3000, tab and space and trailing CR, LF and U+0085, all Unicode White_Space, which a parser strips.",
+        "ok",
+        &format!("\u{3000}\t {text}\r\n\u{85}"),
     ));
 
     out.push(decode_case(
@@ -772,27 +904,27 @@ pub fn generate() -> Vec<Case> {
     ));
     let mut m_pad = m_two.clone();
     m_pad[2 + 32 + 32 + 8..2 + 32 + 32 + 16].copy_from_slice(&(270_337u64).to_be_bytes());
-    out.push(decode_case(
+    out.push(neg_decode(
         "manifest-neg-noncanonical-padded-len",
-        "padded_len 270337 is not a Padmé value.",
+        "padded_len 270337 is not a Padmé value. It asks for two chunks, as the manifest has.",
         "manifest",
-        "decode_error",
+        "§3.8 padded_len",
         &m_pad,
     ));
     let mut m_id = m_two.clone();
     m_id[2] ^= 1;
-    out.push(decode_case(
+    out.push(neg_decode(
         "manifest-neg-message-id",
         "Message id not derived from the revocation key.",
         "manifest",
-        "decode_error",
+        "§3.8 message_id",
         &m_id,
     ));
-    out.push(decode_case(
+    out.push(neg_decode(
         "manifest-neg-missing-hash",
         "The last chunk hash is missing.",
         "manifest",
-        "decode_error",
+        "§3.1 truncation",
         &m_two[..m_two.len() - 32],
     ));
 
@@ -805,18 +937,18 @@ pub fn generate() -> Vec<Case> {
     ));
     let mut env_zero_e = env_two.clone();
     env_zero_e[34..66].copy_from_slice(&[0; 32]);
-    out.push(decode_case(
+    out.push(neg_decode(
         "envelope-neg-small-order-ephemeral",
         "The Noise ephemeral key is 0, a point of small order.",
         "envelope",
-        "decode_error",
+        "§3.2 X25519 check 2",
         &env_zero_e,
     ));
-    out.push(decode_case(
+    out.push(neg_decode(
         "envelope-neg-trailing-byte",
         "A byte after the envelope.",
         "envelope",
-        "decode_error",
+        "§3.1 trailing bytes",
         &[env_two.clone(), vec![0]].concat(),
     ));
 
@@ -829,33 +961,39 @@ pub fn generate() -> Vec<Case> {
         "ok",
         &rev_b,
     ));
+    // The first byte of S (not of R, which might then not decode).
     let mut rev_sig = rev_b.clone();
-    rev_sig[RevocationRecord::LEN - 64] ^= 1;
-    out.push(decode_case(
+    rev_sig[RevocationRecord::LEN - 32] ^= 1;
+    assert!(
+        s_below_l(&rev_sig[RevocationRecord::LEN - 32..]),
+        "S stays < L"
+    );
+    out.push(neg_decode(
         "revocation-neg-signature",
-        "Signature altered.",
+        "The signature's S altered (it stays below L): the verification equation fails.",
         "revocation",
-        "decode_error",
+        "§3.10 signature",
         &rev_sig,
     ));
     let mut rev_ts = rev_b.clone();
     rev_ts[2 + 32 + 32 + 7] ^= 1;
-    out.push(decode_case(
+    out.push(neg_decode(
         "revocation-neg-timestamp",
         "revoked_at altered after signing.",
         "revocation",
-        "decode_error",
+        "§3.10 signature",
         &rev_ts,
     ));
-    let forged_rev = RevocationRecord::sign(&SigningSecret::generate(&mut rng), NOW).to_bytes();
-    let mut rev_other = forged_rev.clone();
+    let other_rk = SigningSecret::generate(&mut rng);
+    let forged_rev = RevocationRecord::sign(&other_rk, NOW).to_bytes();
+    let mut rev_other = forged_rev[..74].to_vec();
     rev_other[2..34].copy_from_slice(&small.sealed.message_id().0);
-    out.push(decode_case(
+    out.push(neg_decode(
         "revocation-neg-not-the-sender",
-        "Someone else's key signing a revocation that names alice's message id.",
+        "Someone else's key validly signing a revocation that names alice's message id: the message id is not derived from the record's key.",
         "revocation",
-        "decode_error",
-        &rev_other,
+        "§3.10 message_id",
+        &signed(&other_rk, "mayfly/v1/revocation", rev_other),
     ));
     out.push(Case {
         name: "revocation-ledger-replay".into(),
@@ -918,20 +1056,20 @@ pub fn generate() -> Vec<Case> {
     ));
     let mut bad_kind = reply.clone();
     bad_kind[2] = 9;
-    out.push(decode_case(
+    out.push(neg_decode(
         "control-neg-kind",
         "An unknown control message kind.",
         "control",
-        "decode_error",
+        "CLIENT-MESSAGES.md §2 kind",
         &bad_kind,
     ));
     let mut trailing = Control::CardUpdate(card.clone()).to_bytes();
     trailing.push(0);
-    out.push(decode_case(
+    out.push(neg_decode(
         "control-neg-trailing-byte",
         "A card update followed by one byte.",
         "control",
-        "decode_error",
+        "§3.1 trailing bytes",
         &trailing,
     ));
     let invite = Invite {
@@ -953,16 +1091,68 @@ pub fn generate() -> Vec<Case> {
         "ok",
         json!({ "text": invite_text }),
     ));
-    let mut t = invite_text.clone().into_bytes();
-    let last = t.len() - 1;
-    t[last] = if t[last] == b'a' { b'b' } else { b'a' };
-    out.push(case(
-        "invite-text-neg-checksum",
-        "The invite text with its last character changed.",
-        "decode:invite_text",
-        "decode_error",
-        json!({ "text": String::from_utf8(t).expect("ascii") }),
+    out.push(with_rule(
+        case(
+            "invite-text-neg-checksum",
+            "The invite's text form with the first checksum byte altered (then base32-encoded as usual, so the base32 is valid).",
+            "decode:invite_text",
+            "decode_error",
+            json!({ "text": bad_checksum_text("mfinvite1", &invite.to_bytes()) }),
+        ),
+        "CLIENT-MESSAGES.md §3 checksum",
     ));
+    let invite_body = &invite_text["mfinvite1".len()..];
+    // The invite and its checksum are a whole number of bytes that is not a
+    // multiple of 5, so the last base32 character ends in bits that must be
+    // zero; setting its lowest bit changes none of the decoded bytes.
+    assert_ne!((invite.to_bytes().len() + 4) % 5, 0);
+    let mut bits = invite_text.clone().into_bytes();
+    let last = bits.len() - 1;
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
+    let v = alphabet
+        .iter()
+        .position(|&c| c == bits[last])
+        .expect("base32");
+    assert_eq!(v & 1, 0, "the lowest bit is a trailing bit, so it is clear");
+    bits[last] = alphabet[v | 1];
+    let trailing_bits = String::from_utf8(bits).expect("ascii");
+    for (name, d, rule, text) in [
+        (
+            "invite-text-neg-prefix-case",
+            "The invite text with its prefix in upper case (MFINVITE1) and the body as it is: the prefix is case-sensitive.",
+            "§3.6.1 step 2",
+            format!("MFINVITE1{invite_body}"),
+        ),
+        (
+            "invite-text-neg-uppercase",
+            "The invite text with its body in upper case.",
+            "§3.6.1 step 4",
+            format!("mfinvite1{}", invite_body.to_uppercase()),
+        ),
+        (
+            "invite-text-neg-inner-whitespace",
+            "The invite text with a space inside the body: only leading and trailing whitespace is stripped.",
+            "§3.6.1 step 5",
+            format!("mfinvite1{} {}", &invite_body[..40], &invite_body[40..]),
+        ),
+        (
+            "invite-text-neg-trailing-bits",
+            "The invite text with a non-zero trailing bit in its last character: the bytes it decodes to, checksum included, are unchanged.",
+            "§3.6.1 step 5",
+            trailing_bits,
+        ),
+    ] {
+        out.push(with_rule(
+            case(
+                name,
+                d,
+                "decode:invite_text",
+                "decode_error",
+                json!({ "text": text }),
+            ),
+            rule,
+        ));
+    }
     out.push(Case {
         name: "safety-number".into(),
         value: json!({
@@ -976,6 +1166,373 @@ pub fn generate() -> Vec<Case> {
             }
         }),
     });
+
+    // --- Vectors that each break one rule of a structure -------------------
+    let id_secret = alice.identity.secret();
+    let cert_body = |device_key: &[u8; 32]| {
+        let mut b = vec![0x01, 0x01];
+        b.extend_from_slice(&alice_id.to_bytes());
+        b.extend_from_slice(device_key);
+        b.extend_from_slice(&1u64.to_be_bytes());
+        b.extend_from_slice(&NOW.0.to_be_bytes());
+        b
+    };
+    out.push(neg_decode(
+        "device-certificate-neg-small-order-device-key",
+        "Validly signed by alice's identity, but the device key is a canonical point of order 8.",
+        "device_certificate",
+        "§3.2 Ed25519 check 3",
+        &signed(
+            id_secret,
+            "mayfly/v1/device-certificate",
+            cert_body(&ORDER8_POINT),
+        ),
+    ));
+    let mut s_plus_l = cert.clone();
+    add_l(&mut s_plus_l[DeviceCertificate::LEN - 32..]);
+    out.push(neg_decode(
+        "device-certificate-neg-signature-s-not-reduced",
+        "Alice's certificate with S replaced by S + L: the equation still holds ([S + L]B = [S]B), but S is not below L.",
+        "device_certificate",
+        "§3.2 strict verification: S < L",
+        &s_plus_l,
+    ));
+    out.push(neg_decode(
+        "device-certificate-neg-signature-small-order-r",
+        "Alice's certificate signed by her identity with R the neutral point and S = k·a mod L, so that the equation holds; only the small-order R fails.",
+        "device_certificate",
+        "§3.2 strict verification: R not of small order",
+        &sign_small_order_r(
+            id_secret,
+            "mayfly/v1/device-certificate",
+            cert[..82].to_vec(),
+        ),
+    ));
+
+    // Manifests whose revocation key breaks one key check, with the message
+    // id derived from the key's bytes as they stand.
+    let not_a_point = (2u8..=255)
+        .map(|y| {
+            let mut b = [0u8; 32];
+            b[0] = y;
+            b
+        })
+        .find(|b| {
+            curve25519_dalek::edwards::CompressedEdwardsY(*b)
+                .decompress()
+                .is_none()
+        })
+        .expect("some small y is not on the curve");
+    for (name, d, rule, key) in [
+        (
+            "manifest-neg-revocation-key-not-a-point",
+            "The revocation key's y has no x on the curve; the message id is derived from its bytes.",
+            "§3.2 Ed25519 check 1",
+            not_a_point,
+        ),
+        (
+            "manifest-neg-noncanonical-revocation-key",
+            "The revocation key is a non-canonical encoding (y >= p) of a large-order point; the message id is derived from its bytes.",
+            "§3.2 Ed25519 check 2",
+            noncanonical_device_key,
+        ),
+        (
+            "manifest-neg-small-order-revocation-key",
+            "The revocation key is the neutral point (small order); the message id is derived from its bytes.",
+            "§3.2 Ed25519 check 3",
+            IDENTITY_POINT,
+        ),
+    ] {
+        let mut m = m_two.clone();
+        m[34..66].copy_from_slice(&key);
+        m[2..34].copy_from_slice(&blake3::derive_key("mayfly 2026-11 v1 message id", &key));
+        out.push(neg_decode(name, d, "manifest", rule, &m));
+    }
+    // padded_len 2^30 + 2^25, a Padmé value above MAX_CLIP_LEN, with all
+    // 4224 chunk hashes it asks for (zeros), so that only the limit fails.
+    let too_large = (1u64 << 30) + (1 << 25);
+    assert!(padding::is_padded_len(too_large));
+    let mut m_large = m_two[..Manifest::FIXED_LEN].to_vec();
+    m_large[2 + 32 + 32 + 8..2 + 32 + 32 + 16].copy_from_slice(&too_large.to_be_bytes());
+    m_large.resize(
+        Manifest::FIXED_LEN + 32 * too_large.div_ceil(CHUNK_SIZE as u64) as usize,
+        0,
+    );
+    out.push(neg_decode(
+        "manifest-neg-padded-len-too-large",
+        "padded_len 2^30 + 2^25: a Padmé value, but above MAX_CLIP_LEN. The manifest has the 4224 chunk hashes (all zero) it would ask for.",
+        "manifest",
+        "§3.8 padded_len",
+        &m_large,
+    ));
+    let mut env_high_e = env_two.clone();
+    env_high_e[65] |= 0x80;
+    out.push(neg_decode(
+        "envelope-neg-high-bit-ephemeral",
+        "The envelope of clip-two-chunks-signed-prekey with bit 255 of the Noise ephemeral key set.",
+        "envelope",
+        "§3.2 X25519 check 1 (bit 255)",
+        &env_high_e,
+    ));
+
+    // Contact cards, each validly signed by alice's identity.
+    let cert_b = alice.device.certificate().to_bytes();
+    let spk_b = alice_prekeys.signed_prekey().to_bytes();
+    let relay = b"/ip4/127.0.0.1/tcp/4001".to_vec();
+    let mut spk_carol_signed = spk_b[..43].to_vec();
+    spk_carol_signed
+        .extend_from_slice(&carol.device.secret().sign("mayfly/v1/prekey", &spk_b[..43]));
+    let long_relay = vec![b'a'; MAX_RELAY_ADDR_LEN + 1];
+    let nine = vec![relay.clone(); MAX_RELAYS + 1];
+    for (name, d, rule, prekey, relays, name_bytes) in [
+        (
+            "contact-card-neg-prekey-signature",
+            "The card's signed prekey is signed by another device key; the card's own signature is valid.",
+            "§3.6 step 3",
+            &spk_carol_signed,
+            vec![relay.clone()],
+            b"Alice".to_vec(),
+        ),
+        (
+            "contact-card-neg-relay-count",
+            "Nine relays, each valid (the limit is 8).",
+            "§3.6 relay_count",
+            &spk_b,
+            nine,
+            b"Alice".to_vec(),
+        ),
+        (
+            "contact-card-neg-relay-too-long",
+            "A relay address of 257 bytes (the limit is 256).",
+            "§3.6 relays",
+            &spk_b,
+            vec![long_relay],
+            b"Alice".to_vec(),
+        ),
+        (
+            "contact-card-neg-empty-relay",
+            "An empty relay address.",
+            "§3.6 relays",
+            &spk_b,
+            vec![Vec::new()],
+            b"Alice".to_vec(),
+        ),
+        (
+            "contact-card-neg-display-name-too-long",
+            "A display name of 65 bytes (the limit is 64).",
+            "§3.6 display_name",
+            &spk_b,
+            vec![relay.clone()],
+            vec![b'A'; MAX_DISPLAY_NAME_LEN + 1],
+        ),
+        (
+            "contact-card-neg-control-character",
+            "The display name \"Alice\" followed by U+0085 (NEL, a C1 control character; UTF-8 c2 85).",
+            "§3.1 string: control character",
+            &spk_b,
+            vec![relay.clone()],
+            "Alice\u{85}".as_bytes().to_vec(),
+        ),
+        (
+            "contact-card-neg-invalid-utf8",
+            "A display name that is not UTF-8 (the bytes 41 ff).",
+            "§3.1 string: UTF-8",
+            &spk_b,
+            vec![relay.clone()],
+            vec![b'A', 0xff],
+        ),
+    ] {
+        let mut body = vec![0x04, 0x01];
+        body.extend_from_slice(&cert_b);
+        body.extend_from_slice(prekey);
+        body.push(relays.len() as u8);
+        for r in &relays {
+            body.extend_from_slice(&(r.len() as u16).to_be_bytes());
+            body.extend_from_slice(r);
+        }
+        body.push(name_bytes.len() as u8);
+        body.extend_from_slice(&name_bytes);
+        out.push(neg_decode(
+            name,
+            d,
+            "contact_card",
+            rule,
+            &signed(id_secret, "mayfly/v1/contact-card", body),
+        ));
+    }
+
+    // Bundle verification (§5.4), at 5 days: bob's rotated signed prekey is
+    // fresh and his one-time prekey is 5 days old. Each bundle breaks one step.
+    let at = NOW.plus(5 * DAY_MS);
+    let bob_dev = bob.device.secret();
+    let carol_dev = carol.device.secret();
+    let fresh_dh = |rng: &mut ChaCha20Rng| DhSecret::generate(rng).public().to_bytes();
+    let spk_late = late_spk.to_bytes();
+    let otk_b = bob_otk.to_bytes();
+    let bundle_of = |spk: &[u8], otk: Option<&[u8]>| {
+        let mut b = vec![0x03, 0x01];
+        b.extend_from_slice(&bob.device.certificate().to_bytes());
+        b.extend_from_slice(spk);
+        match otk {
+            Some(o) => {
+                b.push(1);
+                b.extend_from_slice(o);
+            }
+            None => b.push(0),
+        }
+        b
+    };
+    let verify_case = |name: &str,
+                       d: &str,
+                       expected: &str,
+                       rule: Option<&str>,
+                       bundle: Vec<u8>,
+                       identity: &SigningPublicKey,
+                       chosen: Option<DhPublicKey>| {
+        let mut input = json!({
+            "bundle": hex(&bundle),
+            "identity_key": hex(&identity.to_bytes()),
+            "now": at.0,
+        });
+        if let Some(c) = chosen {
+            input["chosen_prekey"] = json!(hex(c.as_bytes()));
+        }
+        let c = case(name, d, "prekey_bundle_verify", expected, input);
+        match rule {
+            Some(r) => with_rule(c, r),
+            None => c,
+        }
+    };
+    out.push(verify_case(
+        "prekey-bundle-verify-neg-wrong-identity",
+        "Bob's valid bundle, but the sender expects alice's identity.",
+        "other_error",
+        Some("§5.4 step 2"),
+        bundle_of(&spk_late, Some(&otk_b)),
+        &alice_id,
+        None,
+    ));
+    out.push(verify_case(
+        "prekey-bundle-verify-neg-signed-kind",
+        "The signed-prekey slot holds a one-time prekey (kind 2), validly signed and fresh; no one-time prekey.",
+        "decode_error",
+        Some("§5.4 step 3"),
+        bundle_of(&prekey_bytes(bob_dev, 2, &fresh_dh(&mut rng2), at), None),
+        &bob_id,
+        None,
+    ));
+    out.push(verify_case(
+        "prekey-bundle-verify-neg-signed-signature",
+        "The signed prekey is signed by another device (carol's); no one-time prekey.",
+        "other_error",
+        Some("§5.4 step 4"),
+        bundle_of(&prekey_bytes(carol_dev, 1, &fresh_dh(&mut rng2), at), None),
+        &bob_id,
+        None,
+    ));
+    out.push(verify_case(
+        "prekey-bundle-verify-neg-signed-future",
+        "The signed prekey is dated MAX_CLOCK_SKEW_MS + 1 ms after now; no one-time prekey.",
+        "other_error",
+        Some("§5.4 step 5"),
+        bundle_of(
+            &prekey_bytes(
+                bob_dev,
+                1,
+                &fresh_dh(&mut rng2),
+                at.plus(MAX_CLOCK_SKEW_MS + 1),
+            ),
+            None,
+        ),
+        &bob_id,
+        None,
+    ));
+    out.push(verify_case(
+        "prekey-bundle-verify-neg-one-time-kind",
+        "The one-time slot holds a prekey of kind 1 (signed), validly signed and fresh.",
+        "decode_error",
+        Some("§5.4 step 7"),
+        bundle_of(
+            &spk_late,
+            Some(&prekey_bytes(bob_dev, 1, &fresh_dh(&mut rng2), NOW)),
+        ),
+        &bob_id,
+        None,
+    ));
+    out.push(verify_case(
+        "prekey-bundle-verify-neg-one-time-signature",
+        "The one-time prekey is signed by another device (carol's).",
+        "other_error",
+        Some("§5.4 step 7"),
+        bundle_of(
+            &spk_late,
+            Some(&prekey_bytes(carol_dev, 2, &fresh_dh(&mut rng2), NOW)),
+        ),
+        &bob_id,
+        None,
+    ));
+    out.push(verify_case(
+        "prekey-bundle-verify-future-one-time",
+        "The one-time prekey is dated MAX_CLOCK_SKEW_MS + 1 ms after now: it is stale, and the signed prekey is chosen (§5.4 step 7).",
+        "ok",
+        None,
+        bundle_of(
+            &spk_late,
+            Some(&prekey_bytes(bob_dev, 2, &fresh_dh(&mut rng2), at.plus(MAX_CLOCK_SKEW_MS + 1))),
+        ),
+        &bob_id,
+        Some(late_spk.public()),
+    ));
+
+    // The revocation ledger (§11): the future check, keep_until, capacity.
+    let mut record = |at: UnixMillis| {
+        hex(&RevocationRecord::sign(&SigningSecret::generate(&mut rng2), at).to_bytes())
+    };
+    let t = NOW.0;
+    let ttl = MAX_CLIP_TTL_MS + 2 * MAX_CLOCK_SKEW_MS;
+    let (f1, f2) = (
+        record(NOW.plus(MAX_CLOCK_SKEW_MS + 1)),
+        record(NOW.plus(MAX_CLOCK_SKEW_MS)),
+    );
+    out.push(ledger_case(
+        "revocation-ledger-future",
+        "A record dated MAX_CLOCK_SKEW_MS + 1 ms after now is refused as from the future and changes nothing; one dated exactly MAX_CLOCK_SKEW_MS after now is applied; the first is applied 1 ms later.",
+        None,
+        json!([
+            {"op": "apply", "record": f1, "now": t, "outcome": "from_the_future", "rule": "§11 step 1"},
+            {"op": "collect", "now": t + ttl * 2, "outcome": 0},
+            {"op": "apply", "record": f2, "now": t, "outcome": "revoked"},
+            {"op": "apply", "record": f1, "now": t + 1, "outcome": "revoked"},
+        ]),
+    ));
+    let (k1, k2) = (record(NOW.plus(5 * 60_000)), record(UnixMillis(t - DAY_MS)));
+    out.push(ledger_case(
+        "revocation-ledger-keep-until",
+        "keep_until = max(revoked_at, now) + 14 days + 20 min: a record dated 5 min ahead is kept from its revoked_at, one dated a day back from now. Applying the first again a day later does not extend it. Each tombstone is collected exactly at its keep_until.",
+        None,
+        json!([
+            {"op": "apply", "record": k1, "now": t, "outcome": "revoked"},
+            {"op": "apply", "record": k2, "now": t, "outcome": "revoked"},
+            {"op": "apply", "record": k1, "now": t + DAY_MS, "outcome": "already_revoked"},
+            {"op": "collect", "now": t + ttl - 1, "outcome": 0},
+            {"op": "collect", "now": t + ttl, "outcome": 1},
+            {"op": "collect", "now": t + 5 * 60_000 + ttl - 1, "outcome": 0},
+            {"op": "collect", "now": t + 5 * 60_000 + ttl, "outcome": 1},
+        ]),
+    ));
+    let (c1, c2) = (record(NOW), record(NOW));
+    out.push(ledger_case(
+        "revocation-ledger-capacity",
+        "A ledger of capacity 1: a second record fails and changes nothing, while the first applied again is still already_revoked. Once the first tombstone is collected, the second is applied.",
+        Some(1),
+        json!([
+            {"op": "apply", "record": c1, "now": t, "outcome": "revoked"},
+            {"op": "apply", "record": c2, "now": t, "outcome": "full", "rule": "§11 step 3"},
+            {"op": "apply", "record": c1, "now": t, "outcome": "already_revoked"},
+            {"op": "collect", "now": t + ttl, "outcome": 1},
+            {"op": "apply", "record": c2, "now": t + ttl, "outcome": "revoked"},
+        ]),
+    ));
     out
 }
 
@@ -1003,28 +1560,12 @@ fn text_case(name: &str, d: &str, expected: &str, text: &str) -> Case {
 fn seal_unchecked(header: ClipHeader, content: Vec<u8>, rng: &mut ChaCha20Rng) -> Clip {
     let mut key = [0u8; 32];
     rand_core::Rng::fill_bytes(rng, &mut key);
-    let mut sealer = ClipSealer::with_keys_unvalidated(
-        header.clone(),
-        ContentKey::from_bytes(key),
-        SigningSecret::generate(rng),
-    );
-    let mut chunks = Vec::new();
-    let mut pos = 0;
-    let mut buf = Vec::new();
-    while let Some(n) = sealer.next_content_len() {
-        sealer
-            .seal_next(&content[pos..pos + n], &mut buf)
-            .expect("seal");
-        pos += n;
-        chunks.push(buf.clone());
-    }
-    let sealed = sealer.finish().expect("finish");
-    Clip {
+    seal_keys(
         header,
         content,
-        sealed,
-        chunks,
-    }
+        ContentKey::from_bytes(key),
+        SigningSecret::generate(rng),
+    )
 }
 
 /// A snow resolver with a seeded RNG (the default resolver has none in this build).
@@ -1147,4 +1688,443 @@ pub fn render(c: &Case) -> String {
     let mut s = serde_json::to_string_pretty(&c.value).expect("json");
     s.push('\n');
     s
+}
+
+/// Adds the rule a negative vector breaks (SPEC.md §16).
+fn with_rule(mut c: Case, rule: &str) -> Case {
+    c.value["rule"] = json!(rule);
+    c
+}
+
+/// A negative `decode:` case that breaks `rule`.
+fn neg_decode(name: &str, d: &str, ty: &str, rule: &str, bytes: &[u8]) -> Case {
+    with_rule(decode_case(name, d, ty, "decode_error", bytes), rule)
+}
+
+/// A `revocation_ledger` case; `capacity` is omitted for the default.
+fn ledger_case(name: &str, d: &str, capacity: Option<u64>, steps: Value) -> Case {
+    let mut input = json!({ "steps": steps });
+    if let Some(c) = capacity {
+        input["capacity"] = json!(c);
+    }
+    case(name, d, "revocation_ledger", "ok", input)
+}
+
+/// `body` followed by `Sign(secret, context, body)`.
+fn signed(secret: &SigningSecret, context: &str, mut body: Vec<u8>) -> Vec<u8> {
+    let sig = secret.sign(context, &body);
+    body.extend_from_slice(&sig);
+    body
+}
+
+/// A prekey encoding of any kind, signed by `signer`.
+fn prekey_bytes(
+    signer: &SigningSecret,
+    kind: u8,
+    public: &[u8; 32],
+    created_at: UnixMillis,
+) -> Vec<u8> {
+    let mut b = vec![0x02, 0x01, kind];
+    b.extend_from_slice(public);
+    b.extend_from_slice(&created_at.0.to_be_bytes());
+    signed(signer, "mayfly/v1/prekey", b)
+}
+
+/// The neutral point of edwards25519 (y = 1): small order, canonical.
+const IDENTITY_POINT: [u8; 32] = {
+    let mut b = [0u8; 32];
+    b[0] = 1;
+    b
+};
+
+/// A canonical encoding of a point of order 8.
+const ORDER8_POINT: [u8; 32] = [
+    0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+    0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a,
+];
+
+/// L, the order of the edwards25519 base point, little-endian.
+const L_LE: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// True if the 32 little-endian bytes `s` are below L.
+fn s_below_l(s: &[u8]) -> bool {
+    for i in (0..32).rev() {
+        if s[i] != L_LE[i] {
+            return s[i] < L_LE[i];
+        }
+    }
+    false
+}
+
+/// Adds L to the 32 little-endian bytes `s` (S < L, so S + L < 2^256).
+fn add_l(s: &mut [u8]) {
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = u16::from(s[i]) + u16::from(L_LE[i]) + carry;
+        s[i] = v as u8;
+        carry = v >> 8;
+    }
+    assert_eq!(carry, 0);
+}
+
+fn sha512(parts: &[&[u8]]) -> [u8; 64] {
+    use sha2::Digest;
+    let mut h = sha2::Sha512::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// `body` followed by a signature under `secret` whose R is the neutral
+/// point and whose S = k·a mod L, so that [S]B − [k]A = R holds: valid in
+/// every respect but the small order of R.
+fn sign_small_order_r(secret: &SigningSecret, context: &str, mut body: Vec<u8>) -> Vec<u8> {
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    let h = sha512(&[secret.to_seed().as_ref()]);
+    let mut a_bytes: [u8; 32] = h[..32].try_into().expect("32");
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    let public = secret.public().to_bytes();
+    assert_eq!(EdwardsPoint::mul_base(&a).compress().to_bytes(), public);
+    let mut msg = context.as_bytes().to_vec();
+    msg.push(0);
+    msg.extend_from_slice(&body);
+    let k = Scalar::from_bytes_mod_order_wide(&sha512(&[&IDENTITY_POINT, &public, &msg]));
+    body.extend_from_slice(&IDENTITY_POINT);
+    body.extend_from_slice((k * a).as_bytes());
+    body
+}
+
+/// The text form of `bytes` with `prefix`, with the first checksum byte altered.
+fn bad_checksum_text(prefix: &str, bytes: &[u8]) -> String {
+    let mut b = bytes.to_vec();
+    let check = blake3::hash(bytes);
+    b.extend_from_slice(&check.as_bytes()[..4]);
+    let n = b.len();
+    b[n - 4] ^= 0x01;
+    format!(
+        "{prefix}{}",
+        data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase()
+    )
+}
+
+/// `m` with its chunk hashes replaced by the hashes of `chunks`.
+fn with_chunk_hashes(m: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {
+    let mut m = m.to_vec();
+    for (i, c) in chunks.iter().enumerate() {
+        let at = Manifest::FIXED_LEN + 32 * i;
+        m[at..at + 32].copy_from_slice(blake3::hash(c).as_bytes());
+    }
+    m
+}
+
+/// An envelope from `sender` to `to`, validly signed, for the manifest `m`
+/// exactly as given, carrying `key`.
+fn resign(
+    sender: &Device,
+    to: &Recipient,
+    m: &[u8],
+    key: &ContentKey,
+    rng: &mut ChaCha20Rng,
+) -> Vec<u8> {
+    let id = MessageId(m[2..34].try_into().expect("32 bytes"));
+    forge_envelope(sender, to, &id, blake3::hash(m).as_bytes(), key, rng)
+}
+
+/// Seals with the given keys, without validating the header.
+fn seal_keys(
+    header: ClipHeader,
+    content: Vec<u8>,
+    key: ContentKey,
+    revocation: SigningSecret,
+) -> Clip {
+    let mut sealer = ClipSealer::with_keys_unvalidated(header.clone(), key, revocation);
+    let mut chunks = Vec::new();
+    let mut pos = 0;
+    let mut buf = Vec::new();
+    while let Some(n) = sealer.next_content_len() {
+        sealer
+            .seal_next(&content[pos..pos + n], &mut buf)
+            .expect("seal");
+        pos += n;
+        chunks.push(buf.clone());
+    }
+    let sealed = sealer.finish().expect("finish");
+    Clip {
+        header,
+        content,
+        sealed,
+        chunks,
+    }
+}
+
+/// A clip built field by field, as a malicious sender could: the header
+/// bytes, the manifest's `expires_at` and `padded_len`, the padded
+/// plaintext and the final flag are whatever the case needs.
+pub struct Raw {
+    key: [u8; 32],
+    id: MessageId,
+    revocation_key: [u8; 32],
+    header: [u8; 128],
+    expires_at: u64,
+    padded_len: u64,
+    plain: Vec<u8>,
+    final_flag: bool,
+    /// Chunks delivered in place of the ones the manifest names.
+    delivered: Option<Vec<Vec<u8>>>,
+}
+
+fn aead_seal(key: &[u8; 32], nonce: [u8; 12], plain: &[u8]) -> Vec<u8> {
+    use chacha20poly1305::aead::{AeadInOut, KeyInit};
+    let mut buf = plain.to_vec();
+    let tag = chacha20poly1305::ChaCha20Poly1305::new(&chacha20poly1305::Key::from(*key))
+        .encrypt_inout_detached(
+            &chacha20poly1305::Nonce::from(nonce),
+            &[],
+            buf.as_mut_slice().into(),
+        )
+        .expect("seal");
+    buf.extend_from_slice(&tag);
+    buf
+}
+
+impl Raw {
+    fn new(h: &ClipHeader, content: &[u8], rng: &mut ChaCha20Rng) -> Self {
+        let mut key = [0u8; 32];
+        rand_core::Rng::fill_bytes(rng, &mut key);
+        let rk = SigningSecret::generate(rng).public();
+        let padded_len = padding::padded_len(h.content_len);
+        let n = content.len().min(h.content_len as usize);
+        let mut plain = content[..n].to_vec();
+        plain.resize(padded_len as usize, 0);
+        Raw {
+            key,
+            id: MessageId::for_revocation_key(&rk),
+            revocation_key: rk.to_bytes(),
+            header: h.encode(),
+            expires_at: h.expires_at.0,
+            padded_len,
+            plain,
+            final_flag: true,
+            delivered: None,
+        }
+    }
+
+    fn derive(&self, ctx: &str) -> [u8; 32] {
+        let mut m = self.key.to_vec();
+        m.extend_from_slice(&self.id.0);
+        blake3::derive_key(ctx, &m)
+    }
+
+    /// The STREAM chunks of `plain` under this clip's payload key.
+    fn encrypt(&self, plain: &[u8]) -> Vec<Vec<u8>> {
+        let key = self.derive(kdf::CTX_PAYLOAD_KEY);
+        let n = plain.len().div_ceil(CHUNK_SIZE);
+        plain
+            .chunks(CHUNK_SIZE)
+            .enumerate()
+            .map(|(i, c)| {
+                aead_seal(
+                    &key,
+                    chunk_nonce(i as u32, i + 1 == n && self.final_flag),
+                    c,
+                )
+            })
+            .collect()
+    }
+
+    /// The manifest and the chunks it names.
+    fn build(&self) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let chunks = self.encrypt(&self.plain);
+        let mut m = vec![0x05, 0x01];
+        m.extend_from_slice(&self.id.0);
+        m.extend_from_slice(&self.revocation_key);
+        m.extend_from_slice(&self.expires_at.to_be_bytes());
+        m.extend_from_slice(&self.padded_len.to_be_bytes());
+        m.extend_from_slice(&self.derive(kdf::CTX_COMMITMENT));
+        m.extend_from_slice(&aead_seal(
+            &self.derive(kdf::CTX_HEADER_KEY),
+            [0; 12],
+            &self.header,
+        ));
+        for c in &chunks {
+            m.extend_from_slice(blake3::hash(c).as_bytes());
+        }
+        (m, chunks)
+    }
+}
+
+type RawCase = (&'static str, &'static str, &'static str, &'static str, Raw);
+
+/// The clips a malicious sender builds, each breaking one rule.
+fn raw_clips(small: &Clip, rng: &mut ChaCha20Rng) -> Vec<RawCase> {
+    let content = pattern(1000, 5);
+    let mut out: Vec<RawCase> = Vec::new();
+    let mut add = |name, d, expected, rule, h: ClipHeader, tweak: &dyn Fn(&mut Raw)| {
+        let mut raw = Raw::new(&h, &content, rng);
+        tweak(&mut raw);
+        out.push((name, d, expected, rule, raw));
+    };
+    let none = |_: &mut Raw| {};
+    add(
+        "clip-neg-header-kind",
+        "The header's kind byte is 4.",
+        "decrypt_error",
+        "§3.7 kind",
+        header(1000),
+        &|r| r.header[0] = 4,
+    );
+    add(
+        "clip-neg-header-allow-save",
+        "The header's allow_save byte is 2, not a boolean.",
+        "decrypt_error",
+        "§3.1 boolean",
+        header(1000),
+        &|r| r.header[1] = 2,
+    );
+    add(
+        "clip-neg-header-padding",
+        "The header's last padding byte is 1.",
+        "decrypt_error",
+        "§3.7 padding",
+        header(1000),
+        &|r| r.header[127] = 1,
+    );
+    let mut h = header(1000);
+    h.created_at = NOW.plus(5 * 60_000);
+    h.expires_at = h.created_at;
+    add(
+        "clip-neg-header-expires-at-created",
+        "expires_at equals created_at (both 5 minutes after now).",
+        "decrypt_error",
+        "§3.7 rule 2",
+        h,
+        &none,
+    );
+    let mut h = header(1000);
+    h.expires_at = NOW.plus(MAX_CLIP_TTL_MS + 1);
+    add(
+        "clip-neg-header-lifetime",
+        "A clip whose lifetime is MAX_CLIP_TTL_MS + 1 ms.",
+        "decrypt_error",
+        "§3.7 rule 3",
+        h,
+        &none,
+    );
+    let mut h = header(1000);
+    h.kind = ClipKind::LiveSegment;
+    h.duration_ms = 10_000;
+    h.expires_at = NOW.plus(MAX_LIVE_TTL_MS + 1);
+    add(
+        "clip-neg-header-live-lifetime",
+        "A live segment whose lifetime is MAX_LIVE_TTL_MS + 1 ms (24 h + 1 ms), within a clip's limit.",
+        "decrypt_error",
+        "§3.7 rule 3",
+        h,
+        &none,
+    );
+    add(
+        "clip-neg-header-empty",
+        "content_len 0: the padded chunk is 65536 zero bytes.",
+        "decrypt_error",
+        "§3.7 rule 4",
+        header(0),
+        &none,
+    );
+    let mut h = header(1000);
+    h.kind = ClipKind::Reaction;
+    h.duration_ms = 3_000;
+    add(
+        "clip-neg-header-reaction-without-parent",
+        "A reaction whose parent is all zero.",
+        "decrypt_error",
+        "§3.7 rule 5",
+        h,
+        &none,
+    );
+    let mut h = header(1000);
+    h.parent = Some(small.sealed.message_id());
+    add(
+        "clip-neg-header-clip-with-parent",
+        "A clip (kind 1) with a parent.",
+        "decrypt_error",
+        "§3.7 rule 5",
+        h,
+        &none,
+    );
+    let mut h = header(1000);
+    h.media_type = "video/MP4".into();
+    add(
+        "clip-neg-header-media-type",
+        "Media type video/MP4: upper case is not allowed.",
+        "decrypt_error",
+        "§3.7 rule 6",
+        h,
+        &none,
+    );
+    add(
+        "clip-neg-manifest-expires-at",
+        "The manifest's expires_at is 1 ms later than the header's.",
+        "decrypt_error",
+        "§10 step 5",
+        header(1000),
+        &|r| r.expires_at += 1,
+    );
+    add(
+        "clip-neg-manifest-padded-len",
+        "The manifest's padded_len is 67584, the Padmé value after padded_len(1000) = 65536; the chunk is 67584 bytes.",
+        "decrypt_error",
+        "§10 step 5",
+        header(1000),
+        &|r| {
+            r.padded_len = 67_584;
+            r.plain.resize(67_584, 0);
+        },
+    );
+    let mut h = header(1000);
+    h.created_at = NOW.plus(MAX_CLOCK_SKEW_MS + 1);
+    h.expires_at = h.created_at.plus(DEFAULT_CLIP_TTL_MS);
+    add(
+        "clip-neg-created-in-future",
+        "created_at is MAX_CLOCK_SKEW_MS + 1 ms after now.",
+        "other_error",
+        "§10 step 6",
+        h,
+        &none,
+    );
+    add(
+        "clip-neg-chunk-padding",
+        "A padding byte of the chunk (offset 5000, after 1000 content bytes) is 1.",
+        "decrypt_error",
+        "§10 step 7.3",
+        header(1000),
+        &|r| r.plain[5000] = 1,
+    );
+    add(
+        "clip-neg-final-flag",
+        "The only chunk is encrypted with final flag 0, and the manifest names it.",
+        "decrypt_error",
+        "§10 step 7.2",
+        header(1000),
+        &|r| r.final_flag = false,
+    );
+    add(
+        "clip-neg-substituted-chunk",
+        "The chunk is replaced by other plaintext encrypted under the right payload key and nonce, as another recipient could: it authenticates, but its hash is not the manifest's.",
+        "decrypt_error",
+        "§10 step 7.1",
+        header(1000),
+        &|r| {
+            let mut other = pattern(1000, 6);
+            other.resize(r.plain.len(), 0);
+            r.delivered = Some(r.encrypt(&other));
+        },
+    );
+    out
 }

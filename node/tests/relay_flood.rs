@@ -107,14 +107,10 @@ async fn hold_idle(
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
-                        match tokio::time::timeout(
-                            Duration::from_millis(200),
-                            stream.read(&mut buf),
-                        )
-                        .await
-                        {
-                            Ok(Ok(0) | Err(_)) => break,
-                            Ok(Ok(_)) | Err(_) => {}
+                        let read =
+                            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf));
+                        if let Ok(Ok(0) | Err(_)) = read.await {
+                            break;
                         }
                     }
                 }

@@ -18,12 +18,12 @@ use crate::net;
 use crate::rng::node_rng;
 use crate::store::{RelayStore, StoreLimits};
 
-/// Page cache of the local mailbox store: a client holds few clips.
 /// The first pause before a request refused `RateLimited` is tried again.
 const RATE_LIMITED_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 /// The longest pause between tries of a request refused `RateLimited`.
 const RATE_LIMITED_LAST_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Page cache of the local mailbox store: a client holds few clips.
 const LOCAL_STORE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Shared by the [`super::Client`] handle and the [`EventLoop`].
@@ -142,12 +142,23 @@ impl Inner {
     ///
     /// [`ClientConfig::rate_limited_patience`]: super::ClientConfig::rate_limited_patience
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, ClientError> {
+        self.request_with(peer, || Ok(request.clone())).await
+    }
+
+    /// Like [`Inner::request`], with the request made by `make` for each
+    /// try, so that a large one (a chunk) is not copied to be kept for a
+    /// try that may never come: it is made again instead.
+    pub async fn request_with(
+        &self,
+        peer: PeerId,
+        mut make: impl FnMut() -> Result<Request, ClientError>,
+    ) -> Result<Response, ClientError> {
         let started = tokio::time::Instant::now();
         let mut pause = RATE_LIMITED_FIRST_PAUSE;
         loop {
             let response = self
                 .net
-                .request(peer, request.clone(), self.config.request_timeout)
+                .request(peer, make()?, self.config.request_timeout)
                 .await?;
             match response {
                 Response::Error {

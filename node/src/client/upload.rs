@@ -103,8 +103,8 @@ impl Inner {
         loop {
             while in_flight.len() < self.config.pipeline.max(1) {
                 let Some(index) = queue.next() else { break };
-                let request = chunks.request(index)?;
-                in_flight.push(async move { (index, self.request(peer, request).await) });
+                let answer = self.request_with(peer, move || chunks.request(index));
+                in_flight.push(async move { (index, answer.await) });
             }
             let Some((index, result)) = in_flight.next().await else {
                 return Ok(());

@@ -394,20 +394,7 @@ fn not_mp4(reason: impl Into<String>) -> MediaError {
 /// Bytes for messages, in double quotes: printable ASCII as is, anything
 /// else escaped (`\n`, `\xff`).
 fn quote(bytes: &[u8]) -> String {
-    let mut s = String::from("\"");
-    for &b in bytes {
-        match b {
-            b'"' => s.push_str("\\\""),
-            b'\\' => s.push_str("\\\\"),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            b'\t' => s.push_str("\\t"),
-            0x20..=0x7e => s.push(char::from(b)),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    s.push('"');
-    s
+    format!("\"{}\"", bytes.escape_ascii())
 }
 
 /// A box type for messages: printable ASCII as is, anything else as `?`.

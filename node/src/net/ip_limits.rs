@@ -166,12 +166,6 @@ impl Behaviour {
     pub fn established(&self, source: Source) -> u32 {
         self.counts.count(source, true)
     }
-
-    /// Addresses with a connection pending or established: the map's size,
-    /// which the node-wide connection limits bound.
-    pub fn sources(&self) -> usize {
-        self.counts.pending.len() + self.counts.established.len()
-    }
 }
 
 impl NetworkBehaviour for Behaviour {
@@ -270,12 +264,12 @@ mod tests {
     }
 
     fn pending(b: &mut Behaviour, from: &str) -> Result<ConnectionId, ConnectionDenied> {
-        let id = ConnectionId::new_unchecked(rand_id());
+        let id = ConnectionId::new_unchecked(next_id());
         b.handle_pending_inbound_connection(id, &addr("/ip4/127.0.0.1/tcp/1"), &addr(from))
             .map(|()| id)
     }
 
-    fn rand_id() -> usize {
+    fn next_id() -> usize {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(1);
         NEXT.fetch_add(1, Ordering::Relaxed)

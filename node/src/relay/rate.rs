@@ -37,7 +37,6 @@ impl Limited {
     /// one, if any.
     fn of(request: &Request) -> Option<Self> {
         match request {
-            Request::PutChunk { .. } | Request::GetChunk { .. } => Some(Self::Chunks),
             Request::Deposit { .. } => Some(Self::Deposits),
             Request::FetchBundle { .. } => Some(Self::Bundles),
             Request::Locate { .. } => Some(Self::Locates),

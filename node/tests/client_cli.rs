@@ -2,6 +2,7 @@
 //! processes on loopback, driven through the CLI as a user would, with
 //! erasure scans of the homes afterwards.
 
+mod cli_fixture;
 mod client_fixture;
 mod common;
 
@@ -11,6 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
+use cli_fixture::{card, init, json, json_at, mayfly, received_ids, run};
 use client_fixture::files_containing;
 use common::{Relay, TIMEOUT};
 use mayfly_node::home::Home;
@@ -19,40 +21,6 @@ use serde_json::Value;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/hello.mp4");
 const TOO_LONG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/too-long.mp4");
-
-fn mayfly(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mayfly"));
-    c.env_remove("RUST_LOG")
-        .env_remove("MAYFLY_HOME")
-        .arg("--home")
-        .arg(home);
-    c
-}
-
-fn run(home: &Path, args: &[&str]) -> Output {
-    mayfly(home).args(args).output().expect("mayfly runs")
-}
-
-/// Runs with `--json`, asserts success, returns the JSON printed.
-fn json(home: &Path, args: &[&str]) -> Value {
-    let out = mayfly(home)
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "mayfly {args:?} failed\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
 
 /// Asserts failure with one line on stderr containing `needle`.
 fn fails(home: &Path, args: &[&str], needle: &str) {
@@ -127,22 +95,11 @@ impl Drop for Online {
     }
 }
 
-fn init(dir: &Path, name: &str, relay: &str) -> PathBuf {
-    let home = dir.join(name);
-    let v = json(&home, &["init", "--name", name, "--relay", relay]);
-    assert!(v["card"].as_str().unwrap().starts_with("mfcard1"));
-    home
-}
-
 /// A relay subprocess on loopback TCP, and its address.
 fn tcp_relay(dir: &Path) -> (Relay, String) {
     let relay = Relay::start(&dir.join("relay"), &["--listen", "/ip4/127.0.0.1/tcp/0"], 1);
     let address = relay.tcp().to_string();
     (relay, address)
-}
-
-fn card(home: &Path) -> String {
-    json(home, &["card"])["card"].as_str().unwrap().to_owned()
 }
 
 fn id_of(v: &Value) -> String {
@@ -155,31 +112,6 @@ fn message_id(hex: &str) -> MessageId {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
     }
     MessageId(b)
-}
-
-/// `json` with the client's clock `offset_ms` ahead.
-fn json_later(home: &Path, offset_ms: u64, args: &[&str]) -> Value {
-    let out = mayfly(home)
-        .env("MAYFLY_CLOCK_OFFSET_MS", offset_ms.to_string())
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn received_ids(home: &Path) -> Vec<String> {
-    json(home, &["inbox"])["received"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]
@@ -308,17 +240,17 @@ fn expiry_erases_on_the_recipient_at_its_next_sync() {
     // Two hours later (by bob's clock), the clip is gone and so is its key,
     // without contacting any relay.
     let later = 2 * 3_600_000;
-    let v = json_later(&bob, later, &["inbox", "--offline"]);
+    let v = json_at(&bob, later, &["inbox", "--offline"]);
     assert!(v["received"].as_array().unwrap().is_empty(), "{v}");
     assert_eq!(
         files_containing(&bob, key.as_bytes()),
         Vec::<PathBuf>::new()
     );
     // A sync does not bring it back.
-    let v = json_later(&bob, later, &["inbox"]);
+    let v = json_at(&bob, later, &["inbox"]);
     assert!(v["received"].as_array().unwrap().is_empty(), "{v}");
     // The sender's record (and revocation key) expires too.
-    let v = json_later(&alice, later, &["inbox"]);
+    let v = json_at(&alice, later, &["inbox"]);
     assert!(v["sent"].as_array().unwrap().is_empty(), "{v}");
     relay.stop();
 }

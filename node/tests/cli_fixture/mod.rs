@@ -68,6 +68,11 @@ pub fn init_at(dir: &Path, name: &str, relay: &str, offset_ms: i64) -> PathBuf {
     home
 }
 
+/// [`init_at`] on the real clock.
+pub fn init(dir: &Path, name: &str, relay: &str) -> PathBuf {
+    init_at(dir, name, relay, 0)
+}
+
 /// The card of the home.
 pub fn card(home: &Path) -> String {
     json(home, &["card"])["card"]
@@ -91,6 +96,11 @@ pub fn received_ids_at(home: &Path, offset_ms: i64) -> Vec<String> {
         .iter()
         .map(|r| r["id"].as_str().expect("an id").to_owned())
         .collect()
+}
+
+/// [`received_ids_at`] on the real clock.
+pub fn received_ids(home: &Path) -> Vec<String> {
+    received_ids_at(home, 0)
 }
 
 /// A relay subprocess listening on `listen` (e.g. a fixed loopback port, to

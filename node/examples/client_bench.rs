@@ -1,4 +1,4 @@
-//! Client benchmarks (the "Client (issue 4)" section of BENCHMARKS.md): one
+//! Client benchmarks (the direct-delivery rows of BENCHMARKS.md): one
 //! process, loopback TCP, an in-process relay and clients in temporary homes.
 //!
 //! ```sh
@@ -81,8 +81,8 @@ struct Args {
     /// Small clips sent to carol (and as many to bob): opens and revocations.
     #[arg(long, default_value_t = 30)]
     opens: usize,
-    /// Pause before each direct delivery, in seconds (see BENCHMARKS.md:
-    /// the recipient's personal service rate-limits the sender).
+    /// Pause before each direct delivery, in seconds (the recipient's personal
+    /// service rate-limits the sender).
     #[arg(long, default_value_t = 0.0)]
     pause_secs: f64,
     /// Skip the pipeline-16 sender.

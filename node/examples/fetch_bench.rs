@@ -1,5 +1,5 @@
-//! Opening a clip from a sender on a slow link (the "Fetching from several
-//! sources" part of BENCHMARKS.md): one process, an in-process relay on
+//! Opening a clip from a sender on a slow link (the player-wait row of
+//! BENCHMARKS.md): one process, an in-process relay on
 //! loopback TCP, and two clients in temporary homes. erin sends bob a clip
 //! through the relay; bob opens it while erin is online, her traffic shaped
 //! to a set rate and the relay's not.

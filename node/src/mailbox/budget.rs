@@ -14,7 +14,7 @@
 //! for a stream, up to its flow-control window (yamux grants each new
 //! stream 256 KiB). With 1,000 clients uploading 8 chunks each at once, a
 //! relay held 63 MiB of decoded requests under the budget but 776 MiB in
-//! yamux's stream buffers (BENCHMARKS.md, relay run 4); upload admission
+//! yamux's stream buffers (measured by relay_bench's many-clients form, before upload admission); upload admission
 //! (`relay/uploads.rs`) bounds those by bounding the uploads in progress.
 
 use std::io;

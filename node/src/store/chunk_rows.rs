@@ -12,7 +12,7 @@
 //! a page of the next power-of-two size, and a 256 KiB page cannot hold a
 //! record that size, so stored whole it would take (and zero, and write) a
 //! 512 KiB page: several times slower to insert, and twice the disk
-//! (BENCHMARKS.md). So the first [`HEAD_MAX`] bytes of a record go in
+//! (measured with `examples/redb_page_probe.rs`). So the first [`HEAD_MAX`] bytes of a record go in
 //! `chunks` and the rest, if any, in `chunk_tails` under the same key
 //! (RELAY.md §7).
 

@@ -174,7 +174,8 @@ impl Default for UploadLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
-            // A 1 GiB clip is 4096 chunks: at 50 a second, under 90 s of requests.
+            // Chunks take none of these (RELAY.md §5.5): they are shaped by
+            // bytes, or have their own bucket below.
             requests_per_sec: 50.0,
             burst: 200,
             max_peers: 16_384,

@@ -156,7 +156,8 @@ enum InviteCommand {
 
 #[derive(Debug, Subcommand)]
 enum DeviceCommand {
-    /// Make a new device for this identity; relays and contacts stop accepting the old one.
+    /// Make a new device for this identity; relays and contacts stop accepting the old one,
+    /// which erases its message keys when it next reaches a relay.
     Replace,
 }
 

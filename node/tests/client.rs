@@ -123,7 +123,10 @@ fn a_replaced_device_is_refused_and_contacts_follow_the_new_one() {
         let (client, _events, event_loop) = mayfly_node::client::new(home, config).unwrap();
         tokio::spawn(event_loop.run());
         let err = client.sync().await.unwrap_err();
-        assert!(matches!(err, ClientError::DeviceReplaced), "{err:?}");
+        assert!(
+            matches!(err, ClientError::DeviceReplaced { by_serial: 2 }),
+            "{err:?}"
+        );
         client.shutdown().await;
         alice.offline().await;
     });

@@ -533,3 +533,52 @@ fn sends_show_progress_on_a_terminal_only() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     relay.stop();
 }
+
+/// Copies a home directory (no process may hold it).
+fn copy_home(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_home(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_replaced_device_erases_its_keys_when_it_learns_of_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, r) = tcp_relay(dir.path());
+    let alice = init(dir.path(), "alice", &r);
+    let bob = init(dir.path(), "bob", &r);
+    json(&alice, &["contact", "add", &card(&bob)]);
+    json(&bob, &["contact", "add", &card(&alice)]);
+    let id = id_of(&json(&alice, &["send", "--to", "bob", SAMPLE]));
+    assert_eq!(received_ids(&bob), std::slice::from_ref(&id));
+    let key = Home::open(&bob)
+        .unwrap()
+        .received_key(&message_id(&id))
+        .unwrap()
+        .expect("bob holds the key");
+    // The old phone keeps a copy of the home; bob moves to a new device.
+    let old = dir.path().join("bob-old");
+    copy_home(&bob, &old);
+    let replaced = json(&bob, &["device", "replace"]);
+    assert_eq!(replaced["device_serial"], 2, "{replaced}");
+    assert_eq!(files_containing(&old, key.as_bytes()).len(), 1);
+
+    // The old device's next sync: the relay refuses it and shows the newer
+    // certificate, so it erases every message key it holds.
+    fails(&old, &["inbox"], "replaced by device #2");
+    assert_eq!(
+        files_containing(&old, key.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
+    // And from then on refuses to run, even offline.
+    fails(&old, &["inbox", "--offline"], "replaced by device #2");
+    fails(&old, &["open", &id, "--out", "-"], "replaced by device #2");
+    relay.stop();
+}

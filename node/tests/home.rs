@@ -503,3 +503,85 @@ fn replacing_the_device_wipes_the_old_prekeys() {
         2
     );
 }
+
+#[test]
+fn a_superseded_device_erases_its_secrets_and_is_refused_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    let home = new_home(&dir, 14);
+    let mut r = rng(15);
+    let them = Identity::generate(&mut r);
+    let rx = clip(&mut r, T0, 100 * HOUR, None);
+    home.put_received(
+        &received(&rx, &them, Source::Local { seq: 1 }, T0),
+        rx.content_key(),
+    )
+    .unwrap();
+    let tx = clip(&mut r, T0, 100 * HOUR, None);
+    home.put_sent(
+        &sent(&tx, &them),
+        Some(tx.content_key()),
+        tx.revocation_secret(),
+    )
+    .unwrap();
+    home.with_prekeys(|s, d| s.issue_one_time(d, 2, T0, &mut r))
+        .unwrap();
+    let snap = home.with_prekeys(|s, _| s.snapshot()).unwrap();
+    let invite = home.new_invite_token(T0, &mut r).unwrap();
+    let mut secrets: Vec<Vec<u8>> = vec![
+        rx.content_key().as_bytes().to_vec(),
+        tx.content_key().as_bytes().to_vec(),
+        tx.revocation_secret().to_seed().to_vec(),
+        snap.current.secret.as_bytes().to_vec(),
+        invite.to_vec(),
+    ];
+    secrets.extend(snap.one_time.iter().map(|o| o.secret.as_bytes().to_vec()));
+    for s in &secrets {
+        assert_eq!(holders(&dir, s).len(), 1);
+    }
+
+    // Only a certificate of this identity with a higher serial counts, and
+    // a refused one changes nothing.
+    let stranger = Identity::generate(&mut r).new_device(9, T0, &mut r);
+    assert!(matches!(
+        home.supersede(stranger.certificate()),
+        Err(HomeError::Protocol(_))
+    ));
+    let same = home.identity().new_device(1, T0.plus(HOUR), &mut r);
+    assert!(matches!(
+        home.supersede(same.certificate()),
+        Err(HomeError::Invalid(_))
+    ));
+    for s in &secrets {
+        assert_eq!(
+            holders(&dir, s).len(),
+            1,
+            "a refused proof erased something"
+        );
+    }
+    assert!(home.received(&rx.message_id()).unwrap().is_some());
+
+    let newer = home.identity().new_device(2, T0.plus(HOUR), &mut r);
+    let erased = home.supersede(newer.certificate()).unwrap();
+    assert_eq!((erased.by_serial, erased.received, erased.sent), (2, 1, 1));
+    assert_eq!(erased.secrets, secrets.len());
+    for s in &secrets {
+        assert_eq!(holders(&dir, s), Vec::<String>::new(), "a secret survives");
+    }
+    assert!(home.received(&rx.message_id()).unwrap().is_none());
+    assert!(home.list_sent().unwrap().is_empty());
+    drop(home);
+    let err = Home::open(&dir).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            HomeError::Superseded {
+                serial: 1,
+                by_serial: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("replaced by device #2"), "{err}");
+}

@@ -1,5 +1,5 @@
 //! Honest clients stay served while one host holds idle TCP connections
-//! open against a `mayfly relay` with its default limits (RELAY.md §5.6):
+//! open against a `mayfly relay` with its default limits (RELAY.md §5.5):
 //! connections that never start their handshake are refused per address,
 //! and closed once the handshake deadline passes.
 //!

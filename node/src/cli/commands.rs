@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use mayfly_node::client::{ClientConfig, Event, OpenTarget, SendOptions};
+use mayfly_node::client::{ClientConfig, ClientError, Event, OpenTarget, SendOptions};
 use mayfly_node::home::{Home, Profile, Via};
 use mayfly_protocol::{
     ClipKind, ContactCard, Invite, MessageId, SigningPublicKey, UnixMillis, safety_number,
@@ -297,8 +297,13 @@ pub fn inbox(dir: &Path, offline: bool, json: bool) -> anyhow::Result<()> {
     super::runtime()?.block_on(async {
         let (client, mut events) = start(dir, one_shot_config()).await?;
         let mut warnings = Vec::new();
-        if !offline && let Err(e) = client.sync().await {
-            warnings.push(e.to_string());
+        if !offline {
+            match client.sync().await {
+                // Nothing is left to list: the home has erased itself.
+                Err(e @ ClientError::DeviceReplaced { .. }) => return Err(e.into()),
+                Err(e) => warnings.push(e.to_string()),
+                Ok(_) => {}
+            }
         }
         // Expiry needs no network: it is enforced here either way.
         client.expire().await?;
@@ -572,9 +577,11 @@ fn print_event(e: &Event, json: bool) -> std::io::Result<()> {
                 &hex::encode(identity.to_bytes())[..8]
             ),
         ),
-        Event::DeviceReplaced => (
-            json!({"event": "device_replaced"}),
-            "this device was replaced by a newer one".into(),
+        Event::DeviceReplaced { by_serial } => (
+            json!({"event": "device_replaced", "by_serial": by_serial}),
+            format!(
+                "this device was replaced by device #{by_serial}: its messages and keys are erased"
+            ),
         ),
         Event::Warning { message } => (
             json!({"event": "warning", "message": message}),

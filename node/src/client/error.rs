@@ -95,9 +95,16 @@ pub enum ClientError {
     /// The sender did not allow saving and the output is a file.
     #[error("the sender did not allow saving this clip; open it with `--out -` to play it")]
     SaveNotAllowed,
-    /// This device was replaced by a newer one of the same identity.
-    #[error("this device was replaced by a newer device of the same identity")]
-    DeviceReplaced,
+    /// This device was replaced by a newer one of the same identity (a
+    /// relay showed its certificate), and has erased its messages and keys
+    /// (CLIENT.md §3.3).
+    #[error(
+        "this device was replaced by device #{by_serial} of the same identity, and has erased its messages and keys"
+    )]
+    DeviceReplaced {
+        /// The serial of the device that replaced this one.
+        by_serial: u64,
+    },
     /// The invite is not valid, or was already used.
     #[error("invite: {0}")]
     Invite(String),

@@ -47,9 +47,12 @@ pub enum Event {
         /// Their identity.
         identity: SigningPublicKey,
     },
-    /// This device was replaced by a newer one of the same identity; relays
-    /// refuse it from now on.
-    DeviceReplaced,
+    /// This device was replaced by a newer one of the same identity; it has
+    /// erased its messages and keys, and relays refuse it from now on.
+    DeviceReplaced {
+        /// The serial of the device that replaced this one.
+        by_serial: u64,
+    },
     /// Something went wrong in the background; the client goes on.
     Warning {
         /// What.

@@ -205,11 +205,61 @@ impl Inner {
                 Ok(())
             }
             Ok(_) => Err(unexpected(peer, "login")),
-            Err(ClientError::Refused {
-                code: mayfly_protocol::mailbox::ErrorCode::Forbidden,
-                ..
-            }) => Err(ClientError::DeviceReplaced),
+            Err(
+                e @ ClientError::Refused {
+                    code: mayfly_protocol::mailbox::ErrorCode::Forbidden,
+                    ..
+                },
+            ) => match self.newer_device(peer).await {
+                Some(newer) => {
+                    let erased = self.home().supersede(&newer)?;
+                    tracing::warn!(
+                        "device #{} replaced this one: erased {} received and {} sent message(s), {} secret(s)",
+                        erased.by_serial,
+                        erased.received,
+                        erased.sent,
+                        erased.secrets
+                    );
+                    self.emit(Event::DeviceReplaced {
+                        by_serial: erased.by_serial,
+                    });
+                    Err(ClientError::DeviceReplaced {
+                        by_serial: erased.by_serial,
+                    })
+                }
+                // A refusal without proof erases nothing: it is only a
+                // relay that does not serve this device.
+                None => Err(e),
+            },
             Err(e) => Err(e),
+        }
+    }
+
+    /// A valid certificate of this identity with a higher serial than this
+    /// device's, from relay `peer`'s prekey bundle for the identity
+    /// (CLIENT.md §3.3), or None.
+    async fn newer_device(&self, peer: PeerId) -> Option<mayfly_protocol::DeviceCertificate> {
+        let (identity_key, own) = {
+            let home = self.home();
+            (
+                home.identity().public(),
+                home.device().certificate().clone(),
+            )
+        };
+        match self
+            .request(peer, Request::FetchBundle { identity_key })
+            .await
+        {
+            Ok(Response::Bundle(b)) => {
+                let cert = b.certificate;
+                (cert.check_identity(&identity_key).is_ok() && cert.supersedes(&own))
+                    .then_some(cert)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!("no bundle of this identity from {peer}: {e}");
+                None
+            }
         }
     }
 

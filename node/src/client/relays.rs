@@ -35,10 +35,7 @@ impl Client {
         for (address, peer, _) in relays {
             match self.inner.relay_session(peer).await {
                 Ok(()) => reached += 1,
-                Err(ClientError::DeviceReplaced) => {
-                    self.inner.emit(Event::DeviceReplaced);
-                    return Err(ClientError::DeviceReplaced);
-                }
+                Err(e @ ClientError::DeviceReplaced { .. }) => return Err(e),
                 Err(e) => {
                     self.inner.emit(Event::Warning {
                         message: format!("relay {address}: {e}"),

@@ -29,6 +29,20 @@ pub enum HomeError {
         /// The home directory.
         dir: PathBuf,
     },
+    /// This home's device was replaced by a newer device of its identity,
+    /// and erased its messages and secrets (CLIENT.md §3.3).
+    #[error(
+        "the device in {} (#{serial}) was replaced by device #{by_serial} of the same identity and has erased its messages and keys: use the new device",
+        dir.display()
+    )]
+    Superseded {
+        /// The home directory.
+        dir: PathBuf,
+        /// This device's serial.
+        serial: u64,
+        /// The serial of the device that replaced it.
+        by_serial: u64,
+    },
     /// No contact has this name or identity key prefix.
     #[error("no contact is named {0:?} or has an identity key starting with it")]
     UnknownContact(String),

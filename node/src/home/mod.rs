@@ -24,6 +24,7 @@ mod messages;
 mod prekeys;
 mod records;
 mod slots;
+mod supersede;
 mod tables;
 
 use std::fs::{self, File};
@@ -40,6 +41,7 @@ pub use fliks::FLIKS_DIR;
 pub use invites::INVITE_TTL_MS;
 pub use records::{Contact, Delivery, Erased, Received, Sent, Source, Via};
 pub use slots::{SLOT_FILE_MAGIC, SLOT_FILE_NAME, SLOT_NAME_CONTEXT};
+pub use supersede::Superseded;
 
 use error::IoAt;
 use tables::{FORMAT_KEY, FORMAT_VERSION, META, PROFILE_KEY};
@@ -178,7 +180,16 @@ impl Home {
             serde_json::from_slice::<Profile>(json.value())
                 .map_err(|e| HomeError::corrupt(format!("the profile does not decode: {e}")))?
         };
+        // Opening the slots wipes any a crash left unwiped, also those a
+        // superseded device dropped (§3.3); then the home is refused.
         let slots = slots::Slots::open(dir, &db)?;
+        if let Some(newer) = Home::superseded_by(&db)? {
+            return Err(HomeError::Superseded {
+                dir: dir.to_path_buf(),
+                serial: device.certificate().serial(),
+                by_serial: newer.serial(),
+            });
+        }
         let serial = device.certificate().serial();
         slots::write(&db, &slots, |tx| prekeys::purge_others(tx, serial))?;
         let home = Home {

@@ -8,7 +8,8 @@ use super::HomeError;
 /// A 32-byte key (message id, identity key, prekey, slot name).
 pub(super) type K32 = &'static [u8; 32];
 
-/// `"format"` → `1` (u64 BE, written last by `create`); `"profile"` → JSON.
+/// `"format"` → `1` (u64 BE, written last by `create`); `"profile"` → JSON;
+/// `"superseded"` → the newer device's certificate, once superseded.
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Slot name → slot number in `secrets.slots`.
 pub(super) const SLOTS: TableDefinition<K32, u32> = TableDefinition::new("slots");
@@ -33,6 +34,8 @@ pub(super) const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cur
 pub(super) const FORMAT_KEY: &str = "format";
 /// `META` key of the profile.
 pub(super) const PROFILE_KEY: &str = "profile";
+/// `META` key of the certificate that superseded this device (CLIENT.md §3.3).
+pub(super) const SUPERSEDED_KEY: &str = "superseded";
 /// The only format version.
 pub(super) const FORMAT_VERSION: u64 = 1;
 

@@ -1,4 +1,4 @@
-//! Per-address connection limits (RELAY.md §5.6): how many incoming
+//! Per-address connection limits (RELAY.md §5.5, "Connections"): how many incoming
 //! connections one remote address may have in their handshake, and how many
 //! established, at once.
 //!

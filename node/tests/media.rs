@@ -18,6 +18,7 @@ const SAMPLES: &[(&str, u32)] = &[
     ("flik-nod.mp4", 2_000),
     ("too-long-flik.mp4", 6_000),
     ("too-long.mp4", 181_000),
+    ("three-minutes.mp4", 180_000),
 ];
 
 #[test]
@@ -46,6 +47,7 @@ fn check_applies_the_clip_and_flik_limits() {
         ("flik-nod.mp4", true, true),
         ("too-long-flik.mp4", true, false),
         ("too-long.mp4", false, false),
+        ("three-minutes.mp4", true, false),
     ];
     for (name, as_clip, as_flik) in expect {
         let info = probe_path(sample(name)).unwrap();

@@ -241,7 +241,8 @@ where
     // plaintext never sits anywhere else and is overwritten chunk by chunk.
     let mut buf = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE + crate::limits::TAG_SIZE));
     while let Some(n) = sealer.next_content_len() {
-        buf.clear();
+        // read_exact overwrites all of it: the last chunk's buffer is cut
+        // (or grown) to length, not zeroed first.
         buf.resize(n, 0);
         let read = reader.read_exact(&mut buf[..]);
         read.map_err(|e| Error::Io(e.to_string()))?;

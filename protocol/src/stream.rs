@@ -44,18 +44,24 @@ impl Stream {
     /// Decrypts `ct` (ciphertext followed by tag) into `out`, which is left
     /// empty unless the tag verifies.
     pub(crate) fn open(&self, nonce: [u8; 12], ct: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        out.clear();
-        let body_len = ct.len().checked_sub(TAG_SIZE).ok_or(Error::Decrypt)?;
+        let Some(body_len) = ct.len().checked_sub(TAG_SIZE) else {
+            zeroize::Zeroize::zeroize(out.as_mut_slice());
+            out.clear();
+            return Err(Error::Decrypt);
+        };
         let (body, tag) = ct.split_at(body_len);
+        // Every byte is overwritten below: a buffer reused from the last
+        // chunk is only cut or grown to length, not zeroed first.
         out.resize(body_len, 0);
-        let tag = Tag::try_from(tag).map_err(|_| Error::Decrypt)?;
-        // Decrypt out of place: the ciphertext is read once, no copy first.
-        let inout = InOutBuf::new(body, out.as_mut_slice()).map_err(|_| Error::Decrypt)?;
-        if self
-            .aead
-            .decrypt_inout_detached(&Nonce::from(nonce), &[], inout, &tag)
-            .is_err()
-        {
+        let opened = Tag::try_from(tag).ok().is_some_and(|tag| {
+            // Decrypt out of place: the ciphertext is read once, no copy first.
+            InOutBuf::new(body, out.as_mut_slice()).is_ok_and(|inout| {
+                self.aead
+                    .decrypt_inout_detached(&Nonce::from(nonce), &[], inout, &tag)
+                    .is_ok()
+            })
+        });
+        if !opened {
             zeroize::Zeroize::zeroize(out.as_mut_slice());
             out.clear();
             return Err(Error::Decrypt);

@@ -5,8 +5,7 @@
 //! nonce and the associated data `u8(len(table)) ‖ table ‖ key`, so a value
 //! cannot be moved to another table or key without failing to open.
 
-use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
+use mayfly_protocol::aead;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -14,8 +13,8 @@ use super::StoreError;
 
 /// Bytes a sealed value adds to its plaintext.
 pub(super) const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
+const NONCE_LEN: usize = aead::NONCE_LEN;
+const TAG_LEN: usize = aead::TAG_LEN;
 
 /// A message's data key. It lives in the key file, never in redb, and is
 /// wiped from memory when dropped.
@@ -36,10 +35,6 @@ impl DataKey {
 
     pub(super) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
-    }
-
-    fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new((&*self.0).into())
     }
 
     /// Seals `plaintext` for `table` at `key`.
@@ -69,13 +64,7 @@ impl DataKey {
         out.extend_from_slice(&nonce);
         let start = out.len();
         out.extend_from_slice(plaintext);
-        let tag = self
-            .cipher()
-            .encrypt_inout_detached(
-                &Nonce::from(nonce),
-                &aad(table, key),
-                (&mut out[start..]).into(),
-            )
+        let tag = aead::seal_in_place(&self.0, &nonce, &aad(table, key), &mut out[start..])
             .map_err(|_| StoreError::TooLarge("value to seal"))?;
         out.extend_from_slice(&tag);
         Ok(())
@@ -106,10 +95,13 @@ impl DataKey {
         let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
         let at = rest.len() - TAG_LEN;
         let (ct, tag) = rest.split_at_mut(at);
-        let nonce = Nonce::try_from(&nonce[..]).map_err(|_| StoreError::corrupt("nonce length"))?;
-        let tag = Tag::try_from(&tag[..]).map_err(|_| StoreError::corrupt("tag length"))?;
-        self.cipher()
-            .decrypt_inout_detached(&nonce, &aad(table, key), ct.into(), &tag)
+        let nonce: [u8; NONCE_LEN] = (&*nonce)
+            .try_into()
+            .map_err(|_| StoreError::corrupt("nonce length"))?;
+        let tag: [u8; TAG_LEN] = (&*tag)
+            .try_into()
+            .map_err(|_| StoreError::corrupt("tag length"))?;
+        aead::open_in_place(&self.0, &nonce, &aad(table, key), ct, &tag)
             .map_err(|_| StoreError::corrupt(format!("a value in {table} does not decrypt")))?;
         sealed.truncate(NONCE_LEN + at);
         sealed.drain(..NONCE_LEN);

@@ -316,6 +316,8 @@ pub mod tag {
     pub const CONTROL: u8 = 0x08;
     /// Invite.
     pub const INVITE: u8 = 0x09;
+    /// Live segment.
+    pub const LIVE_SEGMENT: u8 = 0x0a;
 }
 
 /// The protocol version byte this implementation writes and reads.

@@ -15,7 +15,9 @@ use data_encoding::BASE32_NOPAD as BASE32;
 use crate::card::ContactCard;
 use crate::codec::{Codec, Reader, Writer, read_header, tag, write_header};
 use crate::error::DecodeError;
+use crate::live::{BroadcastId, EpochKey};
 use crate::revocation::RevocationRecord;
+use crate::time::UnixMillis;
 
 /// The media type of clips that carry a [`Control`] message.
 pub const CONTROL_MEDIA_TYPE: &str = "application/vnd.mayfly.control";
@@ -43,12 +45,32 @@ pub enum Control {
     /// The sender's card changed (a new device, new relays). Its identity
     /// MUST be the envelope's sender.
     CardUpdate(ContactCard),
+    /// A key of the sender's live broadcast, for the recipient to watch it
+    /// (LIVE.md §3.3). Epoch 0 is the broadcast's start notification.
+    LiveKey(LiveKeyGrant),
+}
+
+/// One epoch key of a live broadcast, handed to a viewer in an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveKeyGrant {
+    /// The broadcast.
+    pub broadcast_id: BroadcastId,
+    /// The epoch the key seals.
+    pub epoch: u32,
+    /// The epoch key.
+    pub key: EpochKey,
+    /// When the broadcast started.
+    pub started_at: UnixMillis,
+    /// Whether relays keep its segments for a replay (up to
+    /// `MAX_LIVE_TTL_MS` after each segment).
+    pub replay: bool,
 }
 
 mod kind {
     pub const INVITE_REPLY: u8 = 1;
     pub const REVOKED: u8 = 2;
     pub const CARD_UPDATE: u8 = 3;
+    pub const LIVE_KEY: u8 = 4;
 }
 
 impl Codec for Control {
@@ -68,6 +90,14 @@ impl Codec for Control {
                 out.put_u8(kind::CARD_UPDATE);
                 card.encode(out);
             }
+            Self::LiveKey(g) => {
+                out.put_u8(kind::LIVE_KEY);
+                out.put(&g.broadcast_id.0);
+                out.put_u32(g.epoch);
+                out.put(g.key.as_bytes());
+                out.put_u64(g.started_at.0);
+                out.put_u8(u8::from(g.replay));
+            }
         }
     }
 
@@ -80,6 +110,13 @@ impl Codec for Control {
             }),
             kind::REVOKED => Ok(Self::Revoked(RevocationRecord::read(r)?)),
             kind::CARD_UPDATE => Ok(Self::CardUpdate(ContactCard::read(r)?)),
+            kind::LIVE_KEY => Ok(Self::LiveKey(LiveKeyGrant {
+                broadcast_id: BroadcastId(r.array()?),
+                epoch: r.u32()?,
+                key: EpochKey::from_bytes(r.array()?),
+                started_at: UnixMillis(r.u64()?),
+                replay: r.bool("replay")?,
+            })),
             _ => Err(DecodeError::Invalid("control message kind")),
         }
     }

@@ -361,3 +361,79 @@ fn fixture() -> &'static Fixture {
         }
     })
 }
+
+/// Live segment decoder ([`crate::live::Segment`]).
+pub fn live_segment(data: &[u8]) {
+    round_trip::<crate::live::Segment>(data);
+}
+
+/// The live segment gate ([`crate::live::SegmentGate`]), driven by pairs of
+/// bytes: the low 10 bits pick one of 600 validly signed segments of one
+/// broadcast (sequence numbers 0 to 599), the top bits whether it is sent
+/// as is, with a flipped bit, or time moves a day on. Checks that a segment
+/// is accepted at most once, never when altered, never a window or more
+/// below the highest accepted, and opens to what was sealed.
+pub fn live_gate(data: &[u8]) {
+    use crate::live::{LIVE_REPLAY_WINDOW, Refusal, SegmentGate};
+    use std::sync::OnceLock;
+    static SEGMENTS: OnceLock<(
+        crate::live::BroadcastId,
+        crate::keys::SigningPublicKey,
+        Vec<Vec<u8>>,
+    )> = OnceLock::new();
+    let k = fixture();
+    let (id, identity, segments) = SEGMENTS.get_or_init(|| {
+        use rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([0x1f; 32]);
+        let identity = crate::identity::Identity::generate(&mut rng);
+        let device = identity.new_device(1, k.now, &mut rng);
+        let id = crate::live::BroadcastId([0x1f; 32]);
+        let key = crate::live::EpochKey::from_bytes([0x2f; 32]);
+        let mut sealer = crate::live::SegmentSealer::new(device, id, key);
+        let segments = (0..600u64)
+            .map(|seq| {
+                let media = seq.to_be_bytes();
+                let kf = seq % 4 == 0;
+                let init: &[u8] = if kf { b"init" } else { &[] };
+                sealer
+                    .seal(kf, false, init, &media, 1000, k.now)
+                    .expect("seals")
+                    .to_bytes()
+            })
+            .collect();
+        (id, identity.public(), segments)
+    });
+    let mut gate = SegmentGate::new(*id, *identity, 1);
+    gate.add_key(0, crate::live::EpochKey::from_bytes([0x2f; 32]));
+    let mut now = k.now;
+    let mut accepted = std::collections::BTreeSet::new();
+    for pair in data.chunks_exact(2) {
+        let v = u16::from_be_bytes([pair[0], pair[1]]);
+        let seq = u64::from(v & 0x3ff) % 600;
+        let bytes = &segments[seq as usize];
+        let highest = gate.highest();
+        match v >> 14 {
+            0 | 1 => match gate.accept(bytes, now) {
+                Ok(seg) => {
+                    assert!(accepted.insert(seq), "{seq} accepted twice");
+                    assert!(highest.is_none_or(|h| seq + LIVE_REPLAY_WINDOW > h));
+                    let plain = gate.open(&seg).expect("a key").expect("opens");
+                    assert_eq!(plain.media, seq.to_be_bytes());
+                }
+                Err(Refusal::Duplicate) => assert!(accepted.contains(&seq)),
+                Err(Refusal::Stale) => {
+                    assert!(highest.is_some_and(|h| seq + LIVE_REPLAY_WINDOW <= h));
+                }
+                Err(Refusal::Expired) => {}
+                Err(e) => panic!("a genuine segment refused: {e}"),
+            },
+            2 => {
+                let mut b = bytes.clone();
+                let at = usize::from(pair[1]) * 7 % b.len();
+                b[at] ^= 1 << (pair[0] & 7);
+                assert!(gate.accept(&b, now).is_err(), "an altered segment accepted");
+            }
+            _ => now = now.plus(crate::limits::DAY_MS / 2),
+        }
+    }
+}

@@ -75,6 +75,7 @@ pub mod identity;
 pub mod kdf;
 pub mod keys;
 pub mod limits;
+pub mod live;
 pub mod mailbox;
 pub mod manifest;
 mod noise;
@@ -88,7 +89,7 @@ pub mod time;
 
 pub use card::{ContactCard, safety_number};
 pub use codec::Codec;
-pub use control::{CONTROL_MEDIA_TYPE, Control, Invite};
+pub use control::{CONTROL_MEDIA_TYPE, Control, Invite, LiveKeyGrant};
 pub use envelope::{Envelope, EnvelopeContents};
 pub use error::{DecodeError, Error};
 pub use header::{ClipHeader, ClipKind};

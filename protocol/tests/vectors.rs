@@ -10,10 +10,11 @@
 mod independent;
 mod vectors_gen;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use mayfly_protocol::codec::Codec;
+use mayfly_protocol::live::{BroadcastId, EpochKey, Refusal, Segment, SegmentGate};
 use mayfly_protocol::*;
 use serde_json::Value;
 
@@ -145,10 +146,59 @@ fn eval_decode(ty: &str, input: &Value) -> Result<(), Error> {
         "manifest" => Manifest::decode(&bytes)?.to_bytes(),
         "envelope" => Envelope::decode(&bytes)?.to_bytes(),
         "revocation" => RevocationRecord::decode(&bytes)?.to_bytes(),
+        "live_segment" => Segment::decode(&bytes)?.to_bytes(),
         other => panic!("unknown decode type {other}"),
     };
     assert_eq!(reencoded, bytes, "a decoded vector re-encodes to itself");
     Ok(())
+}
+
+/// Decodes a live segment and opens it with the epoch key (LIVE.md §7).
+fn eval_live_open(input: &Value) -> Result<(), Error> {
+    let seg = Segment::decode(&unhex(&input["segment"]))?;
+    let plain = seg.open(&EpochKey::from_bytes(arr32(&input["epoch_key"])))?;
+    // Positive vectors state what must come out.
+    if let Some(init) = input.get("init") {
+        assert_eq!(plain.init, unhex(init));
+        assert_eq!(plain.media, unhex(&input["media"]));
+    }
+    Ok(())
+}
+
+/// Runs a `live_gate` case's steps on one `SegmentGate` (LIVE.md §6).
+fn eval_live_gate(input: &Value) {
+    let mut gate = SegmentGate::new(
+        BroadcastId(arr32(&input["broadcast_id"])),
+        SigningPublicKey::from_bytes(&arr32(&input["broadcaster_identity_key"]))
+            .expect("broadcaster"),
+        input["min_serial"].as_u64().expect("min_serial"),
+    );
+    for step in input["steps"].as_array().expect("steps") {
+        let now = UnixMillis(step["now"].as_u64().expect("now"));
+        let highest = gate.highest();
+        let got = match gate.accept(&unhex(&step["segment"]), now) {
+            Ok(_) => "accepted",
+            Err(Refusal::OtherBroadcast) => "other_broadcast",
+            Err(Refusal::WrongSigner) => "wrong_signer",
+            Err(Refusal::FromTheFuture) => "from_the_future",
+            Err(Refusal::Expired) => "expired",
+            Err(Refusal::AfterEnd) => "after_end",
+            Err(Refusal::Duplicate) => "duplicate",
+            Err(Refusal::Stale) => "stale",
+            Err(e) => panic!("unexpected refusal {e:?} at {step}"),
+        };
+        let want = step["outcome"].as_str().expect("outcome");
+        assert_eq!(got, want, "{step}");
+        // A refused step names its rule and records nothing.
+        assert_eq!(
+            step.get("rule").and_then(Value::as_str),
+            vectors_gen::live_gate_rule(want),
+            "{step}"
+        );
+        if want != "accepted" {
+            assert_eq!(gate.highest(), highest, "{step}");
+        }
+    }
 }
 
 fn eval_ledger(input: &Value) {
@@ -225,6 +275,11 @@ fn every_vector_has_its_stated_outcome() {
             k if k.starts_with("decode:") => eval_decode(&k["decode:".len()..], input),
             "revocation_ledger" => {
                 eval_ledger(input);
+                Ok(())
+            }
+            "live_open" => eval_live_open(input),
+            "live_gate" => {
+                eval_live_gate(input);
                 Ok(())
             }
             "prekey_bundle_verify" => (|| {
@@ -390,6 +445,11 @@ const NEGATIVE: &[(&str, &str, &str)] = &[
         "control-neg-kind",
         "CLIENT-MESSAGES.md §2 kind",
         "Decode(Invalid(\"control message kind\"))",
+    ),
+    (
+        "control-neg-live-key-replay",
+        "§3.1 boolean",
+        "Decode(NonCanonical(\"replay\"))",
     ),
     (
         "control-neg-trailing-byte",
@@ -592,6 +652,101 @@ const NEGATIVE: &[(&str, &str, &str)] = &[
         "§3.10 signature",
         "Decode(BadSignature(\"revocation record\"))",
     ),
+    (
+        "live-segment-neg-type",
+        "LIVE.md §6 step 1",
+        "Decode(WrongType { expected: 10, found: 11 })",
+    ),
+    (
+        "live-segment-neg-version",
+        "LIVE.md §6 step 1",
+        "Decode(UnsupportedVersion(2))",
+    ),
+    (
+        "live-segment-neg-unknown-flag",
+        "LIVE.md §6 step 1",
+        "Decode(Invalid(\"unknown segment flag\"))",
+    ),
+    (
+        "live-segment-neg-duration",
+        "LIVE.md §6 step 1",
+        "Decode(Invalid(\"segment duration\"))",
+    ),
+    (
+        "live-segment-neg-ciphertext-too-short",
+        "LIVE.md §6 step 1",
+        "Decode(Invalid(\"segment ciphertext too short\"))",
+    ),
+    (
+        "live-segment-neg-trailing-byte",
+        "LIVE.md §6 step 1",
+        "Decode(TrailingBytes(1))",
+    ),
+    (
+        "live-segment-neg-truncated",
+        "LIVE.md §6 step 1",
+        "Decode(Truncated)",
+    ),
+    (
+        "live-segment-neg-certificate-serial",
+        "LIVE.md §6 step 2",
+        "Decode(BadSignature(\"device certificate\"))",
+    ),
+    (
+        "live-segment-neg-certificate-small-order-device-key",
+        "LIVE.md §6 step 2",
+        "Decode(InvalidKey)",
+    ),
+    (
+        "live-segment-neg-signature",
+        "LIVE.md §6 step 3",
+        "Decode(BadSignature(\"live segment\"))",
+    ),
+    (
+        "live-segment-neg-produced-at",
+        "LIVE.md §6 step 3",
+        "Decode(BadSignature(\"live segment\"))",
+    ),
+    (
+        "live-segment-neg-other-device",
+        "LIVE.md §6 step 3",
+        "Decode(BadSignature(\"live segment\"))",
+    ),
+    (
+        "live-open-neg-wrong-epoch-key",
+        "LIVE.md §7 step 2",
+        "Decrypt",
+    ),
+    (
+        "live-open-neg-ciphertext-bit-flip",
+        "LIVE.md §7 step 2",
+        "Decrypt",
+    ),
+    (
+        "live-open-neg-head-resigned",
+        "LIVE.md §7 step 2",
+        "Decrypt",
+    ),
+    (
+        "live-open-neg-keyframe-without-init",
+        "LIVE.md §7 step 3",
+        "Decrypt",
+    ),
+    (
+        "live-open-neg-init-without-keyframe",
+        "LIVE.md §7 step 3",
+        "Decrypt",
+    ),
+    (
+        "live-open-neg-init-len-past-end",
+        "LIVE.md §7 step 3",
+        "Decrypt",
+    ),
+    (
+        "live-open-neg-init-too-long",
+        "LIVE.md §7 step 3",
+        "Decrypt",
+    ),
 ];
 
 /// How each negative vector isolates its rule:
@@ -611,6 +766,13 @@ const NEGATIVE: &[(&str, &str, &str)] = &[
 ///   envelope that validly signs the manifest as built, so §9.3 and §10
 ///   steps 2–3 pass; relay and recipient faults (a substituted chunk, a
 ///   truncated or extended stream) leave the signed manifest as it is.
+/// - Live segment faults (LIVE.md) are built field by field: whatever is
+///   changed in the head is sealed again under the right segment key (the
+///   head is the AAD) and signed again by the broadcaster's device, so only
+///   the named step fails. LIVE.md names one step for several checks (§6
+///   step 1 is the whole layout, §7 step 3 the whole plaintext); the
+///   independent reader names the check within it, as `step N (check)`, so
+///   that a vector must still break exactly one check.
 ///
 /// The independent reader checks all of this: for each negative vector the
 /// set of rules it finds broken is exactly the named one, and for each
@@ -656,12 +818,48 @@ fn every_negative_vector_breaks_exactly_its_rule() {
                 }
                 faults
             }
+            "live_open" => {
+                let (faults, plain) = independent::live_open(input);
+                if let Some(init) = input.get("init") {
+                    let (i, m) = plain.unwrap_or_else(|| panic!("{name}: opens"));
+                    assert_eq!(hex::encode(i), init.as_str().expect("hex"), "{name}");
+                    assert_eq!(hex::encode(m), input["media"].as_str().expect("hex"));
+                }
+                faults
+            }
+            "live_gate" => {
+                // Each step: the refusals an independent gate finds are
+                // exactly the stated one, or none for an accepted segment.
+                let steps = input["steps"].as_array().expect("steps");
+                let got = independent::live_gate(input);
+                assert_eq!(got.len(), steps.len());
+                for (i, (step, refusals)) in steps.iter().zip(got).enumerate() {
+                    let outcome = step["outcome"].as_str().expect("outcome");
+                    let want: BTreeSet<String> = Some(outcome)
+                        .filter(|o| *o != "accepted")
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                    assert_eq!(refusals, want, "{name}: step {i}");
+                }
+                independent::Faults::new()
+            }
             _ => continue,
         };
+        // A check named `LIVE.md §N step M (check)` breaks rule `LIVE.md
+        // §N step M`; every check counts, so two checks of one step fail.
+        let steps: independent::Faults = faults
+            .iter()
+            .map(|f| match f.split_once(" (") {
+                Some((step, _)) if f.starts_with("LIVE.md ") => step.to_owned(),
+                _ => f.clone(),
+            })
+            .collect();
         let want: independent::Faults = rule.into_iter().map(str::to_owned).collect();
         assert_eq!(
-            faults, want,
-            "{name}: the rules an independent reader finds broken"
+            (steps, faults.len()),
+            (want.clone(), want.len()),
+            "{name}: the rules an independent reader finds broken: {faults:?}"
         );
     }
     assert_eq!(seen, NEGATIVE.len(), "every listed vector exists");
@@ -678,6 +876,7 @@ fn reference_error(kind: &str, input: &Value) -> Result<(), Error> {
             bundle.verify(&id, UnixMillis(input["now"].as_u64().expect("now")))?;
             Ok(())
         }
+        "live_open" => eval_live_open(input),
         other => panic!("no negative vectors of kind {other}"),
     }
 }

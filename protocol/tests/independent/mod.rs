@@ -567,6 +567,9 @@ pub fn decode(ty: &str, input: &Value) -> Faults {
             revocation(&mut c, &mut f);
             finish(&c, &mut f);
         }
+        "live_segment" => {
+            live_segment(&bytes, &mut f);
+        }
         "invite" => {
             if type_version(&mut c, 0x09, &mut f) {
                 if c.take(16).is_none() {
@@ -588,6 +591,18 @@ pub fn decode(ty: &str, input: &Value) -> Faults {
                     }
                     Some([2]) => revocation(&mut c, &mut f),
                     Some([3]) => card(&mut c, &mut f),
+                    // Live key: broadcast id, epoch, key, started_at, replay.
+                    Some([4]) => {
+                        if c.take(32 + 4 + 32 + 8).is_none() {
+                            add(&mut f, "§3.1 truncation");
+                        } else {
+                            match c.take(1) {
+                                None => add(&mut f, "§3.1 truncation"),
+                                Some([0 | 1]) => {}
+                                Some(_) => add(&mut f, "§3.1 boolean"),
+                            }
+                        }
+                    }
                     Some(_) => {
                         // The body of an unknown kind has no layout to check.
                         add(&mut f, "CLIENT-MESSAGES.md §2 kind");
@@ -642,13 +657,17 @@ pub fn bundle_verify(input: &Value) -> (Faults, Option<[u8; 32]>) {
 // --- Clips (§9.3, §10; SPEC.md Appendix A) ------------------------------------
 
 fn aead_open(key: &[u8; 32], nonce: [u8; 12], ct: &[u8]) -> Option<Vec<u8>> {
+    aead_open_aad(key, nonce, &[], ct)
+}
+
+fn aead_open_aad(key: &[u8; 32], nonce: [u8; 12], aad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
     use chacha20poly1305::aead::{AeadInOut, KeyInit};
     let (body, tag) = ct.split_at(ct.len().checked_sub(16)?);
     let mut buf = body.to_vec();
     chacha20poly1305::ChaCha20Poly1305::new(&chacha20poly1305::Key::from(*key))
         .decrypt_inout_detached(
             &chacha20poly1305::Nonce::from(nonce),
-            &[],
+            aad,
             buf.as_mut_slice().into(),
             &chacha20poly1305::Tag::try_from(tag).ok()?,
         )
@@ -864,4 +883,222 @@ pub fn clip(input: &Value) -> Faults {
         add(&mut f, "§10 step 8");
     }
     f
+}
+
+// --- Live segments (LIVE.md) ----------------------------------------------------
+//
+// LIVE.md names one step for several checks: §6 step 1 is the whole layout,
+// §6 step 2 the whole certificate, §7 step 3 the whole plaintext. This
+// reader names the check within the step too, as `LIVE.md §6 step 1
+// (flags)`, so that a vector that breaks two checks of one step is caught.
+
+const MAX_SEGMENT_PLAINTEXT: usize = 4 << 20;
+const MAX_INIT: usize = 64 << 10;
+const MAX_SEGMENT_DURATION: u32 = 10_000;
+const REPLAY_WINDOW: u64 = 256;
+
+/// A live segment's fields (LIVE.md §4.2).
+pub struct LiveSegment {
+    /// `segment[0..205]`, the AAD.
+    head: Vec<u8>,
+    broadcast_id: [u8; 32],
+    identity: [u8; 32],
+    serial: u64,
+    seq: u64,
+    flags: u8,
+    produced_at: u64,
+    ciphertext: Vec<u8>,
+}
+
+/// LIVE.md §6 steps 1–3: the layout, the certificate and the signature.
+/// Returns the fields if the layout could be read to the end.
+fn live_segment(bytes: &[u8], f: &mut Faults) -> Option<LiveSegment> {
+    fn layout(f: &mut Faults, check: &str) {
+        add(f, &format!("LIVE.md §6 step 1 ({check})"));
+    }
+    let mut c = Cur::new(bytes);
+    let Some(tv) = c.take(2) else {
+        layout(f, "truncation");
+        return None;
+    };
+    if tv[0] != 0x0a {
+        layout(f, "type");
+    }
+    if tv[1] != 0x01 {
+        layout(f, "version");
+    }
+    let Some(broadcast_id) = c.take(32).map(a32) else {
+        layout(f, "truncation");
+        return None;
+    };
+    // The certificate's own rules (SPEC §3.3) are step 2; its truncation is
+    // the segment's.
+    let cert_at = c.pos;
+    let mut cert_faults = Faults::new();
+    let device = certificate(&mut c, &mut cert_faults);
+    if cert_faults.remove("§3.1 truncation") {
+        layout(f, "truncation");
+        return None;
+    }
+    for r in cert_faults {
+        add(f, &format!("LIVE.md §6 step 2 ({r})"));
+    }
+    let cert = &bytes[cert_at..cert_at + 146];
+    let Some(fixed) = c.take(4 + 8 + 1 + 8 + 4) else {
+        layout(f, "truncation");
+        return None;
+    };
+    let seq = be64(&fixed[4..12]);
+    let flags = fixed[12];
+    let produced_at = be64(&fixed[13..21]);
+    let duration = u32::from_be_bytes(fixed[21..25].try_into().expect("4"));
+    if flags & !0x03 != 0 {
+        layout(f, "flags");
+    }
+    if duration > MAX_SEGMENT_DURATION {
+        layout(f, "duration_ms");
+    }
+    let Some(len) = c.take(4) else {
+        layout(f, "truncation");
+        return None;
+    };
+    let ct_len = u32::from_be_bytes(len.try_into().expect("4")) as usize;
+    if !(4 + 16..=MAX_SEGMENT_PLAINTEXT + 16).contains(&ct_len) {
+        layout(f, "ct_len");
+    }
+    let Some(ciphertext) = c.take(ct_len) else {
+        layout(f, "truncation");
+        return None;
+    };
+    let signed = c.pos;
+    let Some(sig) = c.take(64) else {
+        layout(f, "truncation");
+        return None;
+    };
+    if let Some(device) = device {
+        verify(
+            &device,
+            "mayfly/v1/live-segment",
+            &bytes[..signed],
+            sig,
+            "LIVE.md §6 step 3",
+            f,
+        );
+    }
+    if c.rest() > 0 {
+        layout(f, "trailing bytes");
+    }
+    Some(LiveSegment {
+        head: bytes[..205].to_vec(),
+        broadcast_id,
+        identity: a32(&cert[2..34]),
+        serial: be64(&cert[66..74]),
+        seq,
+        flags,
+        produced_at,
+        ciphertext: ciphertext.to_vec(),
+    })
+}
+
+/// A segment's plaintext: its init part and its media part (LIVE.md §4.1).
+pub type LivePlaintext = (Vec<u8>, Vec<u8>);
+
+/// The faults of a `live_open` case (LIVE.md §6 steps 1–3, then §7), and
+/// the init and media parts if it opens.
+pub fn live_open(input: &Value) -> (Faults, Option<LivePlaintext>) {
+    let mut f = Faults::new();
+    let Some(seg) = live_segment(&unhex(&input["segment"]), &mut f) else {
+        return (f, None);
+    };
+    let epoch_key = unhex(&input["epoch_key"]);
+    let key = blake3::derive_key(
+        "mayfly 2026-12 v1 live segment key",
+        &[epoch_key.as_slice(), &seg.broadcast_id].concat(),
+    );
+    let mut nonce = [0u8; 12];
+    nonce[4..].copy_from_slice(&seg.seq.to_be_bytes());
+    let Some(plain) = aead_open_aad(&key, nonce, &seg.head, &seg.ciphertext) else {
+        add(&mut f, "LIVE.md §7 step 2");
+        return (f, None);
+    };
+    let step3 = |f: &mut Faults, check: &str| add(f, &format!("LIVE.md §7 step 3 ({check})"));
+    let Some(len) = plain.get(..4) else {
+        step3(&mut f, "truncation");
+        return (f, None);
+    };
+    let init_len = u32::from_be_bytes(len.try_into().expect("4")) as usize;
+    let rest = &plain[4..];
+    let before = f.len();
+    if init_len > MAX_INIT {
+        step3(&mut f, "init_len > MAX_INIT_LEN");
+    }
+    if init_len > rest.len() {
+        step3(&mut f, "init_len > remaining");
+    }
+    if (seg.flags & 0x01 != 0) != (init_len != 0) {
+        step3(&mut f, "keyframe");
+    }
+    if f.len() > before || init_len > rest.len() {
+        return (f, None);
+    }
+    let (init, media) = rest.split_at(init_len);
+    (f, Some((init.to_vec(), media.to_vec())))
+}
+
+/// The refusals of each step of a `live_gate` case (LIVE.md §6 steps 4–8),
+/// by outcome name: every check is made, and a segment is recorded only
+/// when none fails.
+pub fn live_gate(input: &Value) -> Vec<BTreeSet<String>> {
+    let broadcast_id = a32(&unhex(&input["broadcast_id"]));
+    let broadcaster = a32(&unhex(&input["broadcaster_identity_key"]));
+    let mut min_serial = input["min_serial"].as_u64().expect("min_serial");
+    let mut highest: Option<u64> = None;
+    let mut accepted = BTreeSet::new();
+    let mut end: Option<u64> = None;
+    let mut out = Vec::new();
+    for step in input["steps"].as_array().expect("steps") {
+        let now = step["now"].as_u64().expect("now");
+        let mut faults = Faults::new();
+        let seg = live_segment(&unhex(&step["segment"]), &mut faults);
+        let mut refusals: BTreeSet<String> = faults.into_iter().collect();
+        let Some(seg) = seg else {
+            out.push(refusals);
+            continue;
+        };
+        let mut refuse = |r: &str| refusals.insert(r.to_owned());
+        if seg.broadcast_id != broadcast_id {
+            refuse("other_broadcast");
+        }
+        if seg.identity != broadcaster || seg.serial < min_serial {
+            refuse("wrong_signer");
+        }
+        if seg.produced_at > now + SKEW {
+            refuse("from_the_future");
+        }
+        if now.saturating_sub(seg.produced_at) > DAY {
+            refuse("expired");
+        }
+        if end.is_some_and(|e| seg.seq > e) {
+            refuse("after_end");
+        }
+        if let Some(h) = highest
+            && seg.seq <= h
+        {
+            if h - seg.seq >= REPLAY_WINDOW {
+                refuse("stale");
+            } else if accepted.contains(&seg.seq) {
+                refuse("duplicate");
+            }
+        }
+        if refusals.is_empty() {
+            accepted.insert(seg.seq);
+            highest = highest.max(Some(seg.seq));
+            if seg.flags & 0x02 != 0 {
+                end = Some(end.map_or(seg.seq, |e| e.min(seg.seq)));
+            }
+            min_serial = min_serial.max(seg.serial);
+        }
+        out.push(refusals);
+    }
+    out
 }

@@ -1054,6 +1054,30 @@ pub fn generate() -> Vec<Case> {
         "ok",
         &Control::Revoked(rev.clone()).to_bytes(),
     ));
+    let live_key = Control::LiveKey(LiveKeyGrant {
+        broadcast_id: live::BroadcastId([0x42; 32]),
+        epoch: 3,
+        key: live::EpochKey::from_bytes([0x24; 32]),
+        started_at: NOW,
+        replay: true,
+    })
+    .to_bytes();
+    out.push(decode_case(
+        "control-live-key",
+        "A live key: broadcast 0x42…42, epoch 3, key 0x24…24, started at NOW, with a replay.",
+        "control",
+        "ok",
+        &live_key,
+    ));
+    let mut bad_replay = live_key.clone();
+    *bad_replay.last_mut().expect("a byte") = 2;
+    out.push(neg_decode(
+        "control-neg-live-key-replay",
+        "A live key whose replay byte is 2: a boolean is 0 or 1.",
+        "control",
+        "§3.1 boolean",
+        &bad_replay,
+    ));
     let mut bad_kind = reply.clone();
     bad_kind[2] = 9;
     out.push(neg_decode(
@@ -1533,6 +1557,8 @@ pub fn generate() -> Vec<Case> {
             {"op": "apply", "record": c2, "now": t + ttl, "outcome": "revoked"},
         ]),
     ));
+
+    live_cases(&alice.identity, &alice.device, &carol.device, &mut out);
     out
 }
 
@@ -1881,12 +1907,16 @@ pub struct Raw {
 }
 
 fn aead_seal(key: &[u8; 32], nonce: [u8; 12], plain: &[u8]) -> Vec<u8> {
+    aead_seal_aad(key, nonce, &[], plain)
+}
+
+fn aead_seal_aad(key: &[u8; 32], nonce: [u8; 12], aad: &[u8], plain: &[u8]) -> Vec<u8> {
     use chacha20poly1305::aead::{AeadInOut, KeyInit};
     let mut buf = plain.to_vec();
     let tag = chacha20poly1305::ChaCha20Poly1305::new(&chacha20poly1305::Key::from(*key))
         .encrypt_inout_detached(
             &chacha20poly1305::Nonce::from(nonce),
-            &[],
+            aad,
             buf.as_mut_slice().into(),
         )
         .expect("seal");
@@ -2127,4 +2157,569 @@ fn raw_clips(small: &Clip, rng: &mut ChaCha20Rng) -> Vec<RawCase> {
         },
     );
     out
+}
+
+// --- Live segments (LIVE.md) -------------------------------------------------
+
+/// A live segment built field by field (LIVE.md §4.2), as its broadcaster
+/// could build it: every field is whatever the case needs, the plaintext is
+/// sealed under the epoch key with this head as the AAD (LIVE.md §5), and the
+/// whole is signed by the key the case names.
+#[derive(Clone)]
+struct RawSegment {
+    ty: u8,
+    version: u8,
+    broadcast_id: [u8; 32],
+    certificate: Vec<u8>,
+    epoch: u32,
+    seq: u64,
+    flags: u8,
+    produced_at: u64,
+    duration_ms: u32,
+}
+
+/// Offsets in a segment (LIVE.md §4.2).
+const SEGMENT_HEAD_LEN: usize = 205;
+const SEGMENT_PRODUCED_AT: usize = 193;
+const SEGMENT_CERT_SERIAL: usize = 2 + 32 + 2 + 32 + 32;
+
+impl RawSegment {
+    fn of(seg: &live::Segment) -> Self {
+        RawSegment {
+            ty: 0x0a,
+            version: 0x01,
+            broadcast_id: seg.broadcast_id().0,
+            certificate: seg.certificate().to_bytes(),
+            epoch: seg.epoch(),
+            seq: seg.seq(),
+            flags: seg.flags(),
+            produced_at: seg.produced_at().0,
+            duration_ms: seg.duration_ms(),
+        }
+    }
+
+    fn head(&self) -> Vec<u8> {
+        let mut b = vec![self.ty, self.version];
+        b.extend_from_slice(&self.broadcast_id);
+        b.extend_from_slice(&self.certificate);
+        b.extend_from_slice(&self.epoch.to_be_bytes());
+        b.extend_from_slice(&self.seq.to_be_bytes());
+        b.push(self.flags);
+        b.extend_from_slice(&self.produced_at.to_be_bytes());
+        b.extend_from_slice(&self.duration_ms.to_be_bytes());
+        b
+    }
+
+    /// `plaintext` sealed under the segment key of `key` with this head,
+    /// signed by `signer`.
+    fn seal(&self, key: &live::EpochKey, plaintext: &[u8], signer: &SigningSecret) -> Vec<u8> {
+        let head = self.head();
+        let mut material = key.as_bytes().to_vec();
+        material.extend_from_slice(&self.broadcast_id);
+        let segment_key = blake3::derive_key(live::CTX_LIVE_SEGMENT_KEY, &material);
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&self.seq.to_be_bytes());
+        let ct = aead_seal_aad(&segment_key, nonce, &head, plaintext);
+        self.sign(&ct, signer)
+    }
+
+    /// This head and `ciphertext` as it is, signed by `signer`.
+    fn sign(&self, ciphertext: &[u8], signer: &SigningSecret) -> Vec<u8> {
+        let mut b = self.head();
+        b.extend_from_slice(&(ciphertext.len() as u32).to_be_bytes());
+        b.extend_from_slice(ciphertext);
+        signed(signer, live::LIVE_SEGMENT_CONTEXT, b)
+    }
+}
+
+/// A segment's plaintext (LIVE.md §4.1): `init_len ‖ init ‖ media`.
+fn live_plaintext(init: &[u8], media: &[u8]) -> Vec<u8> {
+    let mut p = (init.len() as u32).to_be_bytes().to_vec();
+    p.extend_from_slice(init);
+    p.extend_from_slice(media);
+    p
+}
+
+/// The bytes of a segment before its signature, signed again by `signer`.
+fn resign_segment(bytes: &[u8], signer: &SigningSecret) -> Vec<u8> {
+    signed(
+        signer,
+        live::LIVE_SEGMENT_CONTEXT,
+        bytes[..bytes.len() - 64].to_vec(),
+    )
+}
+
+fn random32(rng: &mut ChaCha20Rng) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    rand_core::Rng::fill_bytes(rng, &mut b);
+    b
+}
+
+fn live_open_case(
+    name: &str,
+    d: &str,
+    segment: &[u8],
+    key: &live::EpochKey,
+    plain: Option<(&[u8], &[u8])>,
+) -> Case {
+    let mut input = json!({
+        "segment": hex(segment),
+        "epoch_key": hex(key.as_bytes()),
+    });
+    if let Some((init, media)) = plain {
+        input["init"] = json!(hex(init));
+        input["media"] = json!(hex(media));
+    }
+    case(
+        name,
+        d,
+        "live_open",
+        if plain.is_some() {
+            "ok"
+        } else {
+            "decrypt_error"
+        },
+        input,
+    )
+}
+
+/// The rule of a gate refusal (LIVE.md §6), by its outcome name.
+pub fn live_gate_rule(outcome: &str) -> Option<&'static str> {
+    match outcome {
+        "accepted" => None,
+        "other_broadcast" => Some("LIVE.md §6 step 4"),
+        "wrong_signer" => Some("LIVE.md §6 step 5"),
+        "from_the_future" | "expired" => Some("LIVE.md §6 step 6"),
+        "after_end" => Some("LIVE.md §6 step 7"),
+        "duplicate" | "stale" => Some("LIVE.md §6 step 8"),
+        other => panic!("unknown gate outcome {other}"),
+    }
+}
+
+fn gate_step(segment: &[u8], now: u64, outcome: &str) -> Value {
+    let mut s = json!({ "segment": hex(segment), "now": now, "outcome": outcome });
+    if let Some(rule) = live_gate_rule(outcome) {
+        s["rule"] = json!(rule);
+    }
+    s
+}
+
+fn live_gate_case(
+    name: &str,
+    d: &str,
+    id: &live::BroadcastId,
+    broadcaster: &SigningPublicKey,
+    min_serial: u64,
+    steps: Vec<Value>,
+) -> Case {
+    case(
+        name,
+        d,
+        "live_gate",
+        "ok",
+        json!({
+            "broadcast_id": hex(&id.0),
+            "broadcaster_identity_key": hex(&broadcaster.to_bytes()),
+            "min_serial": min_serial,
+            "steps": steps,
+        }),
+    )
+}
+
+/// The live segment vectors: `decode:live_segment` (LIVE.md §4.2, §6 steps
+/// 1–3), `live_open` (§7) and `live_gate` (§6 steps 4–8). Alice broadcasts
+/// from her device. Everything random is drawn from its own generator, so
+/// the vectors before these stay as they were.
+fn live_cases(identity: &Identity, device: &Device, other: &Device, out: &mut Vec<Case>) {
+    use live::{BroadcastId, EpochKey, FLAG_END, FLAG_KEYFRAME, SegmentSealer};
+    let mut rng = ChaCha20Rng::from_seed(blake3::derive_key("mayfly test vectors v1 live", &SEED));
+    let id = BroadcastId(random32(&mut rng));
+    let k0 = EpochKey::from_bytes(random32(&mut rng));
+    let k1 = EpochKey::from_bytes(random32(&mut rng));
+    let dev = device.secret();
+
+    // Three segments: a keyframe and a plain one under epoch 0, then a
+    // keyframe that ends the broadcast under epoch 1.
+    let init = pattern(48, 0x11);
+    let media = [pattern(300, 0x21), pattern(200, 0x22), pattern(100, 0x23)];
+    let mut sealer = SegmentSealer::new(device.clone(), id, k0.clone());
+    let s0 = sealer
+        .seal(true, false, &init, &media[0], 1000, NOW)
+        .expect("seals");
+    let s1 = sealer
+        .seal(false, false, &[], &media[1], 1000, NOW.plus(1000))
+        .expect("seals");
+    assert_eq!(sealer.rotate(k1.clone()).expect("epoch 1"), 1);
+    let s2 = sealer
+        .seal(true, true, &init, &media[2], 500, NOW.plus(2000))
+        .expect("seals");
+    let (b0, b1, b2) = (s0.to_bytes(), s1.to_bytes(), s2.to_bytes());
+    let p0 = live_plaintext(&init, &media[0]);
+    let p1 = live_plaintext(&[], &media[1]);
+    // The field-by-field builder that makes the negative vectors seals
+    // exactly as the sealer does.
+    assert_eq!(RawSegment::of(&s0).seal(&k0, &p0, dev), b0);
+    assert_eq!(RawSegment::of(&s1).seal(&k0, &p1, dev), b1);
+    assert_eq!(
+        RawSegment::of(&s2).seal(&k1, &live_plaintext(&init, &media[2]), dev),
+        b2
+    );
+
+    let decode =
+        |name: &str, d: &str, bytes: &[u8]| decode_case(name, d, "live_segment", "ok", bytes);
+    out.push(decode(
+        "live-segment-keyframe",
+        "Alice's first segment (seq 0, epoch 0): a keyframe (flags 0x01) with a 48-byte init part and 300 bytes of media.",
+        &b0,
+    ));
+    out.push(decode(
+        "live-segment",
+        "Alice's second segment (seq 1, epoch 0, flags 0x00): 200 bytes of media and no init part.",
+        &b1,
+    ));
+    out.push(decode(
+        "live-segment-end",
+        "Alice's third segment (seq 2, epoch 1): a keyframe that ends the broadcast (flags 0x03), lasting 500 ms.",
+        &b2,
+    ));
+
+    // LIVE.md §6 step 1: each breaks one rule of the layout. Whatever is
+    // changed in the head is sealed again under the right key (the head is
+    // the AAD) and signed again by alice's device.
+    let raw0 = RawSegment::of(&s0);
+    let step1 = "LIVE.md §6 step 1";
+    let mut r = raw0.clone();
+    r.ty = 0x0b;
+    out.push(neg_decode(
+        "live-segment-neg-type",
+        "Type byte 0x0b, sealed and signed by alice's device.",
+        "live_segment",
+        step1,
+        &r.seal(&k0, &p0, dev),
+    ));
+    let mut r = raw0.clone();
+    r.version = 2;
+    out.push(neg_decode(
+        "live-segment-neg-version",
+        "Version byte 2, sealed and signed by alice's device.",
+        "live_segment",
+        step1,
+        &r.seal(&k0, &p0, dev),
+    ));
+    let mut r = raw0.clone();
+    r.flags = FLAG_KEYFRAME | 0x04;
+    out.push(neg_decode(
+        "live-segment-neg-unknown-flag",
+        "Flags 0x05: the keyframe bit and the unknown bit 0x04, sealed and signed by alice's device.",
+        "live_segment",
+        step1,
+        &r.seal(&k0, &p0, dev),
+    ));
+    let mut r = raw0.clone();
+    r.duration_ms = MAX_LIVE_SEGMENT_DURATION_MS + 1;
+    out.push(neg_decode(
+        "live-segment-neg-duration",
+        "duration_ms 10001 (the limit is 10000), sealed and signed by alice's device.",
+        "live_segment",
+        step1,
+        &r.seal(&k0, &p0, dev),
+    ));
+    out.push(neg_decode(
+        "live-segment-neg-ciphertext-too-short",
+        "ct_len 19: three bytes of plaintext (too few for init_len) and the tag, sealed under the right key and signed by alice's device. The least is 20.",
+        "live_segment",
+        step1,
+        &RawSegment::of(&s1).seal(&k0, &[0, 0, 0], dev),
+    ));
+    out.push(neg_decode(
+        "live-segment-neg-trailing-byte",
+        "A byte after the signature of live-segment-keyframe.",
+        "live_segment",
+        step1,
+        &[b0.clone(), vec![0]].concat(),
+    ));
+    out.push(neg_decode(
+        "live-segment-neg-truncated",
+        "live-segment-keyframe without the last byte of its signature.",
+        "live_segment",
+        step1,
+        &b0[..b0.len() - 1],
+    ));
+
+    // LIVE.md §6 step 2: the certificate alone is invalid; the segment is
+    // sealed and signed by the device key it names.
+    let mut r = RawSegment::of(&s1);
+    let at = SEGMENT_CERT_SERIAL - 34;
+    r.certificate[at..at + 8].copy_from_slice(&2u64.to_be_bytes());
+    out.push(neg_decode(
+        "live-segment-neg-certificate-serial",
+        "The certificate's serial changed from 1 to 2 (as a superseded device might claim), and the segment sealed and signed again by alice's device: only the certificate's signature fails.",
+        "live_segment",
+        "LIVE.md §6 step 2",
+        &r.seal(&k0, &p1, dev),
+    ));
+    // A certificate, validly signed by alice's identity, for the neutral
+    // point as the device key. Its discrete log is 0, so [s]B ‖ s signs
+    // anything under it: the segment signature verifies, and only the
+    // certificate's key check fails.
+    let mut cert = vec![0x01, 0x01];
+    cert.extend_from_slice(&identity.public().to_bytes());
+    cert.extend_from_slice(&IDENTITY_POINT);
+    cert.extend_from_slice(&1u64.to_be_bytes());
+    cert.extend_from_slice(&NOW.0.to_be_bytes());
+    let mut r = RawSegment::of(&s1);
+    r.certificate = signed(identity.secret(), "mayfly/v1/device-certificate", cert);
+    let mut neutral = r.seal(&k0, &p1, dev);
+    neutral.truncate(neutral.len() - 64);
+    let s = curve25519_dalek::Scalar::from_bytes_mod_order([0x2b; 32]);
+    neutral.extend_from_slice(
+        curve25519_dalek::EdwardsPoint::mul_base(&s)
+            .compress()
+            .as_bytes(),
+    );
+    neutral.extend_from_slice(s.as_bytes());
+    out.push(neg_decode(
+        "live-segment-neg-certificate-small-order-device-key",
+        "A certificate validly signed by alice's identity whose device key is the neutral point (small order), and a segment signature that verifies under that key.",
+        "live_segment",
+        "LIVE.md §6 step 2",
+        &neutral,
+    ));
+
+    // LIVE.md §6 step 3: only the segment's signature fails.
+    let mut bad_sig = b1.clone();
+    let n = bad_sig.len();
+    bad_sig[n - 32] ^= 1;
+    assert!(s_below_l(&bad_sig[n - 32..]), "S stays < L");
+    out.push(neg_decode(
+        "live-segment-neg-signature",
+        "live-segment with the lowest bit of the signature's S flipped (S stays below L): the verification equation fails.",
+        "live_segment",
+        "LIVE.md §6 step 3",
+        &bad_sig,
+    ));
+    let mut later = b1.clone();
+    later[SEGMENT_PRODUCED_AT..SEGMENT_PRODUCED_AT + 8]
+        .copy_from_slice(&NOW.plus(2000).0.to_be_bytes());
+    out.push(neg_decode(
+        "live-segment-neg-produced-at",
+        "live-segment with produced_at moved 1 s later after signing, as a forwarder might to make it look fresh.",
+        "live_segment",
+        "LIVE.md §6 step 3",
+        &later,
+    ));
+    out.push(neg_decode(
+        "live-segment-neg-other-device",
+        "A segment carrying alice's certificate, sealed under the right key but signed by carol's device key, as a viewer holding the epoch key might forge it.",
+        "live_segment",
+        "LIVE.md §6 step 3",
+        &RawSegment::of(&s1).seal(&k0, &p1, other.secret()),
+    ));
+
+    // LIVE.md §7: opening. Every segment is valid (§6 steps 1–3 pass).
+    out.push(live_open_case(
+        "live-open-keyframe",
+        "live-segment-keyframe opened with the key of epoch 0: the init part and the media part.",
+        &b0,
+        &k0,
+        Some((&init, &media[0])),
+    ));
+    out.push(live_open_case(
+        "live-open",
+        "live-segment opened with the key of epoch 0: an empty init part and the media part.",
+        &b1,
+        &k0,
+        Some((&[], &media[1])),
+    ));
+    out.push(live_open_case(
+        "live-open-end",
+        "live-segment-end opened with the key of epoch 1.",
+        &b2,
+        &k1,
+        Some((&init, &media[2])),
+    ));
+    let step2 = "LIVE.md §7 step 2";
+    let step3 = "LIVE.md §7 step 3";
+    let neg_open = |name: &str, d: &str, rule: &str, segment: &[u8], key: &EpochKey| {
+        with_rule(live_open_case(name, d, segment, key, None), rule)
+    };
+    out.push(neg_open(
+        "live-open-neg-wrong-epoch-key",
+        "live-segment-keyframe (epoch 0) with the key of epoch 1.",
+        step2,
+        &b0,
+        &k1,
+    ));
+    let mut flipped = b1.clone();
+    flipped[SEGMENT_HEAD_LEN + 4 + 10] ^= 0x01;
+    out.push(neg_open(
+        "live-open-neg-ciphertext-bit-flip",
+        "live-segment with one bit of its ciphertext flipped, signed again by alice's device: the signature verifies, the tag does not.",
+        step2,
+        &resign_segment(&flipped, dev),
+        &k0,
+    ));
+    let mut r = RawSegment::of(&s1);
+    r.produced_at += 1000;
+    out.push(neg_open(
+        "live-open-neg-head-resigned",
+        "live-segment's ciphertext under a head whose produced_at is 1 s later, signed by alice's device: the AAD is not the head it was sealed with.",
+        step2,
+        &r.sign(&b1[SEGMENT_HEAD_LEN + 4..b1.len() - 64], dev),
+        &k0,
+    ));
+    let mut r = RawSegment::of(&s1);
+    r.flags = FLAG_KEYFRAME;
+    out.push(neg_open(
+        "live-open-neg-keyframe-without-init",
+        "Flagged keyframe, but init_len is 0; sealed under the right key and signed by alice's device.",
+        step3,
+        &r.seal(&k0, &p1, dev),
+        &k0,
+    ));
+    out.push(neg_open(
+        "live-open-neg-init-without-keyframe",
+        "Not flagged keyframe, but it carries a 48-byte init part; sealed under the right key and signed by alice's device.",
+        step3,
+        &RawSegment::of(&s1).seal(&k0, &live_plaintext(&init, &media[1]), dev),
+        &k0,
+    ));
+    let mut past = p0.clone();
+    past[..4].copy_from_slice(&((init.len() + media[0].len() + 1) as u32).to_be_bytes());
+    out.push(neg_open(
+        "live-open-neg-init-len-past-end",
+        "A keyframe whose init_len (349) is one more than the bytes that follow it; sealed under the right key and signed by alice's device.",
+        step3,
+        &raw0.seal(&k0, &past, dev),
+        &k0,
+    ));
+    out.push(neg_open(
+        "live-open-neg-init-too-long",
+        "A keyframe whose init part is 65537 bytes (MAX_INIT_LEN + 1), followed by 300 bytes of media; sealed under the right key and signed by alice's device.",
+        step3,
+        &raw0.seal(
+            &k0,
+            &live_plaintext(&pattern(live::MAX_INIT_LEN + 1, 0x31), &media[0]),
+            dev,
+        ),
+        &k0,
+    ));
+
+    // LIVE.md §6 steps 4–8: a gate for alice's broadcast. Each segment is
+    // valid; `at(seq, flags, produced_at, device, broadcast)` seals one.
+    let at = |seq: u64, flags: u8, produced_at: UnixMillis, by: &Device, bid: &BroadcastId| {
+        let r = RawSegment {
+            ty: 0x0a,
+            version: 0x01,
+            broadcast_id: bid.0,
+            certificate: by.certificate().to_bytes(),
+            epoch: 0,
+            seq,
+            flags,
+            produced_at: produced_at.0,
+            duration_ms: 1000,
+        };
+        let part: &[u8] = if flags & FLAG_KEYFRAME != 0 {
+            &init
+        } else {
+            &[]
+        };
+        r.seal(
+            &k0,
+            &live_plaintext(part, &pattern(16, seq as u8)),
+            by.secret(),
+        )
+    };
+    let seg = |seq: u64| at(seq, 0, NOW.plus(seq * 1000), device, &id);
+    let alice_id = identity.public();
+
+    let t = NOW.0 + 1_000_000;
+    let steps = [
+        (0, "accepted"),
+        (0, "duplicate"),
+        (2, "accepted"),
+        (1, "accepted"),
+        (1, "duplicate"),
+        (70, "accepted"),
+        (2, "duplicate"),
+        (3, "accepted"),
+        (200, "accepted"),
+        (0, "duplicate"),
+        (256, "accepted"),
+        (0, "stale"),
+        (1, "duplicate"),
+        (4, "accepted"),
+        (4, "duplicate"),
+        (600, "accepted"),
+        (344, "stale"),
+        (345, "accepted"),
+        (256, "stale"),
+    ]
+    .iter()
+    .map(|&(seq, outcome)| gate_step(&seg(seq), t, outcome))
+    .collect();
+    out.push(live_gate_case(
+        "live-gate-replay-window",
+        "Sequence numbers out of order: each is accepted once while it is less than 256 below the highest accepted, a duplicate after that, and stale once it is 256 or more below, whether or not it was accepted before. The highest moves up by 2, 68, 130, 56 and 344.",
+        &id,
+        &alice_id,
+        1,
+        steps,
+    ));
+
+    let (p, q) = (NOW, NOW.plus(1000));
+    out.push(live_gate_case(
+        "live-gate-time",
+        "Seq 0, produced at T, at T - MAX_CLOCK_SKEW_MS - 1 (from the future) and at T - MAX_CLOCK_SKEW_MS (accepted); seq 1, produced at U, at U + MAX_LIVE_TTL_MS + 1 (expired) and at U + MAX_LIVE_TTL_MS (accepted). A refused segment is not recorded.",
+        &id,
+        &alice_id,
+        1,
+        vec![
+            gate_step(&seg(0), p.0 - MAX_CLOCK_SKEW_MS - 1, "from_the_future"),
+            gate_step(&seg(0), p.0 - MAX_CLOCK_SKEW_MS, "accepted"),
+            gate_step(&seg(1), q.0 + MAX_LIVE_TTL_MS + 1, "expired"),
+            gate_step(&seg(1), q.0 + MAX_LIVE_TTL_MS, "accepted"),
+        ],
+    ));
+
+    let other_id = BroadcastId(random32(&mut rng));
+    let newer = identity.new_device(2, NOW, &mut rng);
+    let t = NOW.0 + 10_000;
+    let by = |seq: u64, d: &Device| at(seq, 0, NOW.plus(seq * 1000), d, &id);
+    out.push(live_gate_case(
+        "live-gate-broadcaster",
+        "A gate for alice's broadcast, her current serial 1: a segment of another broadcast by her device, one signed by carol's device (carol's certificate), then one from alice's new device (serial 2), which is adopted, so her old device's next segment is refused.",
+        &id,
+        &alice_id,
+        1,
+        vec![
+            gate_step(&seg(0), t, "accepted"),
+            gate_step(
+                &at(1, 0, NOW.plus(1000), device, &other_id),
+                t,
+                "other_broadcast",
+            ),
+            gate_step(&by(1, other), t, "wrong_signer"),
+            gate_step(&by(1, &newer), t, "accepted"),
+            gate_step(&by(2, device), t, "wrong_signer"),
+            gate_step(&by(2, &newer), t, "accepted"),
+        ],
+    ));
+
+    let end = |seq: u64| at(seq, FLAG_END, NOW.plus(seq * 1000), device, &id);
+    out.push(live_gate_case(
+        "live-gate-end",
+        "Seq 2 is flagged end: seq 3 and a later segment flagged end are refused, seq 1 is still accepted, and seq 2 again is a duplicate.",
+        &id,
+        &alice_id,
+        1,
+        vec![
+            gate_step(&seg(0), t, "accepted"),
+            gate_step(&end(2), t, "accepted"),
+            gate_step(&seg(3), t, "after_end"),
+            gate_step(&seg(1), t, "accepted"),
+            gate_step(&end(2), t, "duplicate"),
+            gate_step(&end(4), t, "after_end"),
+        ],
+    ));
 }

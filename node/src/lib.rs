@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod home;
+pub mod live;
 pub mod mailbox;
 pub mod media;
 pub mod metrics;

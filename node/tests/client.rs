@@ -483,3 +483,98 @@ fn a_recipient_fetches_from_the_online_sender_and_from_the_relay_what_it_does_no
         bob.offline().await;
     });
 }
+
+#[test]
+fn a_live_start_reaches_an_offline_follower_at_sync_and_an_online_one_at_once() {
+    use mayfly_protocol::LiveKeyGrant;
+    use mayfly_protocol::live::{BroadcastId, EpochKey};
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_relay, mut alice, mut bob) = friends(dir.path(), ("alice", 21), ("bob", 22)).await;
+        let carol = Person::create(dir.path(), "carol", &_relay.address, 23);
+        // carol knows bob, but bob does not know carol.
+        {
+            let h = mayfly_node::home::Home::open(&carol.dir).unwrap();
+            h.add_contact(&bob.card(), now()).unwrap();
+        }
+        let mut carol = carol;
+        let grant = LiveKeyGrant {
+            broadcast_id: BroadcastId([7; 32]),
+            epoch: 0,
+            key: EpochKey::from_bytes([9; 32]),
+            started_at: now(),
+            replay: true,
+        };
+        // bob registered once, then went offline: the start waits in his
+        // mailbox.
+        bob.online(ClientConfig::default()).await;
+        bob.offline().await;
+        alice.online(ClientConfig::default()).await;
+        let failed = alice
+            .client()
+            .send_live_key(&[identity(&bob)], &grant)
+            .await
+            .unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+        carol.online(ClientConfig::default()).await;
+        carol
+            .client()
+            .send_live_key(&[identity(&bob)], &grant)
+            .await
+            .unwrap();
+        bob.online(ClientConfig::default()).await;
+        let (who, got) = bob
+            .wait(|e| match e {
+                Event::LiveKey {
+                    broadcaster_name,
+                    grant,
+                    ..
+                } => Some((broadcaster_name.clone(), grant.clone())),
+                _ => None,
+            })
+            .await;
+        assert_eq!((who.as_str(), &got), ("alice", &grant));
+        // Online now: the next epoch's key is pushed at once.
+        let next = LiveKeyGrant {
+            epoch: 1,
+            key: EpochKey::from_bytes([10; 32]),
+            ..grant.clone()
+        };
+        alice
+            .client()
+            .send_live_key(&[identity(&bob)], &next)
+            .await
+            .unwrap();
+        // Every live key event is alice's: carol, whom bob does not know,
+        // raised none (hers was taken in at the same sync as alice's first).
+        let got = bob
+            .wait(|e| match e {
+                Event::LiveKey {
+                    broadcaster_name,
+                    grant,
+                    ..
+                } => {
+                    assert_eq!(broadcaster_name, "alice");
+                    (grant.epoch == 1).then(|| grant.clone())
+                }
+                _ => None,
+            })
+            .await;
+        assert_eq!(got, next);
+        // A broadcast that started over a day ago is refused.
+        let stale = LiveKeyGrant {
+            started_at: mayfly_protocol::UnixMillis(now().0 - DAY_MS - 1),
+            ..grant.clone()
+        };
+        assert!(
+            alice
+                .client()
+                .send_live_key(&[identity(&bob)], &stale)
+                .await
+                .is_err()
+        );
+        for p in [&mut alice, &mut bob, &mut carol] {
+            p.offline().await;
+        }
+    });
+}

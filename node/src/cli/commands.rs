@@ -583,6 +583,17 @@ fn print_event(e: &Event, json: bool) -> std::io::Result<()> {
                 "this device was replaced by device #{by_serial}: its messages and keys are erased"
             ),
         ),
+        Event::LiveKey {
+            broadcaster_name,
+            grant,
+            ..
+        } if grant.epoch == 0 => (
+            json!({"event": "live_started", "from": broadcaster_name, "broadcast": hex::encode(grant.broadcast_id.0), "started_at": grant.started_at.0, "replay": grant.replay}),
+            format!(
+                "{broadcaster_name} went live (broadcast {})",
+                short(&hex::encode(grant.broadcast_id.0))
+            ),
+        ),
         Event::Warning { message } => (
             json!({"event": "warning", "message": message}),
             format!("warning: {message}"),

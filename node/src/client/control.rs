@@ -1,6 +1,7 @@
 //! Contacts, invites and device changes.
 
-use mayfly_protocol::{ContactCard, Control, Invite};
+use mayfly_protocol::limits::MAX_LIVE_TTL_MS;
+use mayfly_protocol::{ContactCard, Control, Invite, LiveKeyGrant, SigningPublicKey};
 
 use super::inner::lock;
 use super::{Client, ClientError};
@@ -54,6 +55,42 @@ impl Client {
         let mut failed = Vec::new();
         for contact in contacts {
             if let Err(e) = self.inner.send_control(&contact, &update).await {
+                failed.push((contact.name.clone(), e));
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Hands `grant`, a key of this device's live broadcast, to each of
+    /// `to` (contacts) in an envelope (LIVE.md §3.3): epoch 0 tells them the
+    /// broadcast has started, at once if they are online, else at their
+    /// next sync. The clip carrying it expires `MAX_LIVE_TTL_MS` after the
+    /// broadcast started. Returns the contacts that could not be told.
+    pub async fn send_live_key(
+        &self,
+        to: &[SigningPublicKey],
+        grant: &LiveKeyGrant,
+    ) -> Result<Vec<(String, ClientError)>, ClientError> {
+        let expires_at = grant.started_at.plus(MAX_LIVE_TTL_MS);
+        if expires_at <= self.inner.now() {
+            return Err(mayfly_protocol::Error::InvalidParams(
+                "the broadcast started more than a day ago",
+            )
+            .into());
+        }
+        let control = Control::LiveKey(grant.clone());
+        let mut failed = Vec::new();
+        for identity in to {
+            let contact = self.inner.home().contact(identity)?.ok_or_else(|| {
+                ClientError::from(crate::home::HomeError::UnknownContact(hex::encode(
+                    identity.to_bytes(),
+                )))
+            })?;
+            if let Err(e) = self
+                .inner
+                .send_control_until(&contact, &control, expires_at)
+                .await
+            {
                 failed.push((contact.name.clone(), e));
             }
         }

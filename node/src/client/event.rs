@@ -1,7 +1,7 @@
 //! What the client tells the application.
 
 use libp2p::Multiaddr;
-use mayfly_protocol::{ClipKind, MessageId, SigningPublicKey};
+use mayfly_protocol::{ClipKind, LiveKeyGrant, MessageId, SigningPublicKey};
 
 /// Something the application may show or act on.
 #[derive(Debug, Clone)]
@@ -52,6 +52,17 @@ pub enum Event {
     DeviceReplaced {
         /// The serial of the device that replaced this one.
         by_serial: u64,
+    },
+    /// A contact handed this device a key of its live broadcast (LIVE.md
+    /// §3.3). Epoch 0 is the start notification: the contact went live.
+    /// The key is in the event only; the application keeps it to watch.
+    LiveKey {
+        /// The broadcaster's identity (the envelope's sender).
+        broadcaster: SigningPublicKey,
+        /// The broadcaster's contact name.
+        broadcaster_name: String,
+        /// The broadcast, epoch and key.
+        grant: LiveKeyGrant,
     },
     /// Something went wrong in the background; the client goes on.
     Warning {

@@ -232,6 +232,16 @@ impl Inner {
                 self.home().add_contact(&card, now)?;
                 self.emit(Event::ContactUpdated { identity: sender });
             }
+            // Live keys from contacts only: a stranger's "went live" is noise.
+            Control::LiveKey(grant) => {
+                if let Some(contact) = self.home().contact(&sender)? {
+                    self.emit(Event::LiveKey {
+                        broadcaster: sender,
+                        broadcaster_name: contact.name,
+                        grant,
+                    });
+                }
+            }
             _ => {}
         }
         Ok(())

@@ -321,6 +321,17 @@ impl Inner {
         contact: &Contact,
         control: &Control,
     ) -> Result<(), ClientError> {
+        let expires_at = self.now().plus(DEFAULT_CLIP_TTL_MS);
+        self.send_control_until(contact, control, expires_at).await
+    }
+
+    /// [`Inner::send_control`] in a clip that expires at `expires_at`.
+    pub async fn send_control_until(
+        &self,
+        contact: &Contact,
+        control: &Control,
+        expires_at: mayfly_protocol::UnixMillis,
+    ) -> Result<(), ClientError> {
         let bytes = control.to_bytes();
         let now = self.now();
         let header = ClipHeader {
@@ -328,7 +339,7 @@ impl Inner {
             allow_save: false,
             duration_ms: 0,
             created_at: now,
-            expires_at: now.plus(DEFAULT_CLIP_TTL_MS),
+            expires_at,
             content_len: bytes.len() as u64,
             parent: None,
             media_type: CONTROL_MEDIA_TYPE.to_owned(),

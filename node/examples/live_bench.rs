@@ -1,0 +1,275 @@
+//! Live distribution over gossipsub (`mayfly_node::live`), measured: a
+//! broadcaster and N viewers in this process on loopback TCP.
+//!
+//! For each N, two runs in the same process:
+//! - **overlay**: the default. Three viewers dial the broadcaster, every
+//!   other viewer dials the three viewers before it; the broadcaster keeps a
+//!   mesh of `broadcaster_mesh_n` (3) and never floods.
+//! - **fan-out**: the baseline. Every viewer dials the broadcaster, which
+//!   floods each segment to all of them (one copy per viewer).
+//!
+//! Reported per run: the broadcaster's gossip bytes sent (gossipsub's
+//! `topic_msg_sent_bytes`) divided by the stream's bytes; glass-to-glass
+//! latency (sealed → accepted and decrypted at a viewer) p50 and p99 over
+//! every delivery; deliveries made of those due; the process's CPU per
+//! stream second (all peers together) and its peak RSS.
+//!
+//! `cargo run --release -p mayfly-node --example live_bench -- [--viewers 10,50,100] [--segments 20] [--segment-kib 128] [--interval-ms 250]`
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use libp2p::Multiaddr;
+use mayfly_node::live::{LiveConfig, LiveEvent, LivePeer};
+use mayfly_protocol::live::{BroadcastId, EpochKey, SegmentGate, SegmentSealer};
+use mayfly_protocol::{Codec, Identity, UnixMillis};
+use prometheus_client::registry::Registry;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use tokio::sync::mpsc;
+
+fn now() -> UnixMillis {
+    UnixMillis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    )
+}
+
+struct Args {
+    viewers: Vec<usize>,
+    segments: u64,
+    segment_bytes: usize,
+    interval: Duration,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        viewers: vec![10, 50, 100],
+        segments: 20,
+        segment_bytes: 128 << 10,
+        interval: Duration::from_millis(250),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let v = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--viewers" => {
+                a.viewers = v
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .context("--viewers")?
+            }
+            "--segments" => a.segments = v.parse().context("--segments")?,
+            "--segment-kib" => a.segment_bytes = v.parse::<usize>().context("--segment-kib")? << 10,
+            "--interval-ms" => {
+                a.interval = Duration::from_millis(v.parse().context("--interval-ms")?)
+            }
+            _ => bail!("unknown flag {flag}"),
+        }
+    }
+    Ok(a)
+}
+
+/// CPU time of this process so far (user + system).
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 (1-based); after ") " the
+    // state is index 0, so they are indices 11 and 12. 100 ticks a second.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Peak resident set size of this process, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The sum of `topic_msg_sent_bytes` in `registry`.
+fn sent_bytes(registry: &Registry) -> anyhow::Result<u64> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry)?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("topic_msg_sent_bytes"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
+struct Outcome {
+    upload_ratio: f64,
+    p50: u64,
+    p99: u64,
+    delivered: usize,
+    due: usize,
+    cpu_per_stream_s: f64,
+}
+
+async fn run(n: usize, fan_out: bool, a: &Args) -> anyhow::Result<Outcome> {
+    let mut rng = ChaCha20Rng::from_seed([n as u8; 32]);
+    let alice = Identity::generate(&mut rng);
+    let device = alice.new_device(1, now(), &mut rng);
+    let id = BroadcastId([n as u8 ^ u8::from(fan_out); 32]);
+    let key = EpochKey::from_bytes([7; 32]);
+    let gate = || {
+        let mut g = SegmentGate::new(id, alice.public(), 1);
+        g.add_key(0, key.clone());
+        g
+    };
+    let config = LiveConfig {
+        heartbeat: Duration::from_millis(200),
+        flood_publish: fan_out,
+        ..LiveConfig::default()
+    };
+    let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse()?;
+    let mut registry = Registry::default();
+    let (caster, mut caster_rx) =
+        LivePeer::start(gate(), true, listen.clone(), &config, Some(&mut registry)).await?;
+    tokio::spawn(async move { while caster_rx.recv().await.is_some() {} });
+    let (tx, mut events) = mpsc::channel::<LiveEvent>(65_536);
+    let mut viewers: Vec<LivePeer> = Vec::new();
+    for i in 0..n {
+        let (v, mut rx) = LivePeer::start(gate(), false, listen.clone(), &config, None).await?;
+        if fan_out || i < 3 {
+            v.dial(caster.address().clone()).await?;
+        }
+        if !fan_out {
+            for w in &viewers[i.saturating_sub(3)..i] {
+                v.dial(w.address().clone()).await?;
+            }
+        }
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if tx.send(e).await.is_err() {
+                    break;
+                }
+            }
+        });
+        viewers.push(v);
+    }
+    // Wait for every mesh to form (at most 30 s).
+    let formed = Instant::now();
+    loop {
+        let mut ok = caster.mesh_size().await? > 0 || fan_out;
+        for v in &viewers {
+            ok &= v.mesh_size().await? > 0 || fan_out;
+        }
+        if ok {
+            break;
+        }
+        if formed.elapsed() > Duration::from_secs(30) {
+            bail!("the overlay of {n} viewers did not form in 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if fan_out {
+        // Every viewer must be connected to the broadcaster's topic.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut sealer = SegmentSealer::new(device, id, key.clone());
+    let media = vec![0x5a; a.segment_bytes];
+    let mut stream_bytes = 0u64;
+    let sent_before = sent_bytes(&registry)?;
+    let cpu_before = cpu();
+    for seq in 0..a.segments {
+        let kf = seq % 4 == 0;
+        let init: &[u8] = if kf { b"ftyp moov" } else { &[] };
+        let seg = sealer
+            .seal(
+                kf,
+                false,
+                init,
+                &media,
+                a.interval.as_millis() as u32,
+                now(),
+            )?
+            .to_bytes();
+        stream_bytes += seg.len() as u64;
+        caster.publish(seg).await?;
+        tokio::time::sleep(a.interval).await;
+    }
+    let due = n * a.segments as usize;
+    let mut latencies = Vec::with_capacity(due);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while latencies.len() < due {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(LiveEvent::Segment {
+                produced_at,
+                arrived_at,
+                plaintext: Some(_),
+                ..
+            })) => latencies.push(arrived_at.since(produced_at)),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let cpu_used = cpu() - cpu_before;
+    let sent = sent_bytes(&registry)? - sent_before;
+    for v in viewers.iter().chain([&caster]) {
+        v.stop().await;
+    }
+    latencies.sort_unstable();
+    let pct = |p: usize| {
+        latencies
+            .get(latencies.len() * p / 100)
+            .copied()
+            .unwrap_or(0)
+    };
+    let stream_secs = a.segments as f64 * a.interval.as_secs_f64();
+    Ok(Outcome {
+        upload_ratio: sent as f64 / stream_bytes as f64,
+        p50: pct(50),
+        p99: pct(99),
+        delivered: latencies.len(),
+        due,
+        cpu_per_stream_s: cpu_used.as_secs_f64() * 1000.0 / stream_secs,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "{} segments of {} KiB, one every {} ms",
+        a.segments,
+        a.segment_bytes >> 10,
+        a.interval.as_millis()
+    );
+    println!(
+        "viewers | run | upload / stream | latency p50 / p99 | delivered | CPU ms per stream s (all peers)"
+    );
+    for &n in &a.viewers {
+        for fan_out in [false, true] {
+            let o = rt.block_on(run(n, fan_out, &a))?;
+            println!(
+                "{n} | {} | {:.2}x | {} / {} ms | {}/{} | {:.0}",
+                if fan_out { "fan-out" } else { "overlay" },
+                o.upload_ratio,
+                o.p50,
+                o.p99,
+                o.delivered,
+                o.due,
+                o.cpu_per_stream_s
+            );
+        }
+    }
+    println!("peak RSS of the process: {:.0} MiB", peak_rss_mib());
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Live segments carried by the viewers: one libp2p gossipsub topic per
+//! broadcast, with [`SegmentGate`] as the application's message validation
+//! (LIVE.md §6, §8).
+//!
+//! Gossipsub does the distribution: each peer keeps a small mesh of others
+//! in the topic and forwards each message to its mesh once, so the
+//! broadcaster sends each segment to a few peers however many watch. A
+//! message is forwarded only after this module accepts it: the gate checks
+//! the broadcaster's signature, freshness and sequence number without any
+//! key, so forged, corrupted and replayed segments stop at the first
+//! honest peer, and gossipsub scores down the peer that sent them.
+//!
+//! Messages are published anonymously (no libp2p source or sequence number
+//! on the wire): the segment carries its own signature, and the id gossipsub
+//! uses to drop duplicates is the BLAKE3 hash of the segment.
+//!
+//! [`LivePeer`] runs one peer's swarm in a task: the broadcaster (which
+//! publishes), a viewer, or a relay helping viewers (which forwards without
+//! keys). It is not yet wired into the client and CLI.
+
+mod peer;
+
+pub use peer::{LiveEvent, LivePeer, LivePeerError};
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, IdentTopic, MessageId};
+use mayfly_protocol::live::{BroadcastId, MAX_SEGMENT_PLAINTEXT_LEN, Segment};
+
+/// Gossipsub's protocol id prefix for Mayfly live topics.
+pub const PROTOCOL_PREFIX: &str = "/mayfly/live";
+
+/// The largest gossip message data: a segment of the largest plaintext.
+pub const MAX_MESSAGE_LEN: usize = MAX_SEGMENT_PLAINTEXT_LEN + 16 + 273;
+/// Room in a gossipsub RPC for what surrounds one message's data (the
+/// topic, protobuf framing, control messages piggybacked on it).
+const RPC_OVERHEAD: usize = 4096;
+
+/// How a live peer joins the overlay. Defaults live here.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Peers each viewer keeps in its mesh (gossipsub D); bounds of the mesh
+    /// are D − 2 and D + 4.
+    pub mesh_n: usize,
+    /// Peers the broadcaster keeps in its mesh: what it uploads per segment.
+    pub broadcaster_mesh_n: usize,
+    /// Gossipsub's heartbeat, which repairs meshes and sends gossip.
+    pub heartbeat: Duration,
+    /// Events queued for the application before the peer waits for it.
+    pub event_queue: usize,
+    /// Commands queued for the peer's task.
+    pub command_queue: usize,
+    /// Whether the broadcaster sends each segment to every peer it is
+    /// connected to, not only its mesh (direct fan-out: a baseline for
+    /// benchmarks, never the default).
+    pub flood_publish: bool,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            mesh_n: 6,
+            broadcaster_mesh_n: 3,
+            heartbeat: Duration::from_millis(700),
+            event_queue: 1024,
+            command_queue: 64,
+            flood_publish: false,
+        }
+    }
+}
+
+/// The gossip topic of a broadcast.
+pub fn topic(id: &BroadcastId) -> IdentTopic {
+    IdentTopic::new(format!("{PROTOCOL_PREFIX}/1/{}", hex::encode(id.0)))
+}
+
+/// The gossipsub configuration of one peer: anonymous messages identified
+/// by their hash, validated by the application before they are forwarded,
+/// never flooded by the publisher, and at most [`MAX_MESSAGE_LEN`] bytes
+/// of data.
+pub fn gossipsub_config(
+    config: &LiveConfig,
+    broadcaster: bool,
+) -> Result<gossipsub::Config, LivePeerError> {
+    let d = if broadcaster {
+        config.broadcaster_mesh_n
+    } else {
+        config.mesh_n
+    };
+    gossipsub::ConfigBuilder::default()
+        .protocol_id_prefix(PROTOCOL_PREFIX)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(|m| MessageId::from(blake3::hash(&m.data).as_bytes().to_vec()))
+        .max_transmit_size(MAX_MESSAGE_LEN + RPC_OVERHEAD)
+        .flood_publish(config.flood_publish)
+        .mesh_n(d)
+        .mesh_n_low(d.saturating_sub(2).max(1))
+        .mesh_n_high(d + 4)
+        .mesh_outbound_min(1.min(d / 2))
+        .heartbeat_interval(config.heartbeat)
+        .build()
+        .map_err(|e| LivePeerError::Config(e.to_string()))
+}
+
+/// How a segment that arrived over gossip is judged: accepted segments are
+/// forwarded, duplicates dropped quietly, anything else rejected (and its
+/// sender penalised).
+pub fn acceptance(
+    result: &Result<Segment, mayfly_protocol::live::Refusal>,
+) -> gossipsub::MessageAcceptance {
+    match result {
+        Ok(_) => gossipsub::MessageAcceptance::Accept,
+        Err(r) if r.is_offence() => gossipsub::MessageAcceptance::Reject,
+        Err(_) => gossipsub::MessageAcceptance::Ignore,
+    }
+}

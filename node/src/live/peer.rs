@@ -1,0 +1,250 @@
+//! One live peer: a swarm running gossipsub on one broadcast's topic, in a
+//! task of its own, driven by bounded command and event channels.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAuthenticity, TopicHash};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
+use mayfly_protocol::UnixMillis;
+use mayfly_protocol::live::{Refusal, SegmentGate, SegmentPlaintext};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{LiveConfig, acceptance, gossipsub_config, topic};
+
+/// A live peer could not start, or a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LivePeerError {
+    /// The gossipsub settings are inconsistent.
+    #[error("live overlay settings: {0}")]
+    Config(String),
+    /// The transport could not be set up or listen.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// Publishing failed (e.g. no peer is subscribed yet).
+    #[error("publish: {0}")]
+    Publish(String),
+    /// The peer's task has stopped.
+    #[error("the live peer has stopped")]
+    Stopped,
+}
+
+/// What a live peer reports.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LiveEvent {
+    /// A segment passed the gate (and was forwarded). `plaintext` is there
+    /// when the peer holds its epoch's key and it opened.
+    Segment {
+        /// Its sequence number.
+        seq: u64,
+        /// When the broadcaster sealed it.
+        produced_at: UnixMillis,
+        /// When it arrived here.
+        arrived_at: UnixMillis,
+        /// Its plaintext, if this peer can open it.
+        plaintext: Option<SegmentPlaintext>,
+        /// The peer it came from.
+        from: PeerId,
+    },
+    /// A message the gate refused (not forwarded; the sender is penalised
+    /// unless it was a duplicate).
+    Refused {
+        /// Why.
+        reason: Refusal,
+        /// The peer it came from.
+        from: PeerId,
+    },
+}
+
+enum Command {
+    Dial(Multiaddr),
+    Publish(Vec<u8>, oneshot::Sender<Result<(), LivePeerError>>),
+    MeshSize(oneshot::Sender<usize>),
+    Stop,
+}
+
+/// A handle on a running live peer.
+#[derive(Clone)]
+pub struct LivePeer {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    address: Multiaddr,
+}
+
+impl LivePeer {
+    /// Starts a peer for the broadcast `gate` checks, listening on
+    /// `listen` (loopback TCP port 0, say). `broadcaster` selects the
+    /// publisher's smaller mesh. Events go to the returned receiver.
+    ///
+    /// With `metrics`, gossipsub records its counters there (among them
+    /// `topic_msg_sent_bytes`: the bytes of messages this peer sent).
+    pub async fn start(
+        gate: SegmentGate,
+        broadcaster: bool,
+        listen: Multiaddr,
+        config: &LiveConfig,
+        metrics: Option<&mut prometheus_client::registry::Registry>,
+    ) -> Result<(LivePeer, mpsc::Receiver<LiveEvent>), LivePeerError> {
+        let gs_config = gossipsub_config(config, broadcaster)?;
+        let transport = |e: &dyn std::fmt::Display| LivePeerError::Transport(e.to_string());
+        let mut behaviour = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gs_config)
+            .map_err(|e| LivePeerError::Config(e.to_string()))?;
+        if let Some(registry) = metrics {
+            behaviour = behaviour.with_metrics(registry, gossipsub::MetricsConfig::default());
+        }
+        let builder = SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::new().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| transport(&e))?;
+        let Ok(builder) = builder.with_behaviour(move |_| behaviour);
+        let mut swarm = builder
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let topic = topic(&gate.broadcast_id());
+        swarm
+            .behaviour_mut()
+            .subscribe(&topic)
+            .map_err(|e| LivePeerError::Config(e.to_string()))?;
+        swarm.listen_on(listen).map_err(|e| transport(&e))?;
+        let address = loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => break address,
+                SwarmEvent::ListenerError { error, .. } => return Err(transport(&error)),
+                _ => {}
+            }
+        };
+        let peer_id = *swarm.local_peer_id();
+        let (commands, rx) = mpsc::channel(config.command_queue);
+        let (events, events_rx) = mpsc::channel(config.event_queue);
+        tokio::spawn(run(swarm, gate, topic.hash(), rx, events));
+        Ok((
+            LivePeer {
+                commands,
+                peer_id,
+                address,
+            },
+            events_rx,
+        ))
+    }
+
+    /// This peer's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Where this peer listens (with no `/p2p` suffix).
+    pub fn address(&self) -> &Multiaddr {
+        &self.address
+    }
+
+    /// Dials another live peer.
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), LivePeerError> {
+        self.send(Command::Dial(address)).await
+    }
+
+    /// Publishes an encoded segment (the broadcaster), once, to its mesh.
+    pub async fn publish(&self, segment: Vec<u8>) -> Result<(), LivePeerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Publish(segment, tx)).await?;
+        rx.await.map_err(|_| LivePeerError::Stopped)?
+    }
+
+    /// How many peers are in this peer's mesh for the topic.
+    pub async fn mesh_size(&self) -> Result<usize, LivePeerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::MeshSize(tx)).await?;
+        rx.await.map_err(|_| LivePeerError::Stopped)
+    }
+
+    /// Stops the peer's task (its connections close).
+    pub async fn stop(&self) {
+        let _ = self.send(Command::Stop).await;
+    }
+
+    async fn send(&self, c: Command) -> Result<(), LivePeerError> {
+        self.commands
+            .send(c)
+            .await
+            .map_err(|_| LivePeerError::Stopped)
+    }
+}
+
+fn now() -> UnixMillis {
+    UnixMillis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    )
+}
+
+async fn run(
+    mut swarm: Swarm<gossipsub::Behaviour>,
+    mut gate: SegmentGate,
+    topic: TopicHash,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<LiveEvent>,
+) {
+    loop {
+        tokio::select! {
+            c = commands.recv() => match c {
+                None | Some(Command::Stop) => return,
+                Some(Command::Dial(a)) => {
+                    if let Err(e) = swarm.dial(a) {
+                        tracing::debug!("live dial: {e}");
+                    }
+                }
+                Some(Command::Publish(bytes, done)) => {
+                    let r = swarm
+                        .behaviour_mut()
+                        .publish(topic.clone(), bytes)
+                        .map(|_| ())
+                        .map_err(|e| LivePeerError::Publish(e.to_string()));
+                    let _ = done.send(r);
+                }
+                Some(Command::MeshSize(reply)) => {
+                    let _ = reply.send(swarm.behaviour().mesh_peers(&topic).count());
+                }
+            },
+            e = swarm.select_next_some() => {
+                let SwarmEvent::Behaviour(gossipsub::Event::Message {
+                    propagation_source,
+                    message_id,
+                    message,
+                }) = e else {
+                    continue;
+                };
+                let at = now();
+                let result = gate.accept(&message.data, at);
+                swarm.behaviour_mut().report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance(&result),
+                );
+                let event = match result {
+                    Ok(seg) => LiveEvent::Segment {
+                        seq: seg.seq(),
+                        produced_at: seg.produced_at(),
+                        arrived_at: at,
+                        plaintext: gate.open(&seg).and_then(Result::ok),
+                        from: propagation_source,
+                    },
+                    Err(reason) => LiveEvent::Refused {
+                        reason,
+                        from: propagation_source,
+                    },
+                };
+                // The application is slow: wait for it (bounded queue).
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

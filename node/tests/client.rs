@@ -195,19 +195,6 @@ fn clips_from_strangers_arrive_marked_unknown_and_saving_follows_the_sender() {
     });
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else if e.file_name() != "lock" {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// `SAMPLE` followed by a top-level `free` box, `len` bytes in all: a clip
 /// of several chunks.
 fn padded_sample(dir: &std::path::Path, len: usize) -> std::path::PathBuf {

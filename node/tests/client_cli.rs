@@ -12,8 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
-use cli_fixture::{card, init, json, json_at, mayfly, received_ids, run};
-use client_fixture::files_containing;
+use cli_fixture::{befriend, card, init, json, json_at, mayfly, received_ids, run};
+use client_fixture::{copy_dir, files_containing};
 use common::{Relay, TIMEOUT};
 use mayfly_node::home::Home;
 use mayfly_protocol::MessageId;
@@ -534,28 +534,13 @@ fn sends_show_progress_on_a_terminal_only() {
     relay.stop();
 }
 
-/// Copies a home directory (no process may hold it).
-fn copy_home(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_home(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_replaced_device_erases_its_keys_when_it_learns_of_the_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let (relay, r) = tcp_relay(dir.path());
     let alice = init(dir.path(), "alice", &r);
     let bob = init(dir.path(), "bob", &r);
-    json(&alice, &["contact", "add", &card(&bob)]);
-    json(&bob, &["contact", "add", &card(&alice)]);
+    befriend(&alice, &bob);
     let id = id_of(&json(&alice, &["send", "--to", "bob", SAMPLE]));
     assert_eq!(received_ids(&bob), std::slice::from_ref(&id));
     let key = Home::open(&bob)
@@ -565,7 +550,7 @@ fn a_replaced_device_erases_its_keys_when_it_learns_of_the_new_one() {
         .expect("bob holds the key");
     // The old phone keeps a copy of the home; bob moves to a new device.
     let old = dir.path().join("bob-old");
-    copy_home(&bob, &old);
+    copy_dir(&bob, &old);
     let replaced = json(&bob, &["device", "replace"]);
     assert_eq!(replaced["device_serial"], 2, "{replaced}");
     assert_eq!(files_containing(&old, key.as_bytes()).len(), 1);

@@ -141,6 +141,20 @@ pub fn befriend(a: &Person, b: &Person) {
 }
 
 /// Every file under `dir` containing `needle`.
+/// Copies a home directory, without its lock file (no process may hold it).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else if e.file_name() != "lock" {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
 pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

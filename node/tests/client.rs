@@ -491,6 +491,7 @@ fn a_live_start_reaches_an_offline_follower_at_sync_and_an_online_one_at_once() 
             key: EpochKey::from_bytes([9; 32]),
             started_at: now(),
             replay: true,
+            peers: vec!["/ip4/127.0.0.1/tcp/4001".into()],
         };
         // bob registered once, then went offline: the start waits in his
         // mailbox.

@@ -15,6 +15,7 @@ use data_encoding::BASE32_NOPAD as BASE32;
 use crate::card::ContactCard;
 use crate::codec::{Codec, Reader, Writer, read_header, tag, write_header};
 use crate::error::DecodeError;
+use crate::limits::{MAX_LIVE_PEERS, MAX_RELAY_ADDR_LEN};
 use crate::live::{BroadcastId, EpochKey};
 use crate::revocation::RevocationRecord;
 use crate::time::UnixMillis;
@@ -48,6 +49,11 @@ pub enum Control {
     /// A key of the sender's live broadcast, for the recipient to watch it
     /// (LIVE.md §3.3). Epoch 0 is the broadcast's start notification.
     LiveKey(LiveKeyGrant),
+    /// The sender asks to follow the recipient: to be told when the
+    /// recipient goes live (LIVE.md §3.4). Only a contact's request counts.
+    Follow,
+    /// The sender no longer follows the recipient (LIVE.md §3.4).
+    Unfollow,
 }
 
 /// One epoch key of a live broadcast, handed to a viewer in an envelope.
@@ -64,6 +70,26 @@ pub struct LiveKeyGrant {
     /// Whether relays keep its segments for a replay (up to
     /// `MAX_LIVE_TTL_MS` after each segment).
     pub replay: bool,
+    /// Where the viewer joins the broadcast's overlay: multiaddrs of
+    /// peers carrying it (the broadcaster's, or a relay's), at most
+    /// [`MAX_LIVE_PEERS`], each non-empty and at most
+    /// [`MAX_RELAY_ADDR_LEN`] bytes.
+    pub peers: Vec<String>,
+}
+
+impl LiveKeyGrant {
+    /// Checks the limits on `peers`.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        if self.peers.len() > MAX_LIVE_PEERS {
+            return Err(crate::Error::InvalidParams("too many live peers"));
+        }
+        if self.peers.iter().any(|p| {
+            p.is_empty() || p.len() > MAX_RELAY_ADDR_LEN || p.chars().any(char::is_control)
+        }) {
+            return Err(crate::Error::InvalidParams("bad live peer address"));
+        }
+        Ok(())
+    }
 }
 
 mod kind {
@@ -71,6 +97,8 @@ mod kind {
     pub const REVOKED: u8 = 2;
     pub const CARD_UPDATE: u8 = 3;
     pub const LIVE_KEY: u8 = 4;
+    pub const FOLLOW: u8 = 5;
+    pub const UNFOLLOW: u8 = 6;
 }
 
 impl Codec for Control {
@@ -97,7 +125,13 @@ impl Codec for Control {
                 out.put(g.key.as_bytes());
                 out.put_u64(g.started_at.0);
                 out.put_u8(u8::from(g.replay));
+                out.put_u8(g.peers.len() as u8);
+                for p in &g.peers {
+                    out.put_string_u16(p);
+                }
             }
+            Self::Follow => out.put_u8(kind::FOLLOW),
+            Self::Unfollow => out.put_u8(kind::UNFOLLOW),
         }
     }
 
@@ -116,10 +150,33 @@ impl Codec for Control {
                 key: EpochKey::from_bytes(r.array()?),
                 started_at: UnixMillis(r.u64()?),
                 replay: r.bool("replay")?,
+                peers: read_live_peers(r)?,
             })),
+            kind::FOLLOW => Ok(Self::Follow),
+            kind::UNFOLLOW => Ok(Self::Unfollow),
             _ => Err(DecodeError::Invalid("control message kind")),
         }
     }
+}
+
+/// The `peers` of a [`LiveKeyGrant`]: `count (u8) ‖ string16 × count`.
+fn read_live_peers(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
+    let n = usize::from(r.u8()?);
+    if n > MAX_LIVE_PEERS {
+        return Err(DecodeError::TooLong {
+            field: "live peer count",
+            limit: MAX_LIVE_PEERS,
+        });
+    }
+    (0..n)
+        .map(|_| {
+            let s = r.string_u16("live peer address", MAX_RELAY_ADDR_LEN)?;
+            if s.is_empty() {
+                return Err(DecodeError::Invalid("empty live peer address"));
+            }
+            Ok(s)
+        })
+        .collect()
 }
 
 /// An invite: the inviter's card and a one-time token the inviter keeps.

@@ -437,3 +437,107 @@ pub fn live_gate(data: &[u8]) {
         }
     }
 }
+
+/// The fragmented-MP4 cutter ([`crate::fmp4::Cutter`]), with small limits:
+/// the first byte is the size of the pieces the rest is fed in. Fed in
+/// pieces, the stream gives the same pieces and the same verdict as fed
+/// whole; the cutter never holds more than its limits allow; the pieces
+/// are the init part first, then segments within the limits, and together
+/// they are the start of the stream (all of it when the cut succeeds).
+pub fn fmp4_cutter(data: &[u8]) {
+    use crate::fmp4::{Cutter, CutterConfig, Piece};
+    let Some((&split, data)) = data.split_first() else {
+        return;
+    };
+    let config = CutterConfig {
+        target_ms: 1000,
+        max_duration_ms: 4000,
+        max_segment_len: 1 << 14,
+        max_init_len: 1 << 12,
+    };
+    let run = |step: usize| {
+        let mut c = Cutter::new(config);
+        let mut pieces = Vec::new();
+        let mut verdict = Ok(());
+        for piece in data.chunks(step.max(1)) {
+            verdict = c.push(piece);
+            assert!(c.buffered() <= config.max_segment_len.max(config.max_init_len) + 16);
+            pieces.extend(core::iter::from_fn(|| c.next_piece()));
+            if verdict.is_err() {
+                break;
+            }
+        }
+        if verdict.is_ok() {
+            match c.finish() {
+                Ok(rest) => pieces.extend(rest),
+                Err(e) => verdict = Err(e),
+            }
+        }
+        (pieces, verdict)
+    };
+    let (pieces, verdict) = run(data.len());
+    assert_eq!(run(usize::from(split)), (pieces.clone(), verdict.clone()));
+    let mut joined = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        match piece {
+            Piece::Init(init) => {
+                assert_eq!(i, 0, "the init part comes first, once");
+                assert!(init.len() <= config.max_init_len);
+                joined.extend_from_slice(init);
+            }
+            Piece::Segment(s) => {
+                assert!(i > 0, "a segment before the init part");
+                assert!(!s.bytes.is_empty() && s.bytes.len() <= config.max_segment_len);
+                assert!(s.duration_ms <= config.max_duration_ms);
+                joined.extend_from_slice(&s.bytes);
+            }
+        }
+    }
+    assert!(data.starts_with(&joined), "pieces are not the stream");
+    if verdict.is_ok() {
+        assert_eq!(joined.len(), data.len(), "bytes lost");
+    }
+}
+
+/// Drives a [`crate::playout::Playout`] with segments and clock steps read
+/// from `data` (3 bytes per step: sequence number, flags, time step) and
+/// checks its promises: media plays in increasing order, each once, at
+/// most `max_held` segments wait, nothing follows the end.
+pub fn playout(data: &[u8]) {
+    use crate::live::SegmentPlaintext;
+    use crate::playout::{Output, Playout, PlayoutConfig};
+    use crate::time::UnixMillis;
+    let config = PlayoutConfig {
+        max_wait_ms: 500,
+        max_held: 6,
+    };
+    let mut p = Playout::new(config);
+    let mut now = 1_000_000u64;
+    let mut last: Option<u64> = None;
+    let mut ended = false;
+    for step in data.chunks_exact(3) {
+        let seq = u64::from(step[0]);
+        let flags = step[1] & 0x03;
+        now += u64::from(step[2]) * 10;
+        let keyframe = flags & crate::live::FLAG_KEYFRAME != 0;
+        let plaintext = SegmentPlaintext {
+            init: if keyframe { vec![step[1]] } else { Vec::new() },
+            media: vec![step[0]],
+        };
+        p.push(seq, flags, UnixMillis(now), plaintext, UnixMillis(now));
+        while let Some(o) = p.poll(UnixMillis(now)) {
+            assert!(!ended, "output after the end");
+            match o {
+                Output::Media { seq, bytes, .. } => {
+                    assert!(last.is_none_or(|l| seq > l), "out of order");
+                    assert_eq!(bytes, vec![seq as u8]);
+                    last = Some(seq);
+                }
+                Output::Skipped { from, to } => assert!(from < to),
+                Output::End => ended = true,
+                _ => {}
+            }
+        }
+        assert!(p.held() <= config.max_held);
+    }
+}

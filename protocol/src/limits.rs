@@ -62,6 +62,8 @@ pub const MAX_DISPLAY_NAME_LEN: usize = 64;
 pub const MAX_RELAYS: usize = 8;
 /// Longest relay address on a contact card, in bytes of UTF-8.
 pub const MAX_RELAY_ADDR_LEN: usize = 256;
+/// Most overlay peers a live key names (LIVE.md §3.3).
+pub const MAX_LIVE_PEERS: usize = 8;
 /// Most entries a [`crate::revocation::RevocationLedger`] holds by default.
 pub const DEFAULT_LEDGER_CAPACITY: usize = 1 << 20;
 

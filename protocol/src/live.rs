@@ -40,6 +40,8 @@ pub const LIVE_REPLAY_WINDOW: u64 = 256;
 /// The most epoch keys a gate holds at once; adding one more forgets the
 /// oldest.
 pub const MAX_EPOCH_KEYS: usize = 16;
+/// RECOMMENDED longest life of one epoch key, in ms (LIVE.md §3.2).
+pub const LIVE_EPOCH_MS: u64 = 10 * 60 * 1000;
 
 /// Segment flag: a player can start here; the init part is present.
 pub const FLAG_KEYFRAME: u8 = 0x01;
@@ -280,6 +282,11 @@ impl SegmentSealer {
     /// The sequence number the next segment gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The current epoch's key (to hand to a viewer added mid-epoch).
+    pub fn key(&self) -> &EpochKey {
+        &self.key
     }
 
     /// Moves to the next epoch with a fresh `key`; returns its number. Every

@@ -89,7 +89,7 @@ proptest! {
     }
 
     #[test]
-    fn control_messages_and_invites(seed in any::<u64>(), token in any::<[u8; 16]>(), name in text(), at in any::<usize>()) {
+    fn control_messages_and_invites(seed in any::<u64>(), token in any::<[u8; 16]>(), name in text(), at in any::<usize>(), epoch in any::<u32>(), t in any::<u64>(), replay in any::<bool>(), peers in prop::collection::vec(text(), 0..=mayfly_protocol::limits::MAX_LIVE_PEERS)) {
         let mut rng = rng(seed);
         let p = Party::new(&mut rng);
         let card = ContactCard::new(&p.identity, &p.device, p.prekeys.signed_prekey().clone(), vec![], name).unwrap();
@@ -97,6 +97,18 @@ proptest! {
         strict(&Control::InviteReply { token, card: card.clone() })?;
         strict(&Control::Revoked(rec))?;
         strict(&Control::CardUpdate(card.clone()))?;
+        strict(&Control::Follow)?;
+        strict(&Control::Unfollow)?;
+        let grant = LiveKeyGrant {
+            broadcast_id: live::BroadcastId(token.repeat(2).try_into().unwrap()),
+            epoch,
+            key: live::EpochKey::from_bytes([7; 32]),
+            started_at: UnixMillis(t),
+            replay,
+            peers,
+        };
+        prop_assert!(grant.check().is_ok());
+        strict(&Control::LiveKey(grant))?;
         let invite = Invite { token, card };
         strict(&invite)?;
         let text = invite.to_text();

@@ -452,6 +452,21 @@ const NEGATIVE: &[(&str, &str, &str)] = &[
         "Decode(NonCanonical(\"replay\"))",
     ),
     (
+        "control-neg-live-key-peer-count",
+        "CLIENT-MESSAGES.md §2 live key peers",
+        "Decode(TooLong { field: \"live peer count\", limit: 8 })",
+    ),
+    (
+        "control-neg-live-key-empty-peer",
+        "CLIENT-MESSAGES.md §2 live key peers",
+        "Decode(Invalid(\"empty live peer address\"))",
+    ),
+    (
+        "control-neg-follow-body",
+        "§3.1 trailing bytes",
+        "Decode(TrailingBytes(1))",
+    ),
+    (
         "control-neg-trailing-byte",
         "§3.1 trailing bytes",
         "Decode(TrailingBytes(1))",

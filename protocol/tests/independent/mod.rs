@@ -591,18 +591,25 @@ pub fn decode(ty: &str, input: &Value) -> Faults {
                     }
                     Some([2]) => revocation(&mut c, &mut f),
                     Some([3]) => card(&mut c, &mut f),
-                    // Live key: broadcast id, epoch, key, started_at, replay.
+                    // Live key: broadcast id, epoch, key, started_at, replay,
+                    // then count (u8, at most 8) non-empty string16 peers.
                     Some([4]) => {
                         if c.take(32 + 4 + 32 + 8).is_none() {
                             add(&mut f, "§3.1 truncation");
                         } else {
                             match c.take(1) {
                                 None => add(&mut f, "§3.1 truncation"),
-                                Some([0 | 1]) => {}
-                                Some(_) => add(&mut f, "§3.1 boolean"),
+                                Some([0 | 1]) => live_peers(&mut c, &mut f),
+                                Some(_) => {
+                                    // A decoder stops at the bad byte.
+                                    add(&mut f, "§3.1 boolean");
+                                    c.pos = c.b.len();
+                                }
                             }
                         }
                     }
+                    // Follow and unfollow have no body.
+                    Some([5 | 6]) => {}
                     Some(_) => {
                         // The body of an unknown kind has no layout to check.
                         add(&mut f, "CLIENT-MESSAGES.md §2 kind");
@@ -615,6 +622,37 @@ pub fn decode(ty: &str, input: &Value) -> Faults {
         other => panic!("unknown structure {other}"),
     }
     f
+}
+
+/// The peers of a live key (CLIENT-MESSAGES.md §2): a u8 count of at most
+/// 8, then that many non-empty strings of at most 256 bytes (u16 length).
+fn live_peers(c: &mut Cur<'_>, f: &mut Faults) {
+    let Some(&[n]) = c.take(1) else {
+        add(f, "§3.1 truncation");
+        return;
+    };
+    if n > 8 {
+        // A decoder stops here: what follows is not read.
+        add(f, "CLIENT-MESSAGES.md §2 live key peers");
+        c.pos = c.b.len();
+        return;
+    }
+    for _ in 0..n {
+        let Some(len) = c.take(2) else {
+            add(f, "§3.1 truncation");
+            return;
+        };
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len == 0 || len > 256 {
+            add(f, "CLIENT-MESSAGES.md §2 live key peers");
+            c.pos = c.b.len();
+            return;
+        }
+        if c.take(len).is_none() {
+            add(f, "§3.1 truncation");
+            return;
+        }
+    }
 }
 
 /// The faults of a `prekey_bundle_verify` case (§5.4), and the prekey chosen.

@@ -1060,23 +1060,91 @@ pub fn generate() -> Vec<Case> {
         key: live::EpochKey::from_bytes([0x24; 32]),
         started_at: NOW,
         replay: true,
+        peers: vec![
+            "/ip4/192.0.2.7/tcp/4001".into(),
+            "/ip6/2001:db8::7/tcp/4001".into(),
+        ],
     })
     .to_bytes();
     out.push(decode_case(
         "control-live-key",
-        "A live key: broadcast 0x42…42, epoch 3, key 0x24…24, started at NOW, with a replay.",
+        "A live key: broadcast 0x42…42, epoch 3, key 0x24…24, started at NOW, with a replay, joined at two peers.",
         "control",
         "ok",
         &live_key,
     ));
+    let no_peers = Control::LiveKey(LiveKeyGrant {
+        broadcast_id: live::BroadcastId([0x42; 32]),
+        epoch: 0,
+        key: live::EpochKey::from_bytes([0x24; 32]),
+        started_at: NOW,
+        replay: false,
+        peers: Vec::new(),
+    })
+    .to_bytes();
+    out.push(decode_case(
+        "control-live-key-start",
+        "The start notification (epoch 0) of a broadcast without a replay, naming no peer.",
+        "control",
+        "ok",
+        &no_peers,
+    ));
+    // The replay byte sits after the fixed fields: type, version, kind (3),
+    // broadcast id (32), epoch (4), key (32), started_at (8).
+    let replay_at = 3 + 32 + 4 + 32 + 8;
     let mut bad_replay = live_key.clone();
-    *bad_replay.last_mut().expect("a byte") = 2;
+    bad_replay[replay_at] = 2;
     out.push(neg_decode(
         "control-neg-live-key-replay",
         "A live key whose replay byte is 2: a boolean is 0 or 1.",
         "control",
         "§3.1 boolean",
         &bad_replay,
+    ));
+    let mut too_many = no_peers.clone();
+    too_many[replay_at + 1] = 9;
+    for _ in 0..9 {
+        too_many.extend_from_slice(&[0, 1, b'x']);
+    }
+    out.push(neg_decode(
+        "control-neg-live-key-peer-count",
+        "A live key naming 9 peers: at most 8.",
+        "control",
+        "CLIENT-MESSAGES.md §2 live key peers",
+        &too_many,
+    ));
+    let mut empty_peer = no_peers.clone();
+    empty_peer[replay_at + 1] = 1;
+    empty_peer.extend_from_slice(&[0, 0]);
+    out.push(neg_decode(
+        "control-neg-live-key-empty-peer",
+        "A live key naming one peer whose address is empty.",
+        "control",
+        "CLIENT-MESSAGES.md §2 live key peers",
+        &empty_peer,
+    ));
+    out.push(decode_case(
+        "control-follow",
+        "A follow request (kind 5, no body).",
+        "control",
+        "ok",
+        &Control::Follow.to_bytes(),
+    ));
+    out.push(decode_case(
+        "control-unfollow",
+        "An unfollow notice (kind 6, no body).",
+        "control",
+        "ok",
+        &Control::Unfollow.to_bytes(),
+    ));
+    let mut follow_body = Control::Follow.to_bytes();
+    follow_body.push(0);
+    out.push(neg_decode(
+        "control-neg-follow-body",
+        "A follow request followed by one byte: it has no body.",
+        "control",
+        "§3.1 trailing bytes",
+        &follow_body,
     ));
     let mut bad_kind = reply.clone();
     bad_kind[2] = 9;

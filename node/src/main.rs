@@ -97,6 +97,25 @@ enum Command {
     /// Manage this identity's device.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Follow a contact: get their start notifications and keys when they go live.
+    Follow {
+        /// The contact, by name or identity prefix.
+        contact: String,
+    },
+    /// Stop following a contact's broadcasts.
+    Unfollow {
+        /// The contact, by name or identity prefix.
+        contact: String,
+    },
+    /// List the contacts who follow you, or remove one.
+    Followers {
+        /// Remove this follower (they get no more keys; a live broadcast rotates its key).
+        #[arg(long, value_name = "CONTACT")]
+        remove: Option<String>,
+    },
+    /// Go live to your followers, list broadcasts you can watch, or watch one.
+    #[command(subcommand)]
+    Live(LiveCommand),
     /// Stay online: receive direct deliveries and relay pushes until SIGINT or SIGTERM.
     Online {
         /// Accept direct deliveries on this address (repeatable; default /ip4/127.0.0.1/tcp/0).
@@ -117,7 +136,7 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
     },
-    /// Run a relay and three clients on loopback: send, stream, react, revoke.
+    /// Run a relay and three clients on loopback: send, stream, react, revoke, go live and watch.
     Demo {
         /// Keep the temporary homes and print where they are.
         #[arg(long)]
@@ -131,6 +150,50 @@ enum Command {
         /// With --local: seed keys from this number (reproducible runs).
         #[arg(long)]
         seed: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LiveCommand {
+    /// Broadcast fragmented MP4 (e.g. from `ffmpeg … -movflags frag_keyframe+empty_moov -f mp4 -`)
+    /// to your followers, end-to-end encrypted, in segments of about 1 s cut at keyframes.
+    Start {
+        /// Send to these contacts instead of your followers (names or identity prefixes, commas).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+        /// Let relays keep the segments for a 24-hour replay.
+        #[arg(long)]
+        replay: bool,
+        /// Where viewers join the overlay (default /ip4/0.0.0.0/tcp/0).
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Option<Multiaddr>,
+        /// Wait until this many viewers have joined before the first segment (at most 60 s).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        wait_for: usize,
+        /// Publish as fast as the input comes instead of at the video's own pace.
+        #[arg(long)]
+        no_pace: bool,
+        /// The input: a fragmented MP4 file, or `-` for stdin.
+        input: String,
+    },
+    /// List the broadcasts you hold keys for (kept 24 h).
+    List,
+    /// Watch a broadcast: verify, decrypt and write it in order as fragmented MP4.
+    Watch {
+        /// The broadcast id (or a unique prefix of at least 4 hex digits), from `live list`.
+        id: String,
+        /// Where to write it: a file, or `-` for stdout (e.g. piped into ffplay or mpv).
+        #[arg(long, value_name = "FILE|-")]
+        out: String,
+        /// Also join the overlay at this peer (repeatable).
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: Vec<Multiaddr>,
+        /// Where this viewer's overlay peer listens (default /ip4/0.0.0.0/tcp/0).
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Option<Multiaddr>,
+        /// Give up after this long with no new segment, e.g. 30s, 2m.
+        #[arg(long, value_parser = cli::parse_duration, default_value = "30s")]
+        idle: Duration,
     },
 }
 
@@ -226,6 +289,36 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Open { id, out } => cli::commands::open(&home()?, &id, &out, json),
         Command::Revoke { id } => cli::commands::revoke(&home()?, &id, json),
         Command::Device(DeviceCommand::Replace) => cli::commands::device_replace(&home()?, json),
+        Command::Follow { contact } => cli::live::follow(&home()?, &contact, true, json),
+        Command::Unfollow { contact } => cli::live::follow(&home()?, &contact, false, json),
+        Command::Followers { remove } => cli::live::followers(&home()?, remove.as_deref(), json),
+        Command::Live(LiveCommand::Start {
+            to,
+            replay,
+            listen,
+            wait_for,
+            no_pace,
+            input,
+        }) => cli::live::start_live(
+            &home()?,
+            &cli::live::StartOptions {
+                to: &to,
+                replay,
+                input: &input,
+                listen,
+                wait_for,
+                no_pace,
+            },
+            json,
+        ),
+        Command::Live(LiveCommand::List) => cli::live::list(&home()?, json),
+        Command::Live(LiveCommand::Watch {
+            id,
+            out,
+            peer,
+            listen,
+            idle,
+        }) => cli::live::watch_live(&home()?, &id, &out, peer, listen, idle, json),
         Command::Online { listen } => {
             init_logging()?;
             cli::commands::online(&home()?, listen, json)

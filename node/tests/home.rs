@@ -585,3 +585,89 @@ fn a_superseded_device_erases_its_secrets_and_is_refused_after() {
     );
     assert!(err.to_string().contains("replaced by device #2"), "{err}");
 }
+
+#[test]
+fn followers_and_live_keys_are_kept_then_erased_from_every_file() {
+    use mayfly_protocol::LiveKeyGrant;
+    use mayfly_protocol::live::{BroadcastId, EpochKey, MAX_EPOCH_KEYS};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("home");
+    let home = new_home(&dir, 21);
+    let mut r = rng(22);
+    let alice = Identity::generate(&mut r);
+    let mallory = Identity::generate(&mut r);
+
+    // Followers: contacts only, once each.
+    assert!(matches!(
+        home.add_follower(&alice.public(), T0),
+        Err(HomeError::UnknownContact(_))
+    ));
+    home.add_contact(&other_card(&alice, 1, "alice", &mut r), T0)
+        .unwrap();
+    assert!(home.add_follower(&alice.public(), T0).unwrap());
+    assert!(!home.add_follower(&alice.public(), T0).unwrap());
+    assert_eq!(home.followers().unwrap(), vec![(alice.public(), T0)]);
+    assert!(home.remove_follower(&alice.public()).unwrap());
+    assert!(home.followers().unwrap().is_empty());
+
+    // Keys: one slot each, at most MAX_EPOCH_KEYS, lowest epochs go first.
+    let id = BroadcastId([0x33; 32]);
+    let key = |e: u32| {
+        let mut k = [0x5c; 32];
+        k[..4].copy_from_slice(&e.to_be_bytes());
+        k
+    };
+    let grant = |e: u32| LiveKeyGrant {
+        broadcast_id: id,
+        epoch: e,
+        key: EpochKey::from_bytes(key(e)),
+        started_at: T0,
+        replay: false,
+        peers: vec!["/ip4/127.0.0.1/tcp/9".into()],
+    };
+    let n = MAX_EPOCH_KEYS as u32 + 2;
+    for e in 0..n {
+        let (b, new) = home
+            .store_live_key(&alice.public(), &grant(e), T0.plus(u64::from(e)))
+            .unwrap();
+        assert_eq!(new, e == 0);
+        assert_eq!(b.broadcaster, alice.public());
+    }
+    let held: Vec<u32> = home
+        .live_keys(&id)
+        .unwrap()
+        .iter()
+        .map(|(e, _)| *e)
+        .collect();
+    assert_eq!(held, (2..n).collect::<Vec<_>>());
+    for e in 0..n {
+        let want = usize::from(e >= 2);
+        assert_eq!(holders(&dir, &key(e)).len(), want, "epoch {e}");
+    }
+    // Another broadcaster cannot add keys to this broadcast.
+    assert!(
+        home.store_live_key(&mallory.public(), &grant(99), T0)
+            .is_err()
+    );
+    assert_eq!(home.find_broadcast("3333").unwrap().id, id);
+
+    // A day after the newest key, everything goes, from every file.
+    let last = T0.plus(u64::from(n - 1));
+    assert_eq!(
+        home.erase_expired_broadcasts(last.plus(24 * HOUR - 1))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        home.erase_expired_broadcasts(last.plus(24 * HOUR)).unwrap(),
+        1
+    );
+    assert!(home.broadcasts().unwrap().is_empty());
+    assert!(home.live_keys(&id).unwrap().is_empty());
+    drop(home);
+    let home = Home::open(&dir).unwrap();
+    drop(home);
+    for e in 0..n {
+        assert!(holders(&dir, &key(e)).is_empty(), "epoch {e} key remains");
+    }
+}

@@ -590,9 +590,21 @@ fn print_event(e: &Event, json: bool) -> std::io::Result<()> {
         } if grant.epoch == 0 => (
             json!({"event": "live_started", "from": broadcaster_name, "broadcast": hex::encode(grant.broadcast_id.0), "started_at": grant.started_at.0, "replay": grant.replay}),
             format!(
-                "{broadcaster_name} went live (broadcast {})",
+                "{broadcaster_name} went live (watch: mayfly live watch {} --out -)",
                 short(&hex::encode(grant.broadcast_id.0))
             ),
+        ),
+        Event::Follower {
+            identity,
+            name,
+            following,
+        } => (
+            json!({"event": if *following { "follower_added" } else { "follower_removed" }, "name": name, "identity": hex::encode(identity.to_bytes())}),
+            if *following {
+                format!("{name} follows you")
+            } else {
+                format!("{name} no longer follows you")
+            },
         ),
         Event::Warning { message } => (
             json!({"event": "warning", "message": message}),

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod demo;
+pub mod live;
 pub mod output;
 pub mod progress;
 

@@ -1,7 +1,7 @@
 //! Contacts, invites and device changes.
 
 use mayfly_protocol::limits::MAX_LIVE_TTL_MS;
-use mayfly_protocol::{ContactCard, Control, Invite, LiveKeyGrant, SigningPublicKey};
+use mayfly_protocol::{ContactCard, Control, Invite, LiveKeyGrant, SigningPublicKey, UnixMillis};
 
 use super::inner::lock;
 use super::{Client, ClientError};
@@ -95,6 +95,48 @@ impl Client {
             }
         }
         Ok(failed)
+    }
+
+    /// Follows `contact`'s broadcasts: tells them in a `Follow` control
+    /// message, so they send this device their start notifications and
+    /// keys (LIVE.md §3.4).
+    pub async fn follow(&self, contact: &Contact) -> Result<(), ClientError> {
+        self.inner.send_control(contact, &Control::Follow).await
+    }
+
+    /// Stops following `contact`'s broadcasts (an `Unfollow` message).
+    pub async fn unfollow(&self, contact: &Contact) -> Result<(), ClientError> {
+        self.inner.send_control(contact, &Control::Unfollow).await
+    }
+
+    /// Removes `identity` from this identity's followers (no message is
+    /// sent: they simply get no more keys). True if it was a follower.
+    pub fn remove_follower(&self, identity: &SigningPublicKey) -> Result<bool, ClientError> {
+        Ok(self.inner.home().remove_follower(identity)?)
+    }
+
+    /// This identity's followers that are contacts, with since when.
+    pub fn followers(&self) -> Result<Vec<(Contact, UnixMillis)>, ClientError> {
+        let home = self.inner.home();
+        let mut out = Vec::new();
+        for (id, since) in home.followers()? {
+            if let Some(c) = home.contact(&id)? {
+                out.push((c, since));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The client's idea of now (the system clock plus any test offset).
+    pub fn now(&self) -> UnixMillis {
+        self.inner.now()
+    }
+
+    /// 32 bytes from the client's random generator (seeded in tests).
+    pub fn random_32(&self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        rand_core::Rng::fill_bytes(&mut *lock(&self.inner.rng), &mut b);
+        b
     }
 
     /// The local peer id (derived from the device key).

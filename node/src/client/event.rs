@@ -55,7 +55,7 @@ pub enum Event {
     },
     /// A contact handed this device a key of its live broadcast (LIVE.md
     /// §3.3). Epoch 0 is the start notification: the contact went live.
-    /// The key is in the event only; the application keeps it to watch.
+    /// The key is kept in the home (`Home::live_keys`) for 24 hours.
     LiveKey {
         /// The broadcaster's identity (the envelope's sender).
         broadcaster: SigningPublicKey,
@@ -63,6 +63,16 @@ pub enum Event {
         broadcaster_name: String,
         /// The broadcast, epoch and key.
         grant: LiveKeyGrant,
+    },
+    /// A contact started or stopped following this identity (LIVE.md
+    /// §3.4).
+    Follower {
+        /// Their identity.
+        identity: SigningPublicKey,
+        /// Their contact name.
+        name: String,
+        /// True for a new follower, false for one that left.
+        following: bool,
     },
     /// Something went wrong in the background; the client goes on.
     Warning {

@@ -234,12 +234,34 @@ impl Inner {
             }
             // Live keys from contacts only: a stranger's "went live" is noise.
             Control::LiveKey(grant) => {
-                if let Some(contact) = self.home().contact(&sender)? {
+                // The home's guard must not live across the next call.
+                let contact = self.home().contact(&sender)?;
+                if let Some(contact) = contact {
+                    self.home().store_live_key(&sender, &grant, now)?;
                     self.emit(Event::LiveKey {
                         broadcaster: sender,
                         broadcaster_name: contact.name,
                         grant,
                     });
+                }
+            }
+            Control::Follow | Control::Unfollow => {
+                // Follows from contacts only (LIVE.md §3.4).
+                let contact = self.home().contact(&sender)?;
+                if let Some(contact) = contact {
+                    let following = matches!(control, Control::Follow);
+                    let changed = if following {
+                        self.home().add_follower(&sender, now)?
+                    } else {
+                        self.home().remove_follower(&sender)?
+                    };
+                    if changed {
+                        self.emit(Event::Follower {
+                            identity: sender,
+                            name: contact.name,
+                            following,
+                        });
+                    }
                 }
             }
             _ => {}

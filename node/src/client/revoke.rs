@@ -202,9 +202,11 @@ impl Inner {
         Ok(())
     }
 
-    /// Erases every clip past its expiry, here and in the local store.
+    /// Erases every clip past its expiry, here and in the local store, and
+    /// the keys of live broadcasts past theirs.
     pub async fn expire(&self) -> Result<Vec<MessageId>, ClientError> {
         let now = self.now();
+        self.home().erase_expired_broadcasts(now)?;
         let ids = self.home().expired(now)?;
         for id in &ids {
             self.erase_local(id)?;

@@ -33,6 +33,9 @@ pub(super) enum Purpose {
     Prekey = 4,
     /// An invite token (16 bytes, then 16 zeros); id = the token.
     Invite = 5,
+    /// An epoch key of a live broadcast received; id = broadcast id ‖
+    /// epoch (u32 BE).
+    LiveKey = 6,
 }
 
 /// The 32-byte slot name: `derive_key(SLOT_NAME_CONTEXT, purpose ‖ id)`.

@@ -9,7 +9,9 @@ use mayfly_protocol::DeviceCertificate;
 use mayfly_protocol::codec::Codec;
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::tables::{CHILDREN, EXPIRIES, INVITES, PREKEYS, RECEIVED, SENT, SLOTS, SUPERSEDED_KEY};
+use super::tables::{
+    BROADCASTS, CHILDREN, EXPIRIES, INVITES, PREKEYS, RECEIVED, SENT, SLOTS, SUPERSEDED_KEY,
+};
 use super::{Home, HomeError, META};
 
 /// What [`Home::supersede`] erased.
@@ -54,6 +56,7 @@ impl Home {
             clear(&mut tx.txn.open_table(EXPIRIES)?)?;
             clear(&mut tx.txn.open_table(CHILDREN)?)?;
             clear(&mut tx.txn.open_table(INVITES)?)?;
+            clear(&mut tx.txn.open_table(BROADCASTS)?)?;
             let names = {
                 let t = tx.txn.open_table(SLOTS)?;
                 let mut out = Vec::new();

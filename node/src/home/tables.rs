@@ -30,6 +30,11 @@ pub(super) const INVITES: TableDefinition<K32, u64> = TableDefinition::new("invi
 /// Relay address → last sequence number fetched.
 pub(super) const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 
+/// Identity key → `u64` when it started following this device's identity.
+pub(super) const FOLLOWERS: TableDefinition<K32, u64> = TableDefinition::new("followers");
+/// Broadcast id → live broadcast record (keys in slots of purpose 6).
+pub(super) const BROADCASTS: TableDefinition<K32, &[u8]> = TableDefinition::new("broadcasts");
+
 /// `META` key of the format version.
 pub(super) const FORMAT_KEY: &str = "format";
 /// `META` key of the profile.
@@ -51,5 +56,7 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), HomeError> {
     txn.open_table(PREKEYS)?;
     txn.open_table(INVITES)?;
     txn.open_table(CURSORS)?;
+    txn.open_table(FOLLOWERS)?;
+    txn.open_table(BROADCASTS)?;
     Ok(())
 }

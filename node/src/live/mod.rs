@@ -16,11 +16,46 @@
 //!
 //! [`LivePeer`] runs one peer's swarm in a task: the broadcaster (which
 //! publishes), a viewer, or a relay helping viewers (which forwards without
-//! keys). It is not yet wired into the client and CLI.
+//! keys). [`Broadcaster`] goes live on top of it, [`watch`] watches.
 
+mod broadcast;
 mod peer;
+mod watch;
 
+pub use broadcast::{BroadcastConfig, BroadcastStats, Broadcaster, Failed};
 pub use peer::{LiveEvent, LivePeer, LivePeerError};
+pub use watch::{WatchConfig, WatchProgress, WatchSummary, watch};
+
+/// A live broadcast or watch failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LiveError {
+    /// The overlay peer failed.
+    #[error(transparent)]
+    Peer(#[from] LivePeerError),
+    /// The client failed (sending a key).
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    /// The home failed (reading keys).
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    /// Sealing failed (a segment too long, the broadcast ended).
+    #[error(transparent)]
+    Protocol(#[from] mayfly_protocol::Error),
+    /// Writing the video out failed.
+    #[error("writing the video: {0}")]
+    Output(std::io::Error),
+    /// None of the broadcast's overlay addresses could be dialled.
+    #[error("the broadcast names no address that can be dialled")]
+    NoPeers,
+}
+
+/// The system clock in Unix ms.
+fn system_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 use std::time::Duration;
 
@@ -54,6 +89,9 @@ pub struct LiveConfig {
     /// connected to, not only its mesh (direct fan-out: a baseline for
     /// benchmarks, never the default).
     pub flood_publish: bool,
+    /// Added to the system clock when judging segments' freshness (tests
+    /// of expiry; the client's `clock_offset_ms`).
+    pub clock_offset_ms: i64,
 }
 
 impl Default for LiveConfig {
@@ -65,6 +103,7 @@ impl Default for LiveConfig {
             event_queue: 1024,
             command_queue: 64,
             flood_publish: false,
+            clock_offset_ms: 0,
         }
     }
 }

@@ -1,14 +1,14 @@
 //! One live peer: a swarm running gossipsub on one broadcast's topic, in a
 //! task of its own, driven by bounded command and event channels.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAuthenticity, TopicHash};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
 use mayfly_protocol::UnixMillis;
-use mayfly_protocol::live::{Refusal, SegmentGate, SegmentPlaintext};
+use mayfly_protocol::live::{EpochKey, Refusal, SegmentGate, SegmentPlaintext};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{LiveConfig, acceptance, gossipsub_config, topic};
@@ -23,7 +23,7 @@ pub enum LivePeerError {
     /// The transport could not be set up or listen.
     #[error("transport: {0}")]
     Transport(String),
-    /// Publishing failed (e.g. no peer is subscribed yet).
+    /// Publishing failed (the message is too large, every queue is full).
     #[error("publish: {0}")]
     Publish(String),
     /// The peer's task has stopped.
@@ -40,6 +40,8 @@ pub enum LiveEvent {
     Segment {
         /// Its sequence number.
         seq: u64,
+        /// Its flags (`FLAG_KEYFRAME`, `FLAG_END`).
+        flags: u8,
         /// When the broadcaster sealed it.
         produced_at: UnixMillis,
         /// When it arrived here.
@@ -61,8 +63,10 @@ pub enum LiveEvent {
 
 enum Command {
     Dial(Multiaddr),
-    Publish(Vec<u8>, oneshot::Sender<Result<(), LivePeerError>>),
+    AddKey(u32, EpochKey),
+    Publish(Vec<u8>, oneshot::Sender<Result<bool, LivePeerError>>),
     MeshSize(oneshot::Sender<usize>),
+    Subscribers(oneshot::Sender<usize>),
     Stop,
 }
 
@@ -71,7 +75,7 @@ enum Command {
 pub struct LivePeer {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
-    address: Multiaddr,
+    addresses: Vec<Multiaddr>,
 }
 
 impl LivePeer {
@@ -113,22 +117,38 @@ impl LivePeer {
             .subscribe(&topic)
             .map_err(|e| LivePeerError::Config(e.to_string()))?;
         swarm.listen_on(listen).map_err(|e| transport(&e))?;
-        let address = loop {
+        let mut addresses = vec![loop {
             match swarm.select_next_some().await {
                 SwarmEvent::NewListenAddr { address, .. } => break address,
                 SwarmEvent::ListenerError { error, .. } => return Err(transport(&error)),
                 _ => {}
             }
-        };
+        }];
+        // An unspecified address (0.0.0.0) is reported once per interface,
+        // all at once; nothing else happens before anyone dials.
+        for _ in 0..MAX_LISTEN_EVENTS {
+            match tokio::time::timeout(LISTEN_SETTLE, swarm.select_next_some()).await {
+                Ok(SwarmEvent::NewListenAddr { address, .. }) => addresses.push(address),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
         let peer_id = *swarm.local_peer_id();
         let (commands, rx) = mpsc::channel(config.command_queue);
         let (events, events_rx) = mpsc::channel(config.event_queue);
-        tokio::spawn(run(swarm, gate, topic.hash(), rx, events));
+        tokio::spawn(run(
+            swarm,
+            gate,
+            topic.hash(),
+            rx,
+            events,
+            config.clock_offset_ms,
+        ));
         Ok((
             LivePeer {
                 commands,
                 peer_id,
-                address,
+                addresses,
             },
             events_rx,
         ))
@@ -139,9 +159,19 @@ impl LivePeer {
         self.peer_id
     }
 
-    /// Where this peer listens (with no `/p2p` suffix).
+    /// Where this peer listens (with no `/p2p` suffix): the first address.
     pub fn address(&self) -> &Multiaddr {
-        &self.address
+        &self.addresses[0]
+    }
+
+    /// Every address this peer listens on (with no `/p2p` suffix).
+    pub fn addresses(&self) -> &[Multiaddr] {
+        &self.addresses
+    }
+
+    /// Hands the gate the key of `epoch`, so segments of that epoch open.
+    pub async fn add_key(&self, epoch: u32, key: EpochKey) -> Result<(), LivePeerError> {
+        self.send(Command::AddKey(epoch, key)).await
     }
 
     /// Dials another live peer.
@@ -150,7 +180,8 @@ impl LivePeer {
     }
 
     /// Publishes an encoded segment (the broadcaster), once, to its mesh.
-    pub async fn publish(&self, segment: Vec<u8>) -> Result<(), LivePeerError> {
+    /// False if no peer is subscribed to the broadcast yet.
+    pub async fn publish(&self, segment: Vec<u8>) -> Result<bool, LivePeerError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Publish(segment, tx)).await?;
         rx.await.map_err(|_| LivePeerError::Stopped)?
@@ -160,6 +191,13 @@ impl LivePeer {
     pub async fn mesh_size(&self) -> Result<usize, LivePeerError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::MeshSize(tx)).await?;
+        rx.await.map_err(|_| LivePeerError::Stopped)
+    }
+
+    /// How many connected peers are subscribed to the topic.
+    pub async fn subscribers(&self) -> Result<usize, LivePeerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Subscribers(tx)).await?;
         rx.await.map_err(|_| LivePeerError::Stopped)
     }
 
@@ -176,12 +214,14 @@ impl LivePeer {
     }
 }
 
-fn now() -> UnixMillis {
-    UnixMillis(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    )
+/// How long a starting peer waits for more listen addresses after the
+/// first.
+const LISTEN_SETTLE: Duration = Duration::from_millis(50);
+/// The most events a starting peer takes while collecting addresses.
+const MAX_LISTEN_EVENTS: usize = 32;
+
+fn now(offset_ms: i64) -> UnixMillis {
+    UnixMillis(super::system_now_ms().saturating_add_signed(offset_ms))
 }
 
 async fn run(
@@ -190,23 +230,34 @@ async fn run(
     topic: TopicHash,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<LiveEvent>,
+    clock_offset_ms: i64,
 ) {
     loop {
         tokio::select! {
             c = commands.recv() => match c {
                 None | Some(Command::Stop) => return,
+                Some(Command::AddKey(epoch, key)) => gate.add_key(epoch, key),
                 Some(Command::Dial(a)) => {
                     if let Err(e) = swarm.dial(a) {
                         tracing::debug!("live dial: {e}");
                     }
                 }
                 Some(Command::Publish(bytes, done)) => {
-                    let r = swarm
-                        .behaviour_mut()
-                        .publish(topic.clone(), bytes)
-                        .map(|_| ())
-                        .map_err(|e| LivePeerError::Publish(e.to_string()));
+                    let r = match swarm.behaviour_mut().publish(topic.clone(), bytes) {
+                        Ok(_) => Ok(true),
+                        // Nobody watches (yet): not an error.
+                        Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(false),
+                        Err(e) => Err(LivePeerError::Publish(e.to_string())),
+                    };
                     let _ = done.send(r);
+                }
+                Some(Command::Subscribers(reply)) => {
+                    let n = swarm
+                        .behaviour()
+                        .all_peers()
+                        .filter(|(_, topics)| topics.contains(&&topic))
+                        .count();
+                    let _ = reply.send(n);
                 }
                 Some(Command::MeshSize(reply)) => {
                     let _ = reply.send(swarm.behaviour().mesh_peers(&topic).count());
@@ -220,7 +271,7 @@ async fn run(
                 }) = e else {
                     continue;
                 };
-                let at = now();
+                let at = now(clock_offset_ms);
                 let result = gate.accept(&message.data, at);
                 swarm.behaviour_mut().report_message_validation_result(
                     &message_id,
@@ -230,6 +281,7 @@ async fn run(
                 let event = match result {
                     Ok(seg) => LiveEvent::Segment {
                         seq: seg.seq(),
+                        flags: seg.flags(),
                         produced_at: seg.produced_at(),
                         arrived_at: at,
                         plaintext: gate.open(&seg).and_then(Result::ok),

@@ -1,0 +1,446 @@
+//! `mayfly follow`, `unfollow`, `followers` and `mayfly live …`: going live
+//! to followers and watching (spec/LIVE.md).
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use libp2p::Multiaddr;
+use mayfly_node::client::{Client, ClientConfig, Event};
+use mayfly_node::live::{
+    BroadcastConfig, Broadcaster, WatchConfig, WatchProgress, WatchSummary, watch,
+};
+use mayfly_protocol::fmp4::{Cutter, CutterConfig, Piece};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::output::{Stdout, eline, print, short};
+use super::{one_shot_config, start};
+
+/// `mayfly follow` and `mayfly unfollow`.
+pub fn follow(dir: &Path, contact: &str, follow: bool, json: bool) -> anyhow::Result<()> {
+    super::runtime()?.block_on(async {
+        let (client, _events) = start(dir, one_shot_config()).await?;
+        let c = client.with_home(|h| h.find_contact(contact))?;
+        let r = if follow {
+            client.follow(&c).await
+        } else {
+            client.unfollow(&c).await
+        };
+        client.shutdown().await;
+        r?;
+        let verb = if follow { "following" } else { "no longer following" };
+        print(
+            json,
+            json!({"name": c.name, "identity": hex::encode(c.card.identity_key().to_bytes()), "following": follow}),
+            || format!("{verb} {} (they learn of it at their next sync)", c.name),
+        )?;
+        anyhow::Ok(())
+    })
+}
+
+/// `mayfly followers` (and `mayfly followers remove`).
+pub fn followers(dir: &Path, remove: Option<&str>, json: bool) -> anyhow::Result<()> {
+    super::runtime()?.block_on(async {
+        let (client, _events) = start(dir, one_shot_config()).await?;
+        // Take in pending follows first (offline: what is here).
+        let synced = client.sync().await;
+        let r = (|| {
+            if let Some(name) = remove {
+                let c = client.with_home(|h| h.find_contact(name))?;
+                if !client.remove_follower(&c.card.identity_key())? {
+                    bail!("{} does not follow you", c.name);
+                }
+                eline(format_args!("removed {} from your followers", c.name));
+            }
+            Ok(client.followers()?)
+        })();
+        client.shutdown().await;
+        let list = r?;
+        if let Err(e) = synced {
+            eline(format_args!("mayfly: warning: no relay reached ({e}); listing what is here"));
+        }
+        let rows: Vec<_> = list
+            .iter()
+            .map(|(c, since)| json!({"name": c.name, "identity": hex::encode(c.card.identity_key().to_bytes()), "since": since.0}))
+            .collect();
+        print(json, json!({ "followers": rows }), || {
+            if list.is_empty() {
+                return "no followers yet".to_owned();
+            }
+            list.iter()
+                .map(|(c, _)| {
+                    format!(
+                        "{}  {}",
+                        c.name,
+                        &hex::encode(c.card.identity_key().to_bytes())[..16]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        anyhow::Ok(())
+    })
+}
+
+/// What `mayfly live start` was asked to do.
+pub struct StartOptions<'a> {
+    /// Contacts to send the broadcast to; empty for the followers.
+    pub to: &'a [String],
+    /// Let relays keep a replay.
+    pub replay: bool,
+    /// The fragmented MP4 input: a file, or `-` for stdin.
+    pub input: &'a str,
+    /// Where the overlay peer listens.
+    pub listen: Option<Multiaddr>,
+    /// Wait until this many peers have joined before the first segment.
+    pub wait_for: usize,
+    /// Publish as fast as the input comes, not at the media's pace.
+    pub no_pace: bool,
+}
+
+/// How long `live start --wait-for` waits at most.
+const WAIT_FOR_VIEWERS: Duration = Duration::from_secs(60);
+/// How long the broadcaster stays up after its end segment.
+const END_LINGER: Duration = Duration::from_millis(1_500);
+/// Input read at a time.
+const READ_CHUNK: usize = 64 << 10;
+
+/// `mayfly live start`.
+pub fn start_live(dir: &Path, o: &StartOptions<'_>, json: bool) -> anyhow::Result<()> {
+    let input: Box<dyn Read + Send> = if o.input == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(o.input).with_context(|| format!("cannot open {}", o.input))?)
+    };
+    super::runtime()?.block_on(async {
+        let (client, mut events) = start(dir, ClientConfig::default()).await?;
+        let r = broadcast(&client, &mut events, o, input, json).await;
+        client.shutdown().await;
+        r
+    })
+}
+
+async fn broadcast(
+    client: &Client,
+    events: &mut mpsc::Receiver<Event>,
+    o: &StartOptions<'_>,
+    mut input: Box<dyn Read + Send>,
+    json: bool,
+) -> anyhow::Result<()> {
+    client.start().await?;
+    let viewers = if o.to.is_empty() {
+        let f = client.followers()?;
+        if f.is_empty() {
+            bail!(
+                "you have no followers yet: name viewers with --to, or ask contacts to `mayfly follow` you"
+            );
+        }
+        f.into_iter().map(|(c, _)| c.card.identity_key()).collect()
+    } else {
+        client.with_home(|h| {
+            o.to.iter()
+                .map(|n| Ok(h.find_contact(n)?.card.identity_key()))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?
+    };
+    let mut config = BroadcastConfig {
+        replay: o.replay,
+        ..BroadcastConfig::default()
+    };
+    if let Some(l) = &o.listen {
+        config.listen = l.clone();
+    }
+    let (mut b, failed) = Broadcaster::start(client, viewers.clone(), config).await?;
+    let id = hex::encode(b.id().0);
+    for (name, e) in &failed {
+        eline(format_args!("mayfly: warning: {name} was not told: {e}"));
+    }
+    print(
+        json,
+        json!({"event": "live", "broadcast_id": id, "viewers": viewers.len() - failed.len(), "peers": b.peers()}),
+        || {
+            format!(
+                "live {} to {} viewer(s); overlay at {}",
+                short(&id),
+                viewers.len() - failed.len(),
+                b.peers().join(" ")
+            )
+        },
+    )?;
+    if o.wait_for > 0 {
+        let deadline = Instant::now() + WAIT_FOR_VIEWERS;
+        while b.peer().subscribers().await? < o.wait_for {
+            if Instant::now() >= deadline {
+                bail!(
+                    "fewer than {} viewer(s) joined within {WAIT_FOR_VIEWERS:?}",
+                    o.wait_for
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The input is read on a thread of its own (stdin blocks).
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(16);
+    std::thread::spawn(move || {
+        loop {
+            let mut buf = vec![0u8; READ_CHUNK];
+            match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(buf)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let bar = spinner(!json);
+    let mut cutter = Some(Cutter::new(CutterConfig::default()));
+    let mut init = Vec::new();
+    let started = tokio::time::Instant::now();
+    let mut first_ms = None;
+    let mut sent = 0u64;
+    loop {
+        let pieces = tokio::select! {
+            chunk = rx.recv() => match chunk {
+                Some(Ok(bytes)) => {
+                    let c = cutter.as_mut().expect("the cutter is there until the end");
+                    c.push(&bytes).context("the input is not fragmented MP4")?;
+                    std::iter::from_fn(|| c.next_piece()).collect::<Vec<_>>()
+                }
+                Some(Err(e)) => return Err(e).context("reading the input"),
+                None => {
+                    let c = cutter.take().expect("the cutter is there until the end");
+                    let last = c.finish().context("the input is not fragmented MP4")?;
+                    for p in last {
+                        publish(&mut b, &mut init, p, o, started, &mut first_ms, &mut sent, &bar).await?;
+                    }
+                    break;
+                }
+            },
+            e = events.recv() => {
+                if let Some(Event::Follower { identity, name, following }) = e {
+                    if following {
+                        b.add_viewer(identity).await?;
+                        bar.println(format!("{name} followed you and joined"));
+                    } else if b.viewers().contains(&identity) {
+                        b.remove_viewer(&identity).await?;
+                        bar.println(format!("{name} unfollowed: the key rotated without them"));
+                    }
+                }
+                continue;
+            }
+        };
+        for p in pieces {
+            publish(
+                &mut b,
+                &mut init,
+                p,
+                o,
+                started,
+                &mut first_ms,
+                &mut sent,
+                &bar,
+            )
+            .await?;
+        }
+    }
+    let stats = b.end(END_LINGER).await?;
+    bar.finish_and_clear();
+    print(
+        json,
+        json!({"event": "ended", "broadcast_id": id, "segments": stats.segments, "published": stats.published, "bytes": stats.bytes, "epochs": stats.epochs, "refused": stats.refused}),
+        || {
+            format!(
+                "ended {}: {} segment(s), {} bytes, {} epoch key(s); {} reached a viewer",
+                short(&id),
+                stats.segments,
+                stats.bytes,
+                stats.epochs,
+                stats.published
+            )
+        },
+    )?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn publish(
+    b: &mut Broadcaster,
+    init: &mut Vec<u8>,
+    piece: Piece,
+    o: &StartOptions<'_>,
+    started: tokio::time::Instant,
+    first_ms: &mut Option<u64>,
+    sent: &mut u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    match piece {
+        Piece::Init(i) => *init = i,
+        Piece::Segment(seg) => {
+            // At the media's pace: segment N goes out when its start time
+            // has come, counted from the first.
+            let first = *first_ms.get_or_insert(seg.start_ms);
+            if !o.no_pace {
+                let at = started + Duration::from_millis(seg.start_ms.saturating_sub(first));
+                tokio::time::sleep_until(at).await;
+            }
+            b.send(init, &seg).await?;
+            *sent += 1;
+            bar.set_message(format!(
+                "live: {} segment(s), {:.1} s, {} peer(s) in mesh",
+                sent,
+                (seg.start_ms - first + u64::from(seg.duration_ms)) as f64 / 1000.0,
+                b.peer().mesh_size().await.unwrap_or(0)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn spinner(enabled: bool) -> ProgressBar {
+    use std::io::IsTerminal;
+    let target = if enabled && std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(None, target);
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// `mayfly live list`: broadcasts this device holds keys for.
+pub fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
+    super::runtime()?.block_on(async {
+        let (client, _events) = start(dir, one_shot_config()).await?;
+        let synced = client.sync().await;
+        let r = client.with_home(|h| -> anyhow::Result<_> {
+            let mut rows = Vec::new();
+            for b in h.broadcasts()? {
+                let name = h
+                    .contact(&b.broadcaster)?
+                    .map_or_else(|| "?".to_owned(), |c| c.name);
+                rows.push((b, name));
+            }
+            Ok(rows)
+        });
+        client.shutdown().await;
+        let rows = r?;
+        if let Err(e) = synced {
+            eline(format_args!("mayfly: warning: no relay reached ({e}); listing what is here"));
+        }
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(b, name)| json!({"broadcast_id": hex::encode(b.id.0), "broadcaster": name, "started_at": b.started_at.0, "replay": b.replay, "epochs": b.epochs, "peers": b.peers}))
+            .collect();
+        print(json, json!({ "broadcasts": list }), || {
+            if rows.is_empty() {
+                return "no broadcasts".to_owned();
+            }
+            rows.iter()
+                .map(|(b, name)| format!("{}  {name}  {} key(s)", short(&hex::encode(b.id.0)), b.epochs.len()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        anyhow::Ok(())
+    })
+}
+
+/// `mayfly live watch`.
+pub fn watch_live(
+    dir: &Path,
+    id: &str,
+    out: &str,
+    peers: Vec<Multiaddr>,
+    listen: Option<Multiaddr>,
+    idle: Duration,
+    json: bool,
+) -> anyhow::Result<()> {
+    super::runtime()?.block_on(async {
+        let (client, mut events) = start(dir, ClientConfig::default()).await?;
+        let r = async {
+            client.start().await?;
+            let b = client.with_home(|h| h.find_broadcast(id))?;
+            let mut config = WatchConfig {
+                extra_peers: peers,
+                idle,
+                ..WatchConfig::default()
+            };
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            let bar = spinner(!json);
+            let show = |p: &WatchProgress| {
+                bar.set_message(format!(
+                    "{} segment(s), {} skipped, {} bytes, latency {} ms",
+                    p.played, p.skipped, p.bytes, p.latency_ms
+                ));
+            };
+            let s = if out == "-" {
+                watch(&client, Some(&mut events), &b, &mut Stdout, &config, show).await?
+            } else {
+                let mut f = std::io::BufWriter::new(
+                    std::fs::File::create(out).with_context(|| format!("cannot create {out}"))?,
+                );
+                watch(&client, Some(&mut events), &b, &mut f, &config, show).await?
+            };
+            bar.finish_and_clear();
+            anyhow::Ok((b, s))
+        }
+        .await;
+        client.shutdown().await;
+        let (b, s) = r?;
+        report(&hex::encode(b.id.0), &s, out, json)?;
+        if s.progress.played == 0 {
+            bail!("no segment of the broadcast arrived within {idle:?}");
+        }
+        anyhow::Ok(())
+    })
+}
+
+fn report(id: &str, s: &WatchSummary, out: &str, json: bool) -> anyhow::Result<()> {
+    let mut l = s.latencies_ms.clone();
+    l.sort_unstable();
+    let pct = |q: f64| {
+        l.get(((l.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
+    let p = &s.progress;
+    let msg = json!({
+        "broadcast_id": id, "ended": s.ended, "segments": p.played, "skipped": p.skipped,
+        "bytes": p.bytes, "latency_p50_ms": pct(0.5), "latency_p99_ms": pct(0.99),
+        "no_key": p.no_key, "refused": p.refused,
+    });
+    let text = format!(
+        "{} {}: {} segment(s), {} skipped, {} bytes, latency p50 {} ms, p99 {} ms",
+        if s.ended {
+            "watched"
+        } else {
+            "stopped watching"
+        },
+        short(id),
+        p.played,
+        p.skipped,
+        p.bytes,
+        pct(0.5).unwrap_or(0),
+        pct(0.99).unwrap_or(0)
+    );
+    if out == "-" {
+        // Stdout carries the video.
+        eline(if json { msg.to_string() } else { text });
+    } else {
+        print(json, msg, || text)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Going live through the CLI, as users would: a `mayfly relay`, a
+//! broadcaster and followers as processes on loopback. Followers follow,
+//! the broadcaster goes live with a fragmented MP4 file, the followers
+//! watch, and what they write is the broadcaster's input, byte for byte.
+
+mod cli_fixture;
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use cli_fixture::{befriend, init, json, mayfly, run};
+use common::{Relay, TIMEOUT};
+use serde_json::Value;
+
+const LIVE_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/live.mp4");
+const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
+
+/// A running `mayfly --json …` whose stdout lines are read as JSON.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Running {
+    fn start(home: &Path, args: &[&str]) -> Running {
+        let mut child = mayfly(home)
+            .arg("--json")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mayfly starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    fn next(&self) -> Value {
+        self.lines.recv_timeout(TIMEOUT).expect("a line in time")
+    }
+
+    /// Waits for the process to exit; asserts success and returns stderr.
+    fn finish(mut self) -> String {
+        let status = self.child.wait().expect("wait");
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut stderr).ok();
+        }
+        assert!(status.success(), "{status}: {stderr}");
+        stderr
+    }
+}
+
+#[test]
+fn followers_watch_a_live_broadcast_and_write_exactly_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &["--listen", LOOPBACK], 1);
+    let address = relay.tcp().to_string();
+    let alice = init(dir.path(), "alice", &address);
+    let bob = init(dir.path(), "bob", &address);
+    let carol = init(dir.path(), "carol", &address);
+    let dave = init(dir.path(), "dave", &address);
+    befriend(&alice, &bob);
+    befriend(&alice, &carol);
+    befriend(&alice, &dave);
+
+    // Nobody follows alice yet: going live needs followers or --to.
+    let out = run(&alice, &["live", "start", LIVE_SAMPLE]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no followers yet"));
+
+    // bob, carol and dave follow; dave changes his mind.
+    for f in [&bob, &carol, &dave] {
+        assert_eq!(json(f, &["follow", "alice"])["following"], true);
+    }
+    assert_eq!(json(&dave, &["unfollow", "alice"])["following"], false);
+    let followers = json(&alice, &["followers"]);
+    let names: Vec<&str> = followers["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob", "carol"], "{followers}");
+
+    // alice goes live and waits for both viewers before the first segment.
+    let live = Running::start(
+        &alice,
+        &[
+            "live",
+            "start",
+            "--listen",
+            LOOPBACK,
+            "--wait-for",
+            "2",
+            LIVE_SAMPLE,
+        ],
+    );
+    let started = live.next();
+    assert_eq!(started["event"], "live", "{started}");
+    assert_eq!(started["viewers"], 2, "{started}");
+    let id = started["broadcast_id"].as_str().unwrap().to_owned();
+
+    // The start notification reached the followers (not dave).
+    for f in [&bob, &carol] {
+        let list = json(f, &["live", "list"]);
+        assert_eq!(list["broadcasts"][0]["broadcast_id"], id.as_str(), "{list}");
+        assert_eq!(list["broadcasts"][0]["broadcaster"], "alice");
+    }
+    assert_eq!(
+        json(&dave, &["live", "list"])["broadcasts"],
+        serde_json::json!([])
+    );
+
+    let watchers: Vec<_> = [&bob, &carol]
+        .iter()
+        .map(|f| {
+            let out = f.join("watched.mp4");
+            let w = Running::start(
+                f,
+                &[
+                    "live",
+                    "watch",
+                    &id[..8],
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--listen",
+                    LOOPBACK,
+                    "--idle",
+                    "20s",
+                ],
+            );
+            (w, out)
+        })
+        .collect();
+    let ended = live.next();
+    assert_eq!(ended["event"], "ended", "{ended}");
+    live.finish();
+    let input = std::fs::read(LIVE_SAMPLE).unwrap();
+    let segments = ended["segments"].as_u64().unwrap();
+    assert!(segments >= 5, "{ended}");
+    for (w, out) in watchers {
+        let summary = w.next();
+        w.finish();
+        assert_eq!(summary["ended"], true, "{summary}");
+        assert_eq!(summary["skipped"], 0, "{summary}");
+        // Every segment but the end marker played.
+        assert_eq!(
+            summary["segments"].as_u64().unwrap(),
+            segments - 1,
+            "{summary}"
+        );
+        let got = std::fs::read(&out).unwrap();
+        assert!(
+            got == input,
+            "{} bytes written, {} in",
+            got.len(),
+            input.len()
+        );
+    }
+}

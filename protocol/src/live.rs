@@ -453,6 +453,16 @@ impl SegmentGate {
         self.keys.clear();
     }
 
+    /// Whether the key of `epoch` is held.
+    pub fn has_key(&self, epoch: u32) -> bool {
+        self.keys.contains_key(&epoch)
+    }
+
+    /// The newest epoch whose key is held.
+    pub fn newest_epoch(&self) -> Option<u32> {
+        self.keys.keys().next_back().copied()
+    }
+
     /// The broadcast this gate admits.
     pub fn broadcast_id(&self) -> BroadcastId {
         self.broadcast_id

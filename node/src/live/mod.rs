@@ -92,6 +92,9 @@ pub struct LiveConfig {
     /// Added to the system clock when judging segments' freshness (tests
     /// of expiry; the client's `clock_offset_ms`).
     pub clock_offset_ms: i64,
+    /// Accepted segments of an epoch whose key has not come yet, held until
+    /// it does (then opened), the oldest going out unopened beyond this.
+    pub hold_without_key: usize,
 }
 
 impl Default for LiveConfig {
@@ -104,6 +107,7 @@ impl Default for LiveConfig {
             command_queue: 64,
             flood_publish: false,
             clock_offset_ms: 0,
+            hold_without_key: 8,
         }
     }
 }

@@ -8,7 +8,7 @@ use libp2p::gossipsub::{self, MessageAuthenticity, TopicHash};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
 use mayfly_protocol::UnixMillis;
-use mayfly_protocol::live::{EpochKey, Refusal, SegmentGate, SegmentPlaintext};
+use mayfly_protocol::live::{EpochKey, Refusal, Segment, SegmentGate, SegmentPlaintext};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{LiveConfig, acceptance, gossipsub_config, topic};
@@ -143,6 +143,7 @@ impl LivePeer {
             rx,
             events,
             config.clock_offset_ms,
+            config.hold_without_key,
         ));
         Ok((
             LivePeer {
@@ -231,12 +232,27 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<LiveEvent>,
     clock_offset_ms: i64,
+    config_hold: usize,
 ) {
+    let mut pending: std::collections::VecDeque<(Segment, UnixMillis, PeerId)> =
+        std::collections::VecDeque::new();
     loop {
         tokio::select! {
             c = commands.recv() => match c {
                 None | Some(Command::Stop) => return,
-                Some(Command::AddKey(epoch, key)) => gate.add_key(epoch, key),
+                Some(Command::AddKey(epoch, key)) => {
+                    gate.add_key(epoch, key);
+                    // What waited for this key opens now.
+                    let (ready, wait): (Vec<_>, Vec<_>) = pending
+                        .drain(..)
+                        .partition(|(seg, _, _)| seg.epoch() == epoch);
+                    pending.extend(wait);
+                    for (seg, at, from) in ready {
+                        if events.send(segment_event(&gate, &seg, at, from)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 Some(Command::Dial(a)) => {
                     if let Err(e) = swarm.dial(a) {
                         tracing::debug!("live dial: {e}");
@@ -279,14 +295,21 @@ async fn run(
                     acceptance(&result),
                 );
                 let event = match result {
-                    Ok(seg) => LiveEvent::Segment {
-                        seq: seg.seq(),
-                        flags: seg.flags(),
-                        produced_at: seg.produced_at(),
-                        arrived_at: at,
-                        plaintext: gate.open(&seg).and_then(Result::ok),
-                        from: propagation_source,
-                    },
+                    // The key of a new epoch may come after its first
+                    // segments (a rotation): they wait for it (a few),
+                    // then go out unopened.
+                    Ok(seg)
+                        if config_hold > 0
+                            && gate.newest_epoch().is_some_and(|e| seg.epoch() > e) =>
+                    {
+                        pending.push_back((seg, at, propagation_source));
+                        if pending.len() <= config_hold {
+                            continue;
+                        }
+                        let (seg, at, from) = pending.pop_front().expect("one is there");
+                        segment_event(&gate, &seg, at, from)
+                    }
+                    Ok(seg) => segment_event(&gate, &seg, at, propagation_source),
                     Err(reason) => LiveEvent::Refused {
                         reason,
                         from: propagation_source,
@@ -298,5 +321,17 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// The event of an accepted segment, opened if the gate holds its key.
+fn segment_event(gate: &SegmentGate, seg: &Segment, at: UnixMillis, from: PeerId) -> LiveEvent {
+    LiveEvent::Segment {
+        seq: seg.seq(),
+        flags: seg.flags(),
+        produced_at: seg.produced_at(),
+        arrived_at: at,
+        plaintext: gate.open(seg).and_then(Result::ok),
+        from,
     }
 }

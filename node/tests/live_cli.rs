@@ -17,6 +17,7 @@ use common::{Relay, TIMEOUT};
 use serde_json::Value;
 
 const LIVE_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/live.mp4");
+const NOT_VIDEO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/not-video.mp4");
 const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
 
 /// A running `mayfly --json …` whose stdout lines are read as JSON.
@@ -93,6 +94,17 @@ fn followers_watch_a_live_broadcast_and_write_exactly_its_input() {
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["bob", "carol"], "{followers}");
+
+    // A file that is not fragmented MP4 is refused before anyone is told.
+    let out = run(&alice, &["live", "start", NOT_VIDEO]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not fragmented MP4"), "{stderr}");
+    assert_eq!(
+        json(&bob, &["live", "list"])["broadcasts"],
+        serde_json::json!([])
+    );
 
     // alice goes live and waits for both viewers before the first segment.
     let live = Running::start(

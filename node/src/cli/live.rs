@@ -153,6 +153,42 @@ async fn broadcast(
     if let Some(l) = &o.listen {
         config.listen = l.clone();
     }
+    // The input is read on a thread of its own (stdin blocks).
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(16);
+    std::thread::spawn(move || {
+        loop {
+            let mut buf = vec![0u8; READ_CHUNK];
+            match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(buf)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    // The init part comes first: a stream that is not fragmented MP4 is
+    // refused before anyone is told of the broadcast.
+    let mut cutter = Some(Cutter::new(CutterConfig::default()));
+    let mut ready = Vec::new();
+    while ready.is_empty() {
+        let c = cutter.as_mut().expect("the cutter is there until the end");
+        match rx.recv().await {
+            Some(Ok(bytes)) => {
+                c.push(&bytes).context("the input is not fragmented MP4")?;
+                ready.extend(std::iter::from_fn(|| c.next_piece()));
+            }
+            Some(Err(e)) => return Err(e).context("reading the input"),
+            None => bail!("the input ended before its first fragment"),
+        }
+    }
     let (mut b, failed) = Broadcaster::start(client, viewers.clone(), config).await?;
     let id = hex::encode(b.id().0);
     for (name, e) in &failed {
@@ -182,33 +218,24 @@ async fn broadcast(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    // The input is read on a thread of its own (stdin blocks).
-    let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(16);
-    std::thread::spawn(move || {
-        loop {
-            let mut buf = vec![0u8; READ_CHUNK];
-            match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.blocking_send(Ok(buf)).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
     let bar = spinner(!json);
-    let mut cutter = Some(Cutter::new(CutterConfig::default()));
     let mut init = Vec::new();
     let started = tokio::time::Instant::now();
     let mut first_ms = None;
     let mut sent = 0u64;
+    for p in ready {
+        publish(
+            &mut b,
+            &mut init,
+            p,
+            o,
+            started,
+            &mut first_ms,
+            &mut sent,
+            &bar,
+        )
+        .await?;
+    }
     loop {
         let pieces = tokio::select! {
             chunk = rx.recv() => match chunk {

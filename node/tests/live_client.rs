@@ -14,13 +14,9 @@ const LIVE_SAMPLE: &[u8] = include_bytes!("../../samples/live.mp4");
 
 /// The sample's init part and segments.
 fn cut() -> (Vec<u8>, Vec<MediaSegment>) {
-    let mut c = Cutter::new(CutterConfig::default());
-    c.push(LIVE_SAMPLE).unwrap();
-    let mut pieces: Vec<Piece> = std::iter::from_fn(|| c.next_piece()).collect();
-    pieces.extend(c.finish().unwrap());
     let mut init = Vec::new();
     let mut segs = Vec::new();
-    for p in pieces {
+    for p in Cutter::cut_all(LIVE_SAMPLE, CutterConfig::default()).unwrap() {
         match p {
             Piece::Init(i) => init = i,
             Piece::Segment(s) => segs.push(s),

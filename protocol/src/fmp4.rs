@@ -315,6 +315,13 @@ impl Cutter {
         self.buf.len() + self.head_len
     }
 
+    /// Cuts a whole stream held in memory: every piece, in order.
+    pub fn cut_all(input: &[u8], config: CutterConfig) -> Result<Vec<Piece>, CutError> {
+        let mut c = Self::new(config);
+        c.push(input)?;
+        c.finish()
+    }
+
     /// Ends the stream: returns the pieces not yet taken and then the last
     /// segment. Fails if the stream ends inside a box or before its first
     /// fragment; an empty stream gives no piece.

@@ -11,7 +11,7 @@ use mayfly_protocol::{
 };
 use serde_json::json;
 
-use super::output::{Stdout, eline, print, short};
+use super::output::{Stdout, contact_line, eline, print, short};
 use super::{one_shot_config, progress, start};
 
 fn now() -> UnixMillis {
@@ -136,13 +136,7 @@ pub fn contact_list(dir: &Path, json: bool) -> anyhow::Result<()> {
     print(json, json!({ "contacts": list }), || {
         contacts
             .iter()
-            .map(|c| {
-                format!(
-                    "{}  {}",
-                    c.name,
-                    &hex::encode(c.card.identity_key().to_bytes())[..16]
-                )
-            })
+            .map(contact_line)
             .collect::<Vec<_>>()
             .join("\n")
     })?;

@@ -420,12 +420,8 @@ async fn live(
             ensure!(Instant::now() < deadline, "the viewers did not join");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let mut cutter = Cutter::new(CutterConfig::default());
-        cutter.push(LIVE_SAMPLE)?;
-        let mut pieces: Vec<Piece> = std::iter::from_fn(|| cutter.next_piece()).collect();
-        pieces.extend(cutter.finish()?);
         let mut init = Vec::new();
-        for p in pieces {
+        for p in Cutter::cut_all(LIVE_SAMPLE, CutterConfig::default())? {
             match p {
                 Piece::Init(i) => init = i,
                 Piece::Segment(seg) => {

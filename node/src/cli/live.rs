@@ -16,7 +16,7 @@ use mayfly_protocol::fmp4::{Cutter, CutterConfig, Piece};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::output::{Stdout, eline, print, short};
+use super::output::{Stdout, contact_line, eline, print, short};
 use super::{one_shot_config, start};
 
 /// `mayfly follow` and `mayfly unfollow`.
@@ -71,13 +71,7 @@ pub fn followers(dir: &Path, remove: Option<&str>, json: bool) -> anyhow::Result
                 return "no followers yet".to_owned();
             }
             list.iter()
-                .map(|(c, _)| {
-                    format!(
-                        "{}  {}",
-                        c.name,
-                        &hex::encode(c.card.identity_key().to_bytes())[..16]
-                    )
-                })
+                .map(|(c, _)| contact_line(c))
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
@@ -218,23 +212,16 @@ async fn broadcast(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let bar = spinner(!json);
-    let mut init = Vec::new();
-    let started = tokio::time::Instant::now();
-    let mut first_ms = None;
-    let mut sent = 0u64;
+    let mut pacer = Pacer {
+        init: Vec::new(),
+        started: tokio::time::Instant::now(),
+        first_ms: None,
+        sent: 0,
+        pace: !o.no_pace,
+        bar: spinner(!json),
+    };
     for p in ready {
-        publish(
-            &mut b,
-            &mut init,
-            p,
-            o,
-            started,
-            &mut first_ms,
-            &mut sent,
-            &bar,
-        )
-        .await?;
+        pacer.send(&mut b, p).await?;
     }
     loop {
         let pieces = tokio::select! {
@@ -249,7 +236,7 @@ async fn broadcast(
                     let c = cutter.take().expect("the cutter is there until the end");
                     let last = c.finish().context("the input is not fragmented MP4")?;
                     for p in last {
-                        publish(&mut b, &mut init, p, o, started, &mut first_ms, &mut sent, &bar).await?;
+                        pacer.send(&mut b, p).await?;
                     }
                     break;
                 }
@@ -258,31 +245,21 @@ async fn broadcast(
                 if let Some(Event::Follower { identity, name, following }) = e {
                     if following {
                         b.add_viewer(identity).await?;
-                        bar.println(format!("{name} followed you and joined"));
+                        pacer.bar.println(format!("{name} followed you and joined"));
                     } else if b.viewers().contains(&identity) {
                         b.remove_viewer(&identity).await?;
-                        bar.println(format!("{name} unfollowed: the key rotated without them"));
+                        pacer.bar.println(format!("{name} unfollowed: the key rotated without them"));
                     }
                 }
                 continue;
             }
         };
         for p in pieces {
-            publish(
-                &mut b,
-                &mut init,
-                p,
-                o,
-                started,
-                &mut first_ms,
-                &mut sent,
-                &bar,
-            )
-            .await?;
+            pacer.send(&mut b, p).await?;
         }
     }
     let stats = b.end(END_LINGER).await?;
-    bar.finish_and_clear();
+    pacer.bar.finish_and_clear();
     print(
         json,
         json!({"event": "ended", "broadcast_id": id, "segments": stats.segments, "published": stats.published, "bytes": stats.bytes, "epochs": stats.epochs, "refused": stats.refused}),
@@ -300,38 +277,41 @@ async fn broadcast(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn publish(
-    b: &mut Broadcaster,
-    init: &mut Vec<u8>,
-    piece: Piece,
-    o: &StartOptions<'_>,
+/// Sends the cut pieces of the input, at the media's pace unless told not
+/// to, and shows how far the broadcast is.
+struct Pacer {
+    init: Vec<u8>,
     started: tokio::time::Instant,
-    first_ms: &mut Option<u64>,
-    sent: &mut u64,
-    bar: &ProgressBar,
-) -> anyhow::Result<()> {
-    match piece {
-        Piece::Init(i) => *init = i,
-        Piece::Segment(seg) => {
-            // At the media's pace: segment N goes out when its start time
-            // has come, counted from the first.
-            let first = *first_ms.get_or_insert(seg.start_ms);
-            if !o.no_pace {
-                let at = started + Duration::from_millis(seg.start_ms.saturating_sub(first));
-                tokio::time::sleep_until(at).await;
+    first_ms: Option<u64>,
+    sent: u64,
+    pace: bool,
+    bar: ProgressBar,
+}
+
+impl Pacer {
+    async fn send(&mut self, b: &mut Broadcaster, piece: Piece) -> anyhow::Result<()> {
+        match piece {
+            Piece::Init(i) => self.init = i,
+            Piece::Segment(seg) => {
+                // At the media's pace: segment N goes out when its start time
+                // has come, counted from the first.
+                let first = *self.first_ms.get_or_insert(seg.start_ms);
+                if self.pace {
+                    let since = Duration::from_millis(seg.start_ms.saturating_sub(first));
+                    tokio::time::sleep_until(self.started + since).await;
+                }
+                b.send(&self.init, &seg).await?;
+                self.sent += 1;
+                self.bar.set_message(format!(
+                    "live: {} segment(s), {:.1} s, {} peer(s) in mesh",
+                    self.sent,
+                    (seg.start_ms - first + u64::from(seg.duration_ms)) as f64 / 1000.0,
+                    b.peer().mesh_size().await.unwrap_or(0)
+                ));
             }
-            b.send(init, &seg).await?;
-            *sent += 1;
-            bar.set_message(format!(
-                "live: {} segment(s), {:.1} s, {} peer(s) in mesh",
-                sent,
-                (seg.start_ms - first + u64::from(seg.duration_ms)) as f64 / 1000.0,
-                b.peer().mesh_size().await.unwrap_or(0)
-            ));
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn spinner(enabled: bool) -> ProgressBar {

@@ -94,3 +94,13 @@ pub fn one_line(e: &anyhow::Error) -> String {
     }
     text.lines().collect::<Vec<_>>().join(" ")
 }
+
+/// A contact as one line of a list: its name and the first 16 hex digits
+/// of its identity key.
+pub fn contact_line(c: &mayfly_node::home::Contact) -> String {
+    format!(
+        "{}  {}",
+        c.name,
+        &hex::encode(c.card.identity_key().to_bytes())[..16]
+    )
+}

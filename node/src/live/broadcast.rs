@@ -89,8 +89,7 @@ impl Broadcaster {
         let (device, identity) = client.with_home(|h| (h.device().clone(), h.identity().public()));
         // The broadcaster's own gate only judges what others send it.
         let gate = SegmentGate::new(id, identity, device.certificate().serial());
-        let mut live = config.live.clone();
-        live.clock_offset_ms = client.now().0 as i64 - super::system_now_ms() as i64;
+        let live = super::on_clock_of(client, &config.live);
         let (peer, mut events) =
             LivePeer::start(gate, true, config.listen.clone(), &live, None).await?;
         let refused = tokio::spawn(async move {
@@ -117,7 +116,7 @@ impl Broadcaster {
             })
             .collect();
         let now = client.now();
-        let mut b = Self {
+        let b = Self {
             client: client.clone(),
             peer,
             refused,
@@ -125,7 +124,7 @@ impl Broadcaster {
             id,
             started_at: now,
             epoch_started: now,
-            viewers: Vec::new(),
+            viewers,
             peers,
             config,
             stats: BroadcastStats {
@@ -133,8 +132,7 @@ impl Broadcaster {
                 ..BroadcastStats::default()
             },
         };
-        b.viewers = viewers;
-        let grant = b.grant(0, b.sealer_key());
+        let grant = b.grant(0, b.sealer.key().clone());
         let failed = b.client.send_live_key(&b.viewers, &grant).await?;
         Ok((b, failed))
     }
@@ -174,7 +172,7 @@ impl Broadcaster {
         if !self.viewers.contains(&identity) {
             self.viewers.push(identity);
         }
-        let grant = self.grant(self.sealer.epoch(), self.sealer_key());
+        let grant = self.grant(self.sealer.epoch(), self.sealer.key().clone());
         Ok(self.client.send_live_key(&[identity], &grant).await?)
     }
 
@@ -247,10 +245,6 @@ impl Broadcaster {
             self.stats.published += 1;
         }
         Ok(took)
-    }
-
-    fn sealer_key(&self) -> EpochKey {
-        self.sealer.key().clone()
     }
 
     fn grant(&self, epoch: u32, key: EpochKey) -> LiveKeyGrant {

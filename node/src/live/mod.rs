@@ -50,6 +50,15 @@ pub enum LiveError {
     NoPeers,
 }
 
+/// `config` with the client's clock: its test offset applied to the
+/// peer's freshness checks.
+fn on_clock_of(client: &crate::client::Client, config: &LiveConfig) -> LiveConfig {
+    LiveConfig {
+        clock_offset_ms: client.now().0 as i64 - system_now_ms() as i64,
+        ..config.clone()
+    }
+}
+
 /// The system clock in Unix ms.
 fn system_now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -97,8 +97,7 @@ pub async fn watch<W: Write>(
         gate.add_key(e, k);
         held.push(e);
     }
-    let mut live = config.live.clone();
-    live.clock_offset_ms = client.now().0 as i64 - super::system_now_ms() as i64;
+    let live = super::on_clock_of(client, &config.live);
     let (peer, mut segments) =
         LivePeer::start(gate, false, config.listen.clone(), &live, None).await?;
     let mut dialled = 0;

@@ -301,27 +301,8 @@ fn card(c: &mut Cur<'_>, f: &mut Faults) {
     {
         add(f, "§3.6 step 1");
     }
-    let Some(&[n]) = c.take(1) else {
-        add(f, "§3.1 truncation");
+    if !addresses(c, f, "§3.6 relay_count", "§3.6 relays") {
         return;
-    };
-    if usize::from(n) > 8 {
-        add(f, "§3.6 relay_count");
-    }
-    for _ in 0..n {
-        let Some(len) = c.take(2) else {
-            add(f, "§3.1 truncation");
-            return;
-        };
-        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        if len == 0 || len > 256 {
-            add(f, "§3.6 relays");
-        }
-        let Some(r) = c.take(len) else {
-            add(f, "§3.1 truncation");
-            return;
-        };
-        string(r, f);
     }
     let Some(&[len]) = c.take(1) else {
         add(f, "§3.1 truncation");
@@ -597,13 +578,14 @@ pub fn decode(ty: &str, input: &Value) -> Faults {
                         if c.take(32 + 4 + 32 + 8).is_none() {
                             add(&mut f, "§3.1 truncation");
                         } else {
-                            match c.take(1) {
+                            match c.take(1).map(|b| b[0]) {
                                 None => add(&mut f, "§3.1 truncation"),
-                                Some([0 | 1]) => live_peers(&mut c, &mut f),
-                                Some(_) => {
-                                    // A decoder stops at the bad byte.
-                                    add(&mut f, "§3.1 boolean");
-                                    c.pos = c.b.len();
+                                Some(b) => {
+                                    if b > 1 {
+                                        add(&mut f, "§3.1 boolean");
+                                    }
+                                    let rule = "CLIENT-MESSAGES.md §2 live key peers";
+                                    addresses(&mut c, &mut f, rule, rule);
                                 }
                             }
                         }
@@ -624,35 +606,34 @@ pub fn decode(ty: &str, input: &Value) -> Faults {
     f
 }
 
-/// The peers of a live key (CLIENT-MESSAGES.md §2): a u8 count of at most
-/// 8, then that many non-empty strings of at most 256 bytes (u16 length).
-fn live_peers(c: &mut Cur<'_>, f: &mut Faults) {
+/// A list of addresses (a card's relays, a live key's peers): a u8 count
+/// of at most 8, then that many strings of 1 to 256 bytes, each with a u16
+/// length. A count or a length out of bounds breaks `count_rule` or
+/// `item_rule`. False if the input ends inside the list.
+fn addresses(c: &mut Cur<'_>, f: &mut Faults, count_rule: &str, item_rule: &str) -> bool {
     let Some(&[n]) = c.take(1) else {
         add(f, "§3.1 truncation");
-        return;
+        return false;
     };
-    if n > 8 {
-        // A decoder stops here: what follows is not read.
-        add(f, "CLIENT-MESSAGES.md §2 live key peers");
-        c.pos = c.b.len();
-        return;
+    if usize::from(n) > 8 {
+        add(f, count_rule);
     }
     for _ in 0..n {
         let Some(len) = c.take(2) else {
             add(f, "§3.1 truncation");
-            return;
+            return false;
         };
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
         if len == 0 || len > 256 {
-            add(f, "CLIENT-MESSAGES.md §2 live key peers");
-            c.pos = c.b.len();
-            return;
+            add(f, item_rule);
         }
-        if c.take(len).is_none() {
+        let Some(r) = c.take(len) else {
             add(f, "§3.1 truncation");
-            return;
-        }
+            return false;
+        };
+        string(r, f);
     }
+    true
 }
 
 /// The faults of a `prekey_bundle_verify` case (§5.4), and the prekey chosen.

@@ -113,7 +113,7 @@ enum Command {
         #[arg(long, value_name = "CONTACT")]
         remove: Option<String>,
     },
-    /// Go live to your followers, list broadcasts you can watch, or watch one.
+    /// Go live to your followers, list broadcasts you can watch, watch one, or comment on it.
     #[command(subcommand)]
     Live(LiveCommand),
     /// Stay online: receive direct deliveries and relay pushes until SIGINT or SIGTERM.
@@ -136,7 +136,7 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
     },
-    /// Run a relay and three clients on loopback: send, stream, react, revoke, go live and watch.
+    /// Run a relay and three clients on loopback: send, stream, react, revoke, go live, watch and comment.
     Demo {
         /// Keep the temporary homes and print where they are.
         #[arg(long)]
@@ -194,6 +194,18 @@ enum LiveCommand {
         /// Give up after this long with no new segment, e.g. 30s, 2m.
         #[arg(long, value_parser = cli::parse_duration, default_value = "30s")]
         idle: Duration,
+        /// Watch without telling anyone who you are: the broadcaster counts an anonymous viewer.
+        /// (Commenting still signs the comment.)
+        #[arg(long)]
+        anonymous: bool,
+    },
+    /// Comment on a broadcast: encrypted under its key, signed by your device, shown to every viewer.
+    /// While `live watch` or `live start` runs in this home, the comment goes through it.
+    Comment {
+        /// The broadcast id (or a unique prefix of at least 4 hex digits), from `live list`.
+        id: String,
+        /// The comment: one line, at most 500 bytes.
+        text: String,
     },
 }
 
@@ -318,7 +330,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             peer,
             listen,
             idle,
-        }) => cli::live::watch_live(&home()?, &id, &out, peer, listen, idle, json),
+            anonymous,
+        }) => cli::live::watch_live(
+            &home()?,
+            &cli::live::WatchOptions {
+                id: &id,
+                out: &out,
+                peers: peer,
+                listen,
+                idle,
+                anonymous,
+            },
+            json,
+        ),
+        Command::Live(LiveCommand::Comment { id, text }) => {
+            cli::live::comment(&home()?, &id, &text, json)
+        }
         Command::Online { listen } => {
             init_logging()?;
             cli::commands::online(&home()?, listen, json)

@@ -51,6 +51,32 @@ impl Running {
         self.lines.recv_timeout(TIMEOUT).expect("a line in time")
     }
 
+    /// A watch's summary line (it has no `event`), and the lines before it.
+    fn until_summary(&self) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let v = self.next();
+            if v.get("event").is_none() {
+                return (v, before);
+            }
+            before.push(v);
+        }
+    }
+
+    /// The next line whose `event` is `event`, and the lines skipped.
+    fn until(&self, event: &str) -> (Value, Vec<Value>) {
+        let mut skipped = Vec::new();
+        loop {
+            let Ok(v) = self.lines.recv_timeout(TIMEOUT) else {
+                panic!("no {event} line in time; before it: {skipped:?}");
+            };
+            if v["event"] == event {
+                return (v, skipped);
+            }
+            skipped.push(v);
+        }
+    }
+
     /// Waits for the process to exit; asserts success and returns stderr.
     fn finish(mut self) -> String {
         let status = self.child.wait().expect("wait");
@@ -135,36 +161,83 @@ fn followers_watch_a_live_broadcast_and_write_exactly_its_input() {
         serde_json::json!([])
     );
 
-    let watchers: Vec<_> = [&bob, &carol]
+    // bob watches as himself, carol anonymously.
+    let watchers: Vec<_> = [(&bob, false), (&carol, true)]
         .iter()
-        .map(|f| {
+        .map(|(f, anonymous)| {
             let out = f.join("watched.mp4");
-            let w = Running::start(
-                f,
-                &[
-                    "live",
-                    "watch",
-                    &id[..8],
-                    "--out",
-                    out.to_str().unwrap(),
-                    "--listen",
-                    LOOPBACK,
-                    "--idle",
-                    "20s",
-                ],
-            );
-            (w, out)
+            let mut args = vec![
+                "live",
+                "watch",
+                &id[..8],
+                "--out",
+                out.to_str().unwrap(),
+                "--listen",
+                LOOPBACK,
+                "--idle",
+                "20s",
+            ];
+            if *anonymous {
+                args.push("--anonymous");
+            }
+            (Running::start(f, &args), out)
         })
         .collect();
-    let ended = live.next();
-    assert_eq!(ended["event"], "ended", "{ended}");
+    // alice sees both join: bob by name, carol as an anonymous viewer.
+    let mut joined = Vec::new();
+    while joined.len() < 2 {
+        let (j, _) = live.until("joined");
+        joined.push(j["who"].as_str().unwrap().to_owned());
+    }
+    joined.sort();
+    assert_eq!(joined, ["an anonymous viewer", "bob"]);
+    // bob comments from another terminal: `live comment` goes through his
+    // running watch (which holds his home).
+    let out = run(&bob, &["live", "comment", &id[..8], "hello from bob"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("through the running broadcast or watch"),
+        "{stdout}"
+    );
+    let (c, _) = live.until("comment");
+    assert_eq!(
+        (c["who"].as_str(), c["text"].as_str()),
+        (Some("bob"), Some("hello from bob"))
+    );
+    // A bad comment is one clear line.
+    let out = run(&bob, &["live", "comment", &id[..8], "two\nlines"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+    let (ended, _) = live.until("ended");
+    assert_eq!(ended["viewers"], serde_json::json!(["bob"]), "{ended}");
+    assert_eq!(ended["anonymous_viewers"], 1, "{ended}");
     live.finish();
     let input = std::fs::read(LIVE_SAMPLE).unwrap();
     let segments = ended["segments"].as_u64().unwrap();
     assert!(segments >= 5, "{ended}");
-    for (w, out) in watchers {
-        let summary = w.next();
+    for (i, (w, out)) in watchers.into_iter().enumerate() {
+        let (summary, lines) = w.until_summary();
         w.finish();
+        if i == 1 {
+            // carol saw bob's comment.
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l["event"] == "comment" && l["text"] == "hello from bob"),
+                "{lines:?}"
+            );
+        }
         assert_eq!(summary["ended"], true, "{summary}");
         assert_eq!(summary["skipped"], 0, "{summary}");
         // Every segment but the end marker played.

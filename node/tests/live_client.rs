@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use client_fixture::*;
 use mayfly_node::client::{ClientConfig, Event};
-use mayfly_node::live::{BroadcastConfig, Broadcaster, WatchConfig, watch};
+use mayfly_node::live::control::CommentRequest;
+use mayfly_node::live::{
+    AudienceEvent, BroadcastConfig, Broadcaster, Speaker, WatchConfig, WatchUpdate, watch,
+};
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, MediaSegment, Piece};
+use tokio::sync::{mpsc, oneshot};
 
 const LIVE_SAMPLE: &[u8] = include_bytes!("../../samples/live.mp4");
 
@@ -77,9 +81,18 @@ fn a_removed_viewer_cannot_open_what_is_sealed_after_the_rotation() {
                     &broadcasts[0],
                     &mut bo,
                     &wc,
+                    None,
                     |_| {}
                 ),
-                watch(carol_client, None, &broadcasts[1], &mut co, &wc, |_| {}),
+                watch(
+                    carol_client,
+                    None,
+                    &broadcasts[1],
+                    &mut co,
+                    &wc,
+                    None,
+                    |_| {}
+                ),
             )
         };
         let broadcasting = async {
@@ -123,5 +136,201 @@ fn a_removed_viewer_cannot_open_what_is_sealed_after_the_rotation() {
             .map(|(e, _)| e)
             .collect::<Vec<_>>();
         assert_eq!(keys, vec![0]);
+    });
+}
+
+/// Posts `text` through a watch's comment channel and returns the answer.
+async fn comment(tx: &mpsc::Sender<CommentRequest>, id: &str, text: &str) -> Result<(), String> {
+    let (reply, answer) = oneshot::channel();
+    tx.send(CommentRequest {
+        broadcast: id.to_owned(),
+        text: text.to_owned(),
+        reply,
+    })
+    .await
+    .map_err(|_| "the watch ended".to_owned())?;
+    answer.await.map_err(|_| "no answer".to_owned())?
+}
+
+/// The next comment alice's audience hears, within 10 s.
+async fn next_comment(rx: &mut mpsc::Receiver<AudienceEvent>) -> (Speaker, String) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(AudienceEvent::Comment { from, text, .. })) => {
+                return (Speaker::Named(from), text);
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no comment came: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn comments_are_signed_joins_build_the_viewer_list_and_a_removed_viewer_cannot_post() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (relay, mut alice, mut bob) = friends(dir.path(), ("alice", 51), ("bob", 52)).await;
+        let mut carol = Person::create(dir.path(), "carol", &relay.address, 53);
+        befriend(&alice, &carol);
+        for p in [&mut alice, &mut bob, &mut carol] {
+            p.online(ClientConfig::default()).await;
+        }
+        let ids = [bob.card().identity_key(), carol.card().identity_key()];
+        let config = BroadcastConfig {
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            ..BroadcastConfig::default()
+        };
+        let (mut b, _) = Broadcaster::start(alice.client(), ids.to_vec(), config)
+            .await
+            .unwrap();
+        let id = b.id();
+        let hex_id = hex::encode(id.0);
+        let mut audience = b.audience_events().unwrap();
+        let mut broadcasts = Vec::new();
+        for p in [&mut bob, &mut carol] {
+            p.wait(|e| {
+                matches!(e, Event::LiveKey { grant, .. } if grant.broadcast_id == id).then_some(())
+            })
+            .await;
+            broadcasts.push(p.client().with_home(|h| h.find_broadcast(&hex_id)).unwrap());
+        }
+        let wc = WatchConfig {
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            idle: Duration::from_secs(5),
+            ..WatchConfig::default()
+        };
+        // carol watches anonymously.
+        let carol_wc = WatchConfig {
+            anonymous: true,
+            ..wc.clone()
+        };
+        let (init, segs) = cut();
+        let (bob_tx, bob_rx) = mpsc::channel(1);
+        let (carol_tx, carol_rx) = mpsc::channel(1);
+        let bob_played = std::sync::atomic::AtomicU64::new(0);
+        let carol_heard = std::sync::Mutex::new(Vec::new());
+        let (bob_out, _) = Collect::new();
+        let (carol_out, _) = Collect::new();
+        let (bob_client, bob_events) = bob.client.as_mut().unwrap();
+        let (carol_client, _) = carol.client.as_ref().unwrap();
+        let watching = async {
+            let (mut bo, mut co) = (bob_out, carol_out);
+            tokio::join!(
+                watch(
+                    bob_client,
+                    Some(bob_events),
+                    &broadcasts[0],
+                    &mut bo,
+                    &wc,
+                    Some(bob_rx),
+                    |u| {
+                        if let WatchUpdate::Progress(p) = u {
+                            bob_played.store(p.played, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                ),
+                watch(
+                    carol_client,
+                    None,
+                    &broadcasts[1],
+                    &mut co,
+                    &carol_wc,
+                    Some(carol_rx),
+                    |u| {
+                        if let WatchUpdate::Audience(AudienceEvent::Comment { text, .. }) = u {
+                            carol_heard.lock().unwrap().push(text.clone());
+                        }
+                    }
+                ),
+            )
+        };
+        let broadcasting = async {
+            while b.peer().subscribers().await.unwrap() < 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for s in &segs[..3] {
+                b.send(&init, s).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Both joined: bob by name, carol anonymously.
+            let mut joined = Vec::new();
+            while joined.len() < 2 {
+                match tokio::time::timeout(Duration::from_secs(10), audience.recv()).await {
+                    Ok(Some(AudienceEvent::Joined(s))) => joined.push(s),
+                    Ok(Some(_)) => {}
+                    other => panic!("the viewers did not join: {other:?}"),
+                }
+            }
+            assert!(joined.contains(&Speaker::Named(ids[0])), "{joined:?}");
+            assert!(joined.contains(&Speaker::Anonymous), "{joined:?}");
+            assert_eq!(b.watching(), (vec![ids[0]], 1));
+
+            // Comments are signed: carol's names her, though she watches
+            // anonymously.
+            comment(&bob_tx, &hex_id[..8], "hello from bob")
+                .await
+                .unwrap();
+            assert_eq!(
+                next_comment(&mut audience).await,
+                (Speaker::Named(ids[0]), "hello from bob".into())
+            );
+            comment(&carol_tx, &hex_id, "hi from carol").await.unwrap();
+            assert_eq!(
+                next_comment(&mut audience).await,
+                (Speaker::Named(ids[1]), "hi from carol".into())
+            );
+            // Another broadcast's id is refused by the watch.
+            assert!(
+                comment(&bob_tx, "ffff", "lost")
+                    .await
+                    .unwrap_err()
+                    .contains("not ffff")
+            );
+
+            // carol is removed: the key rotates.
+            b.remove_viewer(&ids[1]).await.unwrap();
+            for s in &segs[3..5] {
+                b.send(&init, s).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Once bob plays epoch 1, he seals under its key.
+            while bob_played.load(std::sync::atomic::Ordering::SeqCst) < 5 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // carol still posts, under the only key she holds (epoch 0):
+            // alice, who holds epoch 1, refuses it (LIVE.md §12.4 step 3).
+            comment(&carol_tx, &hex_id, "still here?").await.unwrap();
+            comment(&bob_tx, &hex_id, "after the rotation")
+                .await
+                .unwrap();
+            assert_eq!(
+                next_comment(&mut audience).await,
+                (Speaker::Named(ids[0]), "after the rotation".into())
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            while let Ok(e) = audience.try_recv() {
+                assert!(
+                    !matches!(e, AudienceEvent::Comment { .. }),
+                    "{e:?} reached alice"
+                );
+            }
+            for s in &segs[5..] {
+                b.send(&init, s).await.unwrap();
+            }
+            b.end(Duration::from_millis(300)).await.unwrap()
+        };
+        let ((bob_s, carol_s), stats) = tokio::join!(watching, broadcasting);
+        let bob_s = bob_s.unwrap();
+        carol_s.unwrap();
+        assert!(bob_s.ended, "{bob_s:?}");
+        // bob received carol's first comment (and not the one after her
+        // removal, which he refuses once he holds epoch 1); carol received
+        // bob's first comment, and not the one after the rotation.
+        assert_eq!(bob_s.progress.comments, 1, "{bob_s:?}");
+        assert_eq!(*carol_heard.lock().unwrap(), ["hello from bob"]);
+        // The viewer list: bob by name, carol as one anonymous watch (her
+        // signed comment does not take over her anonymous token).
+        assert_eq!(stats.named_viewers, vec![ids[0]]);
+        assert_eq!(stats.anonymous_viewers, 1);
     });
 }

@@ -318,6 +318,8 @@ pub mod tag {
     pub const INVITE: u8 = 0x09;
     /// Live segment.
     pub const LIVE_SEGMENT: u8 = 0x0a;
+    /// Live chat message (join, leave, comment).
+    pub const LIVE_CHAT: u8 = 0x0b;
 }
 
 /// The protocol version byte this implementation writes and reads.

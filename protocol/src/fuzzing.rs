@@ -438,6 +438,108 @@ pub fn live_gate(data: &[u8]) {
     }
 }
 
+/// Live chat decoder ([`crate::live::chat::ChatMessage`]).
+pub fn live_chat(data: &[u8]) {
+    round_trip::<crate::live::chat::ChatMessage>(data);
+}
+
+/// The live chat gate and viewer list ([`crate::live::chat::ChatGate`],
+/// [`crate::live::chat::ViewerList`]), driven by pairs of bytes: the low 6
+/// bits pick one of 64 genuine messages (comments signed by two devices,
+/// signed and anonymous joins and leaves), the top bits whether it is sent
+/// as is, with a flipped bit, or time moves on. Checks that a message is
+/// accepted at most once, never when altered, never over a sender's rate,
+/// opens to what was sealed, and that the list stays within its bound.
+pub fn live_chat_gate(data: &[u8]) {
+    use crate::live::chat::{
+        CHAT_MAX_AGE_MS, CHAT_SENDER_BURST, CHAT_SENDER_REFILL_MS, ChatBody, ChatGate, ChatKind,
+        ChatMessage, ChatRefusal, MAX_CHAT_SENDERS, ViewerList,
+    };
+    use std::sync::OnceLock;
+    type Fixtures = (crate::live::BroadcastId, Vec<(Vec<u8>, ChatBody)>);
+    static MESSAGES: OnceLock<Fixtures> = OnceLock::new();
+    let k = fixture();
+    let (id, messages) = MESSAGES.get_or_init(|| {
+        use rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([0x3c; 32]);
+        let devices: Vec<_> = (0..2)
+            .map(|_| crate::identity::Identity::generate(&mut rng).new_device(1, k.now, &mut rng))
+            .collect();
+        let id = crate::live::BroadcastId([0x3c; 32]);
+        let key = crate::live::EpochKey::from_bytes([0x4c; 32]);
+        let messages = (0..64u8)
+            .map(|i| {
+                let kind = match i % 4 {
+                    0 | 1 => ChatKind::Comment,
+                    2 => ChatKind::Join,
+                    _ => ChatKind::Leave,
+                };
+                let signer =
+                    (kind == ChatKind::Comment || i % 8 < 4).then(|| &devices[usize::from(i / 32)]);
+                let body = ChatBody {
+                    kind,
+                    sent_at: k.now,
+                    token: [i % 8; 16],
+                    text: if kind == ChatKind::Comment {
+                        format!("c{i}")
+                    } else {
+                        String::new()
+                    },
+                };
+                let m = ChatMessage::seal(id, 0, &key, [i; 32], &body, signer).expect("seals");
+                (crate::codec::Codec::to_bytes(&m), body)
+            })
+            .collect();
+        (id, messages)
+    });
+    let mut gate = ChatGate::new(*id);
+    gate.add_key(0, crate::live::EpochKey::from_bytes([0x4c; 32]));
+    let mut list = ViewerList::new();
+    let mut now = k.now;
+    let mut accepted = std::collections::BTreeSet::new();
+    let mut by_sender: std::collections::BTreeMap<Option<[u8; 32]>, u32> = Default::default();
+    for pair in data.chunks_exact(2) {
+        let v = u16::from_be_bytes([pair[0], pair[1]]);
+        let (bytes, body) = &messages[usize::from(v & 0x3f)];
+        match v >> 14 {
+            0 | 1 => match gate.accept(bytes, now) {
+                Ok(chat) => {
+                    assert!(accepted.insert(v & 0x3f), "accepted twice");
+                    assert_eq!(&chat.body, body);
+                    // A sender gets its burst and one more per refill.
+                    let n = by_sender
+                        .entry(chat.identity().map(|i| i.to_bytes()))
+                        .or_default();
+                    *n += 1;
+                    if chat.identity().is_some() {
+                        let refills = now.since(k.now) / CHAT_SENDER_REFILL_MS;
+                        assert!(
+                            u64::from(*n) <= u64::from(CHAT_SENDER_BURST) + refills,
+                            "a sender over its rate"
+                        );
+                    }
+                    list.observe(&chat, now);
+                }
+                Err(ChatRefusal::Duplicate) => assert!(accepted.contains(&(v & 0x3f))),
+                Err(ChatRefusal::OverRate | ChatRefusal::TooOld) => {}
+                Err(e) => panic!("a genuine message refused: {e}"),
+            },
+            2 => {
+                let mut b = bytes.clone();
+                let at = usize::from(pair[1]) * 7 % b.len();
+                b[at] ^= 1 << (pair[0] & 7);
+                assert!(gate.accept(&b, now).is_err(), "an altered message accepted");
+            }
+            _ => {
+                now = now.plus(CHAT_MAX_AGE_MS / 2);
+                list.expire(now);
+            }
+        }
+        let (named, anonymous) = list.present();
+        assert!(named.len() + anonymous <= MAX_CHAT_SENDERS);
+    }
+}
+
 /// The fragmented-MP4 cutter ([`crate::fmp4::Cutter`]), with small limits:
 /// the first byte is the size of the pieces the rest is fed in. Fed in
 /// pieces, the stream gives the same pieces and the same verdict as fed

@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod chat;
+
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::aead;

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use mayfly_protocol::codec::Codec;
+use mayfly_protocol::live::chat::{Chat, ChatKind, ChatMessage};
 use mayfly_protocol::live::{BroadcastId, EpochKey, Refusal, Segment, SegmentGate};
 use mayfly_protocol::*;
 use serde_json::Value;
@@ -147,6 +148,7 @@ fn eval_decode(ty: &str, input: &Value) -> Result<(), Error> {
         "envelope" => Envelope::decode(&bytes)?.to_bytes(),
         "revocation" => RevocationRecord::decode(&bytes)?.to_bytes(),
         "live_segment" => Segment::decode(&bytes)?.to_bytes(),
+        "live_chat" => ChatMessage::decode(&bytes)?.to_bytes(),
         other => panic!("unknown decode type {other}"),
     };
     assert_eq!(reencoded, bytes, "a decoded vector re-encodes to itself");
@@ -163,6 +165,33 @@ fn eval_live_open(input: &Value) -> Result<(), Error> {
         assert_eq!(plain.media, unhex(&input["media"]));
     }
     Ok(())
+}
+
+/// Decodes a chat message and opens it with the epoch key (LIVE.md §12.4
+/// steps 1, 4 and 5).
+fn eval_live_chat_open(input: &Value) -> Result<(), Error> {
+    let m = ChatMessage::decode(&unhex(&input["message"]))?;
+    let chat = m.open(&EpochKey::from_bytes(arr32(&input["epoch_key"])))?;
+    if let Some(o) = input.get("opened") {
+        assert_eq!(opened_json(&chat), *o);
+    }
+    Ok(())
+}
+
+/// An opened chat message in the vectors' `opened` form.
+fn opened_json(chat: &Chat) -> Value {
+    serde_json::json!({
+        "kind": match chat.body.kind {
+            ChatKind::Join => "join",
+            ChatKind::Leave => "leave",
+            _ => "comment",
+        },
+        "sent_at": chat.body.sent_at.0,
+        "token": hex::encode(chat.body.token),
+        "text": chat.body.text,
+        "identity_key": chat.sender.as_ref().map(|c| hex::encode(c.identity_key().to_bytes())),
+        "device_key": chat.sender.as_ref().map(|c| hex::encode(c.device_key().to_bytes())),
+    })
 }
 
 /// Runs a `live_gate` case's steps on one `SegmentGate` (LIVE.md §6).
@@ -278,6 +307,7 @@ fn every_vector_has_its_stated_outcome() {
                 Ok(())
             }
             "live_open" => eval_live_open(input),
+            "live_chat_open" => eval_live_chat_open(input),
             "live_gate" => {
                 eval_live_gate(input);
                 Ok(())
@@ -728,6 +758,97 @@ const NEGATIVE: &[(&str, &str, &str)] = &[
         "Decode(BadSignature(\"live segment\"))",
     ),
     (
+        "live-chat-neg-type",
+        "LIVE.md §12.4 step 1",
+        "Decode(WrongType { expected: 11, found: 10 })",
+    ),
+    (
+        "live-chat-neg-version",
+        "LIVE.md §12.4 step 1",
+        "Decode(UnsupportedVersion(2))",
+    ),
+    (
+        "live-chat-neg-ciphertext-too-short",
+        "LIVE.md §12.4 step 1",
+        "Decode(Invalid(\"chat ciphertext too short\"))",
+    ),
+    (
+        "live-chat-neg-ciphertext-too-long",
+        "LIVE.md §12.4 step 1",
+        "Decode(TooLong { field: \"chat ciphertext\", limit: 754 })",
+    ),
+    (
+        "live-chat-neg-trailing-byte",
+        "LIVE.md §12.4 step 1",
+        "Decode(TrailingBytes(1))",
+    ),
+    (
+        "live-chat-neg-truncated",
+        "LIVE.md §12.4 step 1",
+        "Decode(Truncated)",
+    ),
+    (
+        "live-chat-open-neg-wrong-key",
+        "LIVE.md §12.4 step 4",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-ciphertext-bit-flip",
+        "LIVE.md §12.4 step 4",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-head-epoch",
+        "LIVE.md §12.4 step 4",
+        "Decrypt",
+    ),
+    ("live-chat-open-neg-kind", "LIVE.md §12.4 step 5", "Decrypt"),
+    (
+        "live-chat-open-neg-unsigned-comment",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-join-with-text",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-empty-comment",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-control-character",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-invalid-utf8",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-signed-byte",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-trailing-byte",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-signature",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
+        "live-chat-open-neg-signature-other-head",
+        "LIVE.md §12.4 step 5",
+        "Decrypt",
+    ),
+    (
         "live-open-neg-wrong-epoch-key",
         "LIVE.md §7 step 2",
         "Decrypt",
@@ -842,6 +963,13 @@ fn every_negative_vector_breaks_exactly_its_rule() {
                 }
                 faults
             }
+            "live_chat_open" => {
+                let (faults, opened) = independent::live_chat_open(input);
+                if let Some(want) = input.get("opened") {
+                    assert_eq!(opened.as_ref(), Some(want), "{name}");
+                }
+                faults
+            }
             "live_gate" => {
                 // Each step: the refusals an independent gate finds are
                 // exactly the stated one, or none for an accepted segment.
@@ -892,6 +1020,7 @@ fn reference_error(kind: &str, input: &Value) -> Result<(), Error> {
             Ok(())
         }
         "live_open" => eval_live_open(input),
+        "live_chat_open" => eval_live_chat_open(input),
         other => panic!("no negative vectors of kind {other}"),
     }
 }

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, SendOptions};
 use mayfly_node::home::{Home, Profile, Via};
-use mayfly_node::live::{BroadcastConfig, Broadcaster, WatchConfig, watch};
+use mayfly_node::live::control::CommentRequest;
+use mayfly_node::live::{
+    AudienceEvent, BroadcastConfig, Broadcaster, WatchConfig, WatchUpdate, watch,
+};
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, Piece};
 use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
 use mayfly_protocol::{MessageId, UnixMillis};
@@ -23,6 +26,8 @@ const SAMPLE: &[u8] = include_bytes!("../../../samples/hello.mp4");
 
 /// The fragmented MP4 alice goes live with.
 const LIVE_SAMPLE: &[u8] = include_bytes!("../../../samples/live.mp4");
+/// What bob says during the demo broadcast.
+const DEMO_COMMENT: &str = "first!";
 
 /// How long any one step may take before the demo gives up.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -316,7 +321,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
     }
     relay.stop().await?;
     output::line(format_args!(
-        "demo complete: {} sent, streamed, reacted to and revoked; alice went live to her followers",
+        "demo complete: {} sent, streamed, reacted to and revoked; alice went live to her followers, who watched and commented",
         short(&id)
     ))?;
     Ok(())
@@ -390,6 +395,14 @@ async fn live(
         idle: STEP_TIMEOUT,
         ..WatchConfig::default()
     };
+    // Carol watches anonymously: alice counts her without learning who.
+    let carol_config = WatchConfig {
+        anonymous: true,
+        ..watch_config.clone()
+    };
+    let mut audience = b.audience_events().expect("taken once, here");
+    let (comment_tx, comment_rx) = tokio::sync::mpsc::channel(1);
+    let carol_heard = std::cell::RefCell::new(Vec::new());
     let (bob_out, bob_written) = Sink::new();
     let (carol_out, carol_written) = Sink::new();
     let watching = async {
@@ -402,6 +415,7 @@ async fn live(
                 &broadcasts[0],
                 &mut bob_out,
                 &watch_config,
+                Some(comment_rx),
                 |_| {}
             ),
             watch(
@@ -409,8 +423,13 @@ async fn live(
                 None,
                 &broadcasts[1],
                 &mut carol_out,
-                &watch_config,
-                |_| {}
+                &carol_config,
+                None,
+                |u| {
+                    if let WatchUpdate::Audience(AudienceEvent::Comment { text, .. }) = u {
+                        carol_heard.borrow_mut().push(text.clone());
+                    }
+                }
             ),
         )
     };
@@ -421,11 +440,29 @@ async fn live(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut init = Vec::new();
+        let mut sent = 0;
         for p in Cutter::cut_all(LIVE_SAMPLE, CutterConfig::default())? {
             match p {
                 Piece::Init(i) => init = i,
                 Piece::Segment(seg) => {
                     b.send(&init, &seg).await?;
+                    sent += 1;
+                    if sent == 3 {
+                        // Bob comments (as `mayfly live comment` would,
+                        // through his running watch).
+                        let (reply, answer) = tokio::sync::oneshot::channel();
+                        comment_tx
+                            .send(CommentRequest {
+                                broadcast: hex::encode(bid.0),
+                                text: DEMO_COMMENT.to_owned(),
+                                reply,
+                            })
+                            .await
+                            .map_err(|_| anyhow::anyhow!("bob's watch ended early"))?;
+                        answer
+                            .await?
+                            .map_err(|e| anyhow::anyhow!("bob's comment: {e}"))?;
+                    }
                     // A quarter of real time: the demo stays short.
                     tokio::time::sleep(Duration::from_millis(u64::from(seg.duration_ms) / 4)).await;
                 }
@@ -454,6 +491,29 @@ async fn live(
         bob_s.progress.played,
         lat.get(lat.len() / 2).copied().unwrap_or(0) as f64,
         lat.last().copied().unwrap_or(0) as f64
+    ))?;
+
+    let bob_id = bob.client().with_home(|h| h.identity().public());
+    let mut alice_heard = Vec::new();
+    while let Ok(e) = audience.try_recv() {
+        if let AudienceEvent::Comment { from, text, .. } = e {
+            ensure!(from == bob_id, "a comment from someone else than bob");
+            alice_heard.push(text);
+        }
+    }
+    ensure!(
+        stats.named_viewers == [bob_id] && stats.anonymous_viewers == 1,
+        "alice's viewer list: {:?} and {} anonymous",
+        stats.named_viewers,
+        stats.anonymous_viewers
+    );
+    ensure!(
+        alice_heard == [DEMO_COMMENT] && *carol_heard.borrow() == [DEMO_COMMENT],
+        "the comment did not reach everyone: alice {alice_heard:?}, carol {:?}",
+        carol_heard.borrow()
+    );
+    steps.done(&format!(
+        "bob commented \"{DEMO_COMMENT}\", sealed under the broadcast key and signed by his device; alice and carol saw it. Alice's viewer list, from signed joins: bob, and 1 anonymous viewer (carol, who published no signed join)"
     ))?;
     Ok(())
 }

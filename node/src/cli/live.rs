@@ -9,10 +9,13 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use libp2p::Multiaddr;
 use mayfly_node::client::{Client, ClientConfig, Event};
+use mayfly_node::live::control;
 use mayfly_node::live::{
-    BroadcastConfig, Broadcaster, WatchConfig, WatchProgress, WatchSummary, watch,
+    AudienceEvent, BroadcastConfig, Broadcaster, Speaker, WatchConfig, WatchSummary, WatchUpdate,
+    watch,
 };
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, Piece};
+use mayfly_protocol::live::chat::MAX_COMMENT_LEN;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -97,6 +100,8 @@ pub struct StartOptions<'a> {
 
 /// How long `live start --wait-for` waits at most.
 const WAIT_FOR_VIEWERS: Duration = Duration::from_secs(60);
+/// Cut pieces waiting for their time before more input is read.
+const MAX_QUEUED: usize = 16;
 /// How long the broadcaster stays up after its end segment.
 const END_LINGER: Duration = Duration::from_millis(1_500);
 /// Input read at a time.
@@ -185,6 +190,9 @@ async fn broadcast(
     }
     let (mut b, failed) = Broadcaster::start(client, viewers.clone(), config).await?;
     let id = hex::encode(b.id().0);
+    let mut audience = b.audience_events().expect("taken once, here");
+    let (_socket, mut comments) = control::serve(&client.home_dir())
+        .context("cannot serve the control socket for `live comment`")?;
     for (name, e) in &failed {
         eline(format_args!("mayfly: warning: {name} was not told: {e}"));
     }
@@ -219,28 +227,55 @@ async fn broadcast(
         sent: 0,
         pace: !o.no_pace,
         bar: spinner(!json),
+        viewers: (Vec::new(), 0),
     };
-    for p in ready {
-        pacer.send(&mut b, p).await?;
-    }
+    // Pieces wait here for their time; the input is read only while few
+    // wait, so a long file is not read into memory ahead of its pace.
+    let mut queue: std::collections::VecDeque<Piece> = ready.into();
+    let mut input_done = false;
     loop {
-        let pieces = tokio::select! {
-            chunk = rx.recv() => match chunk {
+        while let Some(p) = queue.front() {
+            if pacer.due_at(p) > tokio::time::Instant::now() {
+                break;
+            }
+            let p = queue.pop_front().expect("there is a front");
+            pacer.send(&mut b, p).await?;
+        }
+        if input_done && queue.is_empty() {
+            break;
+        }
+        let wake = queue.front().map(|p| pacer.due_at(p));
+        tokio::select! {
+            chunk = rx.recv(), if !input_done && queue.len() < MAX_QUEUED => match chunk {
                 Some(Ok(bytes)) => {
                     let c = cutter.as_mut().expect("the cutter is there until the end");
                     c.push(&bytes).context("the input is not fragmented MP4")?;
-                    std::iter::from_fn(|| c.next_piece()).collect::<Vec<_>>()
+                    queue.extend(std::iter::from_fn(|| c.next_piece()));
                 }
                 Some(Err(e)) => return Err(e).context("reading the input"),
                 None => {
                     let c = cutter.take().expect("the cutter is there until the end");
-                    let last = c.finish().context("the input is not fragmented MP4")?;
-                    for p in last {
-                        pacer.send(&mut b, p).await?;
-                    }
-                    break;
+                    queue.extend(c.finish().context("the input is not fragmented MP4")?);
+                    input_done = true;
                 }
             },
+            () = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {}
+            Some(a) = audience.recv() => {
+                show_audience(client, &a, &pacer.bar, json, false);
+                pacer.viewers = b.watching();
+            }
+            Some(r) = comments.recv() => {
+                let answer = if !id.starts_with(&r.broadcast.to_ascii_lowercase()) {
+                    Err(format!("this home is broadcasting {}, not {}", short(&id), r.broadcast))
+                } else {
+                    match b.comment(&r.text).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err("no viewer has joined the overlay yet".into()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                };
+                let _ = r.reply.send(answer);
+            }
             e = events.recv() => {
                 if let Some(Event::Follower { identity, name, following }) = e {
                     if following {
@@ -251,26 +286,40 @@ async fn broadcast(
                         pacer.bar.println(format!("{name} unfollowed: the key rotated without them"));
                     }
                 }
-                continue;
             }
-        };
-        for p in pieces {
-            pacer.send(&mut b, p).await?;
         }
+    }
+    // What the audience said while the last segments went out.
+    while let Ok(a) = audience.try_recv() {
+        show_audience(client, &a, &pacer.bar, json, false);
     }
     let stats = b.end(END_LINGER).await?;
     pacer.bar.finish_and_clear();
+    let named: Vec<String> = stats
+        .named_viewers
+        .iter()
+        .map(|id| speaker(client, &Speaker::Named(*id)))
+        .collect();
     print(
         json,
-        json!({"event": "ended", "broadcast_id": id, "segments": stats.segments, "published": stats.published, "bytes": stats.bytes, "epochs": stats.epochs, "refused": stats.refused}),
+        json!({"event": "ended", "broadcast_id": id, "segments": stats.segments, "published": stats.published, "bytes": stats.bytes, "epochs": stats.epochs, "refused": stats.refused, "viewers": named, "anonymous_viewers": stats.anonymous_viewers}),
         || {
             format!(
-                "ended {}: {} segment(s), {} bytes, {} epoch key(s); {} reached a viewer",
+                "ended {}: {} segment(s), {} bytes, {} epoch key(s); {} reached a viewer\nwatched by: {}{}",
                 short(&id),
                 stats.segments,
                 stats.bytes,
                 stats.epochs,
-                stats.published
+                stats.published,
+                if named.is_empty() {
+                    "nobody by name".to_owned()
+                } else {
+                    named.join(", ")
+                },
+                match stats.anonymous_viewers {
+                    0 => String::new(),
+                    n => format!(", and {n} anonymous viewer(s)"),
+                }
             )
         },
     )?;
@@ -286,27 +335,36 @@ struct Pacer {
     sent: u64,
     pace: bool,
     bar: ProgressBar,
+    /// Who is watching: named, and how many anonymous.
+    viewers: (Vec<mayfly_protocol::SigningPublicKey>, usize),
 }
 
 impl Pacer {
+    /// When `piece` is due: at the media's pace, segment N goes out when its
+    /// start time has come, counted from the first; anything else at once.
+    fn due_at(&mut self, piece: &Piece) -> tokio::time::Instant {
+        match piece {
+            Piece::Segment(seg) if self.pace => {
+                let first = *self.first_ms.get_or_insert(seg.start_ms);
+                self.started + Duration::from_millis(seg.start_ms.saturating_sub(first))
+            }
+            _ => self.started,
+        }
+    }
+
     async fn send(&mut self, b: &mut Broadcaster, piece: Piece) -> anyhow::Result<()> {
         match piece {
             Piece::Init(i) => self.init = i,
             Piece::Segment(seg) => {
-                // At the media's pace: segment N goes out when its start time
-                // has come, counted from the first.
                 let first = *self.first_ms.get_or_insert(seg.start_ms);
-                if self.pace {
-                    let since = Duration::from_millis(seg.start_ms.saturating_sub(first));
-                    tokio::time::sleep_until(self.started + since).await;
-                }
                 b.send(&self.init, &seg).await?;
                 self.sent += 1;
                 self.bar.set_message(format!(
-                    "live: {} segment(s), {:.1} s, {} peer(s) in mesh",
+                    "live: {} segment(s), {:.1} s, {} peer(s) in mesh, {} watching",
                     self.sent,
                     (seg.start_ms - first + u64::from(seg.duration_ms)) as f64 / 1000.0,
-                    b.peer().mesh_size().await.unwrap_or(0)
+                    b.peer().mesh_size().await.unwrap_or(0),
+                    self.viewers.0.len() + self.viewers.1,
                 ));
             }
         }
@@ -364,43 +422,83 @@ pub fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
     })
 }
 
+/// What `mayfly live watch` was asked to do.
+pub struct WatchOptions<'a> {
+    /// The broadcast (an id prefix).
+    pub id: &'a str,
+    /// A file, or `-` for stdout.
+    pub out: &'a str,
+    /// Overlay peers to dial besides the key's.
+    pub peers: Vec<Multiaddr>,
+    /// Where the overlay peer listens.
+    pub listen: Option<Multiaddr>,
+    /// Give up after this long with nothing new.
+    pub idle: Duration,
+    /// Publish no signed join.
+    pub anonymous: bool,
+}
+
 /// `mayfly live watch`.
-pub fn watch_live(
-    dir: &Path,
-    id: &str,
-    out: &str,
-    peers: Vec<Multiaddr>,
-    listen: Option<Multiaddr>,
-    idle: Duration,
-    json: bool,
-) -> anyhow::Result<()> {
+pub fn watch_live(dir: &Path, o: &WatchOptions<'_>, json: bool) -> anyhow::Result<()> {
+    let out = o.out;
     super::runtime()?.block_on(async {
         let (client, mut events) = start(dir, ClientConfig::default()).await?;
         let r = async {
             client.start().await?;
-            let b = client.with_home(|h| h.find_broadcast(id))?;
+            let b = client.with_home(|h| h.find_broadcast(o.id))?;
             let mut config = WatchConfig {
-                extra_peers: peers,
-                idle,
+                extra_peers: o.peers.clone(),
+                idle: o.idle,
+                anonymous: o.anonymous,
                 ..WatchConfig::default()
             };
-            if let Some(l) = listen {
-                config.listen = l;
+            if let Some(l) = &o.listen {
+                config.listen = l.clone();
             }
+            let (_socket, comments) = control::serve(&client.home_dir())
+                .context("cannot serve the control socket for `live comment`")?;
             let bar = spinner(!json);
-            let show = |p: &WatchProgress| {
-                bar.set_message(format!(
+            let show = |u: WatchUpdate<'_>| match u {
+                WatchUpdate::Progress(p) => bar.set_message(format!(
                     "{} segment(s), {} skipped, {} bytes, latency {} ms",
                     p.played, p.skipped, p.bytes, p.latency_ms
-                ));
+                )),
+                WatchUpdate::Audience(a) => show_audience(&client, a, &bar, json, out == "-"),
+                WatchUpdate::Joined => {
+                    let how = if o.anonymous {
+                        "anonymously"
+                    } else {
+                        "as yourself"
+                    };
+                    bar.println(format!("joined the broadcast {how}"));
+                }
+                _ => {}
             };
             let s = if out == "-" {
-                watch(&client, Some(&mut events), &b, &mut Stdout, &config, show).await?
+                watch(
+                    &client,
+                    Some(&mut events),
+                    &b,
+                    &mut Stdout,
+                    &config,
+                    Some(comments),
+                    show,
+                )
+                .await?
             } else {
                 let mut f = std::io::BufWriter::new(
                     std::fs::File::create(out).with_context(|| format!("cannot create {out}"))?,
                 );
-                watch(&client, Some(&mut events), &b, &mut f, &config, show).await?
+                watch(
+                    &client,
+                    Some(&mut events),
+                    &b,
+                    &mut f,
+                    &config,
+                    Some(comments),
+                    show,
+                )
+                .await?
             };
             bar.finish_and_clear();
             anyhow::Ok((b, s))
@@ -410,10 +508,108 @@ pub fn watch_live(
         let (b, s) = r?;
         report(&hex::encode(b.id.0), &s, out, json)?;
         if s.progress.played == 0 {
-            bail!("no segment of the broadcast arrived within {idle:?}");
+            bail!("no segment of the broadcast arrived within {:?}", o.idle);
         }
         anyhow::Ok(())
     })
+}
+
+/// How long a one-off `live comment` waits for a peer of the broadcast.
+const COMMENT_WITHIN: Duration = Duration::from_secs(10);
+
+/// `mayfly live comment`: through the broadcast or watch running in this
+/// home if there is one, else by joining the overlay just for it.
+pub fn comment(dir: &Path, id: &str, text: &str, json: bool) -> anyhow::Result<()> {
+    if text.is_empty() || text.len() > MAX_COMMENT_LEN || text.chars().any(char::is_control) {
+        bail!(
+            "a comment is 1 to {MAX_COMMENT_LEN} bytes of text on one line, without control characters"
+        );
+    }
+    super::runtime()?.block_on(async {
+        let via = match control::send_comment(dir, id, text).await {
+            Ok(()) => "the running broadcast or watch",
+            Err(control::ControlError::NotRunning { .. }) => {
+                let (client, _events) = start(dir, ClientConfig::default()).await?;
+                let r = async {
+                    let b = client.with_home(|h| h.find_broadcast(id))?;
+                    mayfly_node::live::comment(
+                        &client,
+                        &b,
+                        text,
+                        &WatchConfig::default(),
+                        COMMENT_WITHIN,
+                    )
+                    .await?;
+                    anyhow::Ok(())
+                }
+                .await;
+                client.shutdown().await;
+                r?;
+                "the overlay"
+            }
+            Err(e) => bail!("{e}"),
+        };
+        print(json, json!({"commented": text, "broadcast": id}), || {
+            format!("commented on {id} through {via}")
+        })?;
+        anyhow::Ok(())
+    })
+}
+
+/// A chat speaker's name: a contact's name, "you", or a short fingerprint.
+fn speaker(client: &Client, s: &Speaker) -> String {
+    match s {
+        Speaker::Anonymous => "an anonymous viewer".to_owned(),
+        Speaker::Named(id) => client
+            .with_home(|h| {
+                if h.identity().public() == *id {
+                    return Some("you".to_owned());
+                }
+                h.contact(id).ok().flatten().map(|c| c.name)
+            })
+            .unwrap_or_else(|| format!("someone ({})", short(&hex::encode(id.to_bytes())))),
+    }
+}
+
+/// Prints a join, leave or comment above the spinner on stderr, or as a
+/// JSON line: on stdout unless it carries the video (`video_out`).
+fn show_audience(
+    client: &Client,
+    a: &AudienceEvent,
+    bar: &ProgressBar,
+    json: bool,
+    video_out: bool,
+) {
+    let (event, who, text) = match a {
+        AudienceEvent::Joined(s) => ("joined", speaker(client, s), None),
+        AudienceEvent::Left(s) => ("left", speaker(client, s), None),
+        AudienceEvent::Comment { from, text, .. } => (
+            "comment",
+            speaker(client, &Speaker::Named(*from)),
+            Some(text.as_str()),
+        ),
+        _ => return,
+    };
+    if json {
+        let v = json!({"event": event, "who": who, "text": text});
+        if video_out {
+            eline(v.to_string());
+        } else {
+            let _ = print(true, v, String::new);
+        }
+        return;
+    }
+    let line = match (event, text) {
+        ("joined", _) => format!("{who} is watching"),
+        ("left", _) => format!("{who} left"),
+        (_, Some(t)) => format!("{who}: {t}"),
+        _ => return,
+    };
+    if bar.is_hidden() {
+        eline(line);
+    } else {
+        bar.println(line);
+    }
 }
 
 fn report(id: &str, s: &WatchSummary, out: &str, json: bool) -> anyhow::Result<()> {

@@ -171,6 +171,11 @@ impl Client {
         self.inner.clock.advance(ms);
     }
 
+    /// The home's directory.
+    pub fn home_dir(&self) -> std::path::PathBuf {
+        self.inner.home().dir().to_owned()
+    }
+
     /// Runs `f` on the home (for listing the inbox, contacts, fliks).
     pub fn with_home<T>(&self, f: impl FnOnce(&crate::home::Home) -> T) -> T {
         f(&self.inner.home())

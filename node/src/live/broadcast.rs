@@ -4,11 +4,15 @@
 //! start notification), seals and signs each segment and publishes it to
 //! the overlay, where the viewers carry it.
 
+use std::sync::{Arc, Mutex};
+
 use libp2p::Multiaddr;
 use mayfly_protocol::fmp4::MediaSegment;
+use mayfly_protocol::live::chat::{ChatBody, ChatKind};
 use mayfly_protocol::live::{BroadcastId, EpochKey, LIVE_EPOCH_MS, SegmentGate, SegmentSealer};
 use mayfly_protocol::{Codec, LiveKeyGrant, SigningPublicKey, UnixMillis};
 
+use super::audience::{Audience, AudienceEvent};
 use super::{LiveConfig, LiveError, LiveEvent, LivePeer};
 use crate::client::{Client, ClientError};
 
@@ -27,6 +31,9 @@ pub struct BroadcastConfig {
     pub advertise: Vec<Multiaddr>,
     /// The overlay's settings.
     pub live: LiveConfig,
+    /// Audience events queued for the application; beyond, they are
+    /// dropped (and counted) rather than stall the overlay.
+    pub audience_queue: usize,
 }
 
 impl Default for BroadcastConfig {
@@ -37,6 +44,7 @@ impl Default for BroadcastConfig {
             listen: "/ip4/0.0.0.0/tcp/0".parse().expect("a multiaddr"),
             advertise: Vec::new(),
             live: LiveConfig::default(),
+            audience_queue: 256,
         }
     }
 }
@@ -52,8 +60,15 @@ pub struct BroadcastStats {
     pub bytes: u64,
     /// Epoch keys used (1 + rotations).
     pub epochs: u32,
-    /// Messages other peers sent this broadcaster that its gate refused.
+    /// Messages other peers sent this broadcaster that its gates refused.
     pub refused: u64,
+    /// Everyone who watched under their name, in the order they joined.
+    pub named_viewers: Vec<SigningPublicKey>,
+    /// How many anonymous watches there were.
+    pub anonymous_viewers: u64,
+    /// Audience events dropped because the application did not take them
+    /// in time (the queue is bounded).
+    pub audience_dropped: u64,
 }
 
 /// Contacts that could not be handed a key, and why.
@@ -63,7 +78,10 @@ pub type Failed = Vec<(String, ClientError)>;
 pub struct Broadcaster {
     client: Client,
     peer: LivePeer,
-    refused: tokio::task::JoinHandle<u64>,
+    listener: tokio::task::JoinHandle<(u64, u64)>,
+    audience: Arc<Mutex<Audience>>,
+    audience_rx: Option<tokio::sync::mpsc::Receiver<AudienceEvent>>,
+    token: [u8; 16],
     sealer: SegmentSealer,
     id: BroadcastId,
     started_at: UnixMillis,
@@ -90,17 +108,19 @@ impl Broadcaster {
         // The broadcaster's own gate only judges what others send it.
         let gate = SegmentGate::new(id, identity, device.certificate().serial());
         let live = super::on_clock_of(client, &config.live);
-        let (peer, mut events) =
+        let (peer, events) =
             LivePeer::start(gate, true, config.listen.clone(), &live, None).await?;
-        let refused = tokio::spawn(async move {
-            let mut n = 0;
-            while let Some(e) = events.recv().await {
-                if matches!(e, LiveEvent::Refused { .. }) {
-                    n += 1;
-                }
-            }
-            n
-        });
+        // Its chat gate needs the keys: viewers seal joins and comments
+        // under them.
+        peer.add_key(0, key.clone()).await?;
+        let audience = Arc::new(Mutex::new(Audience::new()));
+        let (audience_tx, audience_rx) = tokio::sync::mpsc::channel(config.audience_queue);
+        let listener = tokio::spawn(listen(
+            client.clone(),
+            events,
+            audience.clone(),
+            audience_tx,
+        ));
         let advertise = if config.advertise.is_empty() {
             peer.addresses().to_vec()
         } else {
@@ -119,7 +139,10 @@ impl Broadcaster {
         let b = Self {
             client: client.clone(),
             peer,
-            refused,
+            listener,
+            audience,
+            audience_rx: Some(audience_rx),
+            token: client.random_32()[..16].try_into().expect("16 bytes"),
             sealer: SegmentSealer::new(device, id, key),
             id,
             started_at: now,
@@ -167,6 +190,33 @@ impl Broadcaster {
         &self.stats
     }
 
+    /// The audience's joins, leaves and comments as they happen (LIVE.md
+    /// §12). There is one receiver; later calls get `None`.
+    pub fn audience_events(&mut self) -> Option<tokio::sync::mpsc::Receiver<AudienceEvent>> {
+        self.audience_rx.take()
+    }
+
+    /// Who is watching now: the named viewers, and how many anonymous.
+    pub fn watching(&self) -> (Vec<SigningPublicKey>, usize) {
+        lock(&self.audience).present()
+    }
+
+    /// Posts a comment of the broadcaster's own, signed by its device.
+    /// False if no viewer has joined the overlay yet.
+    pub async fn comment(&self, text: &str) -> Result<bool, LiveError> {
+        let body = ChatBody {
+            kind: ChatKind::Comment,
+            sent_at: self.client.now(),
+            token: self.token,
+            text: text.to_owned(),
+        };
+        let device = self.client.with_home(|h| h.device().clone());
+        Ok(self
+            .peer
+            .chat(body, Some(device), self.client.random_32())
+            .await?)
+    }
+
     /// Adds a viewer and hands it the current key.
     pub async fn add_viewer(&mut self, identity: SigningPublicKey) -> Result<Failed, LiveError> {
         if !self.viewers.contains(&identity) {
@@ -191,6 +241,7 @@ impl Broadcaster {
     pub async fn rotate(&mut self) -> Result<Failed, LiveError> {
         let key = EpochKey::from_bytes(self.client.random_32());
         let epoch = self.sealer.rotate(key.clone())?;
+        self.peer.add_key(epoch, key.clone()).await?;
         self.epoch_started = self.client.now();
         self.stats.epochs += 1;
         let grant = self.grant(epoch, key);
@@ -221,7 +272,12 @@ impl Broadcaster {
         self.publish(false, true, &[], &[], 0).await?;
         tokio::time::sleep(linger).await;
         self.peer.stop().await;
-        self.stats.refused = self.refused.await.unwrap_or(0);
+        let (refused, dropped) = self.listener.await.unwrap_or((0, 0));
+        self.stats.refused = refused;
+        self.stats.audience_dropped = dropped;
+        let (named, anonymous) = lock(&self.audience).ever();
+        self.stats.named_viewers = named;
+        self.stats.anonymous_viewers = anonymous;
         Ok(self.stats)
     }
 
@@ -255,6 +311,46 @@ impl Broadcaster {
             started_at: self.started_at,
             replay: self.config.replay,
             peers: self.peers.clone(),
+        }
+    }
+}
+
+/// How often silent viewers are looked for.
+const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn lock(a: &Mutex<Audience>) -> std::sync::MutexGuard<'_, Audience> {
+    // The audience holds no invariant a panic could break halfway.
+    a.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes in what other peers send the broadcaster: counts refusals, keeps
+/// the audience and passes its events on. Returns the refusals and the
+/// events dropped when the application lagged.
+async fn listen(
+    client: Client,
+    mut events: tokio::sync::mpsc::Receiver<LiveEvent>,
+    audience: Arc<Mutex<Audience>>,
+    tx: tokio::sync::mpsc::Sender<AudienceEvent>,
+) -> (u64, u64) {
+    let (mut refused, mut dropped) = (0, 0);
+    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    loop {
+        let changes = tokio::select! {
+            e = events.recv() => match e {
+                None => return (refused, dropped),
+                Some(LiveEvent::Refused { .. } | LiveEvent::ChatRefused { .. }) => {
+                    refused += 1;
+                    continue;
+                }
+                Some(LiveEvent::Chat { chat, .. }) => lock(&audience).observe(&chat, client.now()),
+                Some(_) => continue,
+            },
+            _ = tick.tick() => lock(&audience).expire(client.now()),
+        };
+        for c in changes {
+            if tx.try_send(c).is_err() {
+                dropped += 1;
+            }
         }
     }
 }

@@ -18,13 +18,16 @@
 //! publishes), a viewer, or a relay helping viewers (which forwards without
 //! keys). [`Broadcaster`] goes live on top of it, [`watch`] watches.
 
+mod audience;
 mod broadcast;
+pub mod control;
 mod peer;
 mod watch;
 
+pub use audience::{Audience, AudienceEvent, Speaker};
 pub use broadcast::{BroadcastConfig, BroadcastStats, Broadcaster, Failed};
 pub use peer::{LiveEvent, LivePeer, LivePeerError};
-pub use watch::{WatchConfig, WatchProgress, WatchSummary, watch};
+pub use watch::{WatchConfig, WatchProgress, WatchSummary, WatchUpdate, comment, watch};
 
 /// A live broadcast or watch failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,9 @@ pub enum LiveError {
     /// None of the broadcast's overlay addresses could be dialled.
     #[error("the broadcast names no address that can be dialled")]
     NoPeers,
+    /// A comment could not be posted.
+    #[error("the comment was not posted: {0}")]
+    Comment(String),
 }
 
 /// `config` with the client's clock: its test offset applied to the
@@ -160,6 +166,20 @@ pub fn gossipsub_config(
 /// sender penalised).
 pub fn acceptance(
     result: &Result<Segment, mayfly_protocol::live::Refusal>,
+) -> gossipsub::MessageAcceptance {
+    match result {
+        Ok(_) => gossipsub::MessageAcceptance::Accept,
+        Err(r) if r.is_offence() => gossipsub::MessageAcceptance::Reject,
+        Err(_) => gossipsub::MessageAcceptance::Ignore,
+    }
+}
+
+/// How a chat message that arrived over gossip is judged (LIVE.md §12.4):
+/// accepted ones are forwarded; offences are rejected (the sender
+/// penalised); the rest (no key, too old, a duplicate, over the rate) are
+/// dropped quietly. A peer holding no key forwards no chat at all.
+pub fn chat_acceptance(
+    result: &Result<mayfly_protocol::live::chat::Chat, mayfly_protocol::live::chat::ChatRefusal>,
 ) -> gossipsub::MessageAcceptance {
     match result {
         Ok(_) => gossipsub::MessageAcceptance::Accept,

@@ -7,11 +7,12 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAuthenticity, TopicHash};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
-use mayfly_protocol::UnixMillis;
+use mayfly_protocol::live::chat::{Chat, ChatBody, ChatGate, ChatMessage, ChatRefusal};
 use mayfly_protocol::live::{EpochKey, Refusal, Segment, SegmentGate, SegmentPlaintext};
+use mayfly_protocol::{Codec, Device, UnixMillis};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{LiveConfig, acceptance, gossipsub_config, topic};
+use super::{LiveConfig, acceptance, chat_acceptance, gossipsub_config, topic};
 
 /// A live peer could not start, or a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,10 @@ pub enum LivePeerError {
     /// Publishing failed (the message is too large, every queue is full).
     #[error("publish: {0}")]
     Publish(String),
+    /// A chat message could not be sealed: no key is held yet, or the
+    /// text breaks a rule (LIVE.md §12.1).
+    #[error("chat: {0}")]
+    Chat(String),
     /// The peer's task has stopped.
     #[error("the live peer has stopped")]
     Stopped,
@@ -59,12 +64,37 @@ pub enum LiveEvent {
         /// The peer it came from.
         from: PeerId,
     },
+    /// A chat message (join, leave, comment) passed the chat gate and was
+    /// forwarded (LIVE.md §12.4).
+    Chat {
+        /// What it says, and who signed it.
+        chat: Box<Chat>,
+        /// The peer it came from.
+        from: PeerId,
+    },
+    /// A chat message the chat gate refused (not forwarded).
+    ChatRefused {
+        /// Why.
+        reason: ChatRefusal,
+        /// The peer it came from.
+        from: PeerId,
+    },
+}
+
+struct ChatRequest {
+    body: ChatBody,
+    signer: Option<Device>,
+    salt: [u8; 32],
 }
 
 enum Command {
     Dial(Multiaddr),
     AddKey(u32, EpochKey),
     Publish(Vec<u8>, oneshot::Sender<Result<bool, LivePeerError>>),
+    Chat(
+        Box<ChatRequest>,
+        oneshot::Sender<Result<bool, LivePeerError>>,
+    ),
     MeshSize(oneshot::Sender<usize>),
     Subscribers(oneshot::Sender<usize>),
     Stop,
@@ -188,6 +218,21 @@ impl LivePeer {
         rx.await.map_err(|_| LivePeerError::Stopped)?
     }
 
+    /// Seals `body` under the newest key held, signed by `signer` unless
+    /// anonymous, with the random `salt`, and publishes it (LIVE.md §12.3).
+    /// False if no peer is subscribed yet.
+    pub async fn chat(
+        &self,
+        body: ChatBody,
+        signer: Option<Device>,
+        salt: [u8; 32],
+    ) -> Result<bool, LivePeerError> {
+        let (tx, rx) = oneshot::channel();
+        let request = Box::new(ChatRequest { body, signer, salt });
+        self.send(Command::Chat(request, tx)).await?;
+        rx.await.map_err(|_| LivePeerError::Stopped)?
+    }
+
     /// How many peers are in this peer's mesh for the topic.
     pub async fn mesh_size(&self) -> Result<usize, LivePeerError> {
         let (tx, rx) = oneshot::channel();
@@ -236,11 +281,13 @@ async fn run(
 ) {
     let mut pending: std::collections::VecDeque<(Segment, UnixMillis, PeerId)> =
         std::collections::VecDeque::new();
+    let mut chat_gate = ChatGate::new(gate.broadcast_id());
     loop {
         tokio::select! {
             c = commands.recv() => match c {
                 None | Some(Command::Stop) => return,
                 Some(Command::AddKey(epoch, key)) => {
+                    chat_gate.add_key(epoch, key.clone());
                     gate.add_key(epoch, key);
                     // What waited for this key opens now.
                     let (ready, wait): (Vec<_>, Vec<_>) = pending
@@ -267,6 +314,10 @@ async fn run(
                     };
                     let _ = done.send(r);
                 }
+                Some(Command::Chat(request, done)) => {
+                    let r = publish_chat(&mut swarm, &mut chat_gate, &topic, *request, now(clock_offset_ms));
+                    let _ = done.send(r);
+                }
                 Some(Command::Subscribers(reply)) => {
                     let n = swarm
                         .behaviour()
@@ -288,6 +339,22 @@ async fn run(
                     continue;
                 };
                 let at = now(clock_offset_ms);
+                if message.data.first() == Some(&mayfly_protocol::codec::tag::LIVE_CHAT) {
+                    let result = chat_gate.accept(&message.data, at);
+                    swarm.behaviour_mut().report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        chat_acceptance(&result),
+                    );
+                    let event = match result {
+                        Ok(chat) => LiveEvent::Chat { chat: Box::new(chat), from: propagation_source },
+                        Err(reason) => LiveEvent::ChatRefused { reason, from: propagation_source },
+                    };
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 let result = gate.accept(&message.data, at);
                 swarm.behaviour_mut().report_message_validation_result(
                     &message_id,
@@ -321,6 +388,38 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// Seals a chat message under the newest key held and publishes it,
+/// remembering it so that it is refused if it comes back.
+fn publish_chat(
+    swarm: &mut Swarm<gossipsub::Behaviour>,
+    gate: &mut ChatGate,
+    topic: &TopicHash,
+    request: ChatRequest,
+    now: UnixMillis,
+) -> Result<bool, LivePeerError> {
+    let Some((epoch, key)) = gate.newest() else {
+        return Err(LivePeerError::Chat(
+            "no key of the broadcast is held".into(),
+        ));
+    };
+    let bytes = ChatMessage::seal(
+        gate.broadcast_id(),
+        epoch,
+        key,
+        request.salt,
+        &request.body,
+        request.signer.as_ref(),
+    )
+    .map_err(|e| LivePeerError::Chat(e.to_string()))?
+    .to_bytes();
+    gate.sent(&bytes, now);
+    match swarm.behaviour_mut().publish(topic.clone(), bytes) {
+        Ok(_) => Ok(true),
+        Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(false),
+        Err(e) => Err(LivePeerError::Publish(e.to_string())),
     }
 }
 

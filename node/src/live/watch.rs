@@ -9,9 +9,12 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use mayfly_protocol::UnixMillis;
 use mayfly_protocol::live::SegmentGate;
+use mayfly_protocol::live::chat::{ChatBody, ChatKind, PRESENCE_INTERVAL_MS};
 use mayfly_protocol::playout::{Output, Playout, PlayoutConfig};
 use tokio::sync::mpsc;
 
+use super::audience::{Audience, AudienceEvent};
+use super::control::CommentRequest;
 use super::{LiveConfig, LiveError, LiveEvent, LivePeer};
 use crate::client::{Client, Event};
 use crate::home::Broadcast;
@@ -29,6 +32,11 @@ pub struct WatchConfig {
     pub playout: PlayoutConfig,
     /// How long to wait with no new segment before giving up.
     pub idle: Duration,
+    /// Watch without a signed join: the broadcaster counts an anonymous
+    /// viewer (LIVE.md §12.5). Comments are signed all the same.
+    pub anonymous: bool,
+    /// How often the join is repeated while watching.
+    pub presence_interval: Duration,
 }
 
 impl Default for WatchConfig {
@@ -39,6 +47,8 @@ impl Default for WatchConfig {
             live: LiveConfig::default(),
             playout: PlayoutConfig::default(),
             idle: Duration::from_secs(30),
+            anonymous: false,
+            presence_interval: Duration::from_millis(PRESENCE_INTERVAL_MS),
         }
     }
 }
@@ -58,6 +68,20 @@ pub struct WatchProgress {
     pub no_key: u64,
     /// Messages the gate refused (forged, corrupt, replayed, stale).
     pub refused: u64,
+    /// Comments received.
+    pub comments: u64,
+}
+
+/// What a watch reports as it goes.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WatchUpdate<'a> {
+    /// A segment was written.
+    Progress(&'a WatchProgress),
+    /// Someone joined, left or commented.
+    Audience(&'a AudienceEvent),
+    /// This viewer's own join reached the overlay (first time only).
+    Joined,
 }
 
 /// How a watch ended.
@@ -75,15 +99,18 @@ pub struct WatchSummary {
 /// Watches `broadcast` and writes it to `out` until its end segment plays
 /// or nothing arrives for `config.idle`. `events` (the client's) brings
 /// the keys of later epochs as they are handed over; keys are also
-/// re-read from the home when a segment does not open. `on_progress` is
-/// called after each segment written.
+/// re-read from the home when a segment does not open. The viewer joins
+/// the broadcast's chat (signed, or anonymous), repeats its join while it
+/// watches and leaves at the end; `comments` brings comments to post.
+/// `on_update` hears of each segment written and of the audience.
 pub async fn watch<W: Write>(
     client: &Client,
     mut events: Option<&mut mpsc::Receiver<Event>>,
     broadcast: &Broadcast,
     out: &mut W,
     config: &WatchConfig,
-    mut on_progress: impl FnMut(&WatchProgress),
+    mut comments: Option<mpsc::Receiver<CommentRequest>>,
+    mut on_update: impl FnMut(WatchUpdate<'_>),
 ) -> Result<WatchSummary, LiveError> {
     let (serial, keys) = client.with_home(|h| -> Result<_, LiveError> {
         let serial = h
@@ -91,15 +118,17 @@ pub async fn watch<W: Write>(
             .map_or(0, |c| c.certificate.serial());
         Ok((serial, h.live_keys(&broadcast.id)?))
     })?;
-    let mut gate = SegmentGate::new(broadcast.id, broadcast.broadcaster, serial);
-    let mut held: Vec<u32> = Vec::new();
-    for (e, k) in keys {
-        gate.add_key(e, k);
-        held.push(e);
-    }
+    let gate = SegmentGate::new(broadcast.id, broadcast.broadcaster, serial);
     let live = super::on_clock_of(client, &config.live);
     let (peer, mut segments) =
         LivePeer::start(gate, false, config.listen.clone(), &live, None).await?;
+    // Keys go to both of the peer's gates (segments and chat), before it
+    // dials anyone.
+    let mut held: Vec<u32> = Vec::new();
+    for (e, k) in keys {
+        peer.add_key(e, k).await?;
+        held.push(e);
+    }
     let mut dialled = 0;
     for a in broadcast
         .peers
@@ -118,6 +147,10 @@ pub async fn watch<W: Write>(
     let mut playout = Playout::new(config.playout);
     let mut summary = WatchSummary::default();
     let mut idle_since = tokio::time::Instant::now();
+    let mut presence = Presence::new(client, config);
+    let mut audience = Audience::new();
+    // Until the join is out, it is tried again every second.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let result: Result<(), LiveError> = async {
         loop {
             let deadline = playout.next_deadline().map(|d| {
@@ -130,7 +163,24 @@ pub async fn watch<W: Write>(
                 e = segments.recv() => match e {
                     None => return Err(LiveError::Peer(super::LivePeerError::Stopped)),
                     Some(LiveEvent::Refused { .. }) => summary.progress.refused += 1,
+                    Some(LiveEvent::ChatRefused { reason, .. }) => {
+                        if reason.is_offence() {
+                            summary.progress.refused += 1;
+                        }
+                    }
+                    Some(LiveEvent::Chat { chat, .. }) => {
+                        for e in audience.observe(&chat, client.now()) {
+                            if matches!(e, AudienceEvent::Comment { .. }) {
+                                summary.progress.comments += 1;
+                            }
+                            on_update(WatchUpdate::Audience(&e));
+                        }
+                    }
                     Some(LiveEvent::Segment { seq, flags, produced_at, plaintext, .. }) => {
+                        // A segment: the overlay is there, so the join can go.
+                        if presence.due() && presence.send(client, &peer, ChatKind::Join).await {
+                            on_update(WatchUpdate::Joined);
+                        }
                         idle_since = tokio::time::Instant::now();
                         match plaintext {
                             Some(p) => {
@@ -152,6 +202,18 @@ pub async fn watch<W: Write>(
                         peer.add_key(grant.epoch, grant.key).await?;
                     }
                 }
+                _ = tick.tick() => {
+                    for e in audience.expire(client.now()) {
+                        on_update(WatchUpdate::Audience(&e));
+                    }
+                    if presence.due() && presence.send(client, &peer, ChatKind::Join).await {
+                        on_update(WatchUpdate::Joined);
+                    }
+                }
+                r = next_comment(&mut comments) => {
+                    let answer = post_comment(client, &peer, broadcast, &presence, &r.text, &r.broadcast).await;
+                    let _ = r.reply.send(answer);
+                }
                 () = tokio::time::sleep_until(wake) => {
                     if tokio::time::Instant::now() >= idle_at && playout.next_deadline().is_none() {
                         return Ok(());
@@ -160,7 +222,7 @@ pub async fn watch<W: Write>(
             }
             while let Some(o) = playout.poll(client.now()) {
                 if write_output(o, out, client.now(), &mut summary)? {
-                    on_progress(&summary.progress);
+                    on_update(WatchUpdate::Progress(&summary.progress));
                 }
             }
             if playout.ended() {
@@ -170,9 +232,182 @@ pub async fn watch<W: Write>(
         }
     }
     .await;
+    if presence.joined() {
+        // Best effort: a viewer that leaves without saying so times out.
+        presence.send(client, &peer, ChatKind::Leave).await;
+        tokio::time::sleep(LEAVE_LINGER).await;
+    }
     peer.stop().await;
     out.flush().map_err(LiveError::Output)?;
     result.map(|()| summary)
+}
+
+/// How long a viewer stays up after its leave, so the leave goes out.
+const LEAVE_LINGER: Duration = Duration::from_millis(200);
+
+/// This watch's joins and leaves (LIVE.md §12.5): one token for the
+/// watch, signed unless anonymous, a join repeated every interval.
+struct Presence {
+    token: [u8; 16],
+    signer: Option<mayfly_protocol::Device>,
+    interval: Duration,
+    last: Option<tokio::time::Instant>,
+    device: mayfly_protocol::Device,
+}
+
+impl Presence {
+    fn new(client: &Client, config: &WatchConfig) -> Self {
+        let device = client.with_home(|h| h.device().clone());
+        Self {
+            token: client.random_32()[..16].try_into().expect("16 bytes"),
+            signer: (!config.anonymous).then(|| device.clone()),
+            interval: config.presence_interval,
+            last: None,
+            device,
+        }
+    }
+
+    fn joined(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// Whether a join is due: none has gone out yet, or the interval has
+    /// passed since the last.
+    fn due(&self) -> bool {
+        self.last.is_none_or(|t| t.elapsed() >= self.interval)
+    }
+
+    /// Publishes a join or leave; true for the first join that reached a
+    /// peer. Failures are logged, not fatal: chat is not the stream.
+    async fn send(&mut self, client: &Client, peer: &LivePeer, kind: ChatKind) -> bool {
+        let body = ChatBody {
+            kind,
+            sent_at: client.now(),
+            token: self.token,
+            text: String::new(),
+        };
+        match peer
+            .chat(body, self.signer.clone(), client.random_32())
+            .await
+        {
+            Ok(true) if kind == ChatKind::Join => {
+                let first = self.last.is_none();
+                self.last = Some(tokio::time::Instant::now());
+                first
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::debug!("live presence: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Posts a comment handed over the control socket, signed by the device
+/// (comments are signed even when watching anonymously).
+async fn post_comment(
+    client: &Client,
+    peer: &LivePeer,
+    broadcast: &Broadcast,
+    presence: &Presence,
+    text: &str,
+    id: &str,
+) -> Result<(), String> {
+    if !hex::encode(broadcast.id.0).starts_with(&id.to_ascii_lowercase()) || id.is_empty() {
+        return Err(format!(
+            "this home is watching {}, not {id}",
+            &hex::encode(broadcast.id.0)[..8]
+        ));
+    }
+    let body = ChatBody {
+        kind: ChatKind::Comment,
+        sent_at: client.now(),
+        token: presence.token,
+        text: text.to_owned(),
+    };
+    match peer
+        .chat(body, Some(presence.device.clone()), client.random_32())
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("no other peer of the broadcast is connected yet".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Posts one comment on `broadcast` without watching: joins the overlay at
+/// the peers its key named, publishes the comment once a peer is there
+/// (waiting up to `within`), lets it go out, and leaves.
+pub async fn comment(
+    client: &Client,
+    broadcast: &Broadcast,
+    text: &str,
+    config: &WatchConfig,
+    within: Duration,
+) -> Result<(), LiveError> {
+    let (serial, keys) = client.with_home(|h| -> Result<_, LiveError> {
+        let serial = h
+            .contact(&broadcast.broadcaster)?
+            .map_or(0, |c| c.certificate.serial());
+        Ok((serial, h.live_keys(&broadcast.id)?))
+    })?;
+    let gate = SegmentGate::new(broadcast.id, broadcast.broadcaster, serial);
+    let live = super::on_clock_of(client, &config.live);
+    let (peer, _events) = LivePeer::start(gate, false, config.listen.clone(), &live, None).await?;
+    let r = async {
+        for (e, k) in keys {
+            peer.add_key(e, k).await?;
+        }
+        let mut dialled = 0;
+        for a in broadcast
+            .peers
+            .iter()
+            .filter_map(|p| p.parse::<Multiaddr>().ok())
+        {
+            if peer.dial(a).await.is_ok() {
+                dialled += 1;
+            }
+        }
+        if dialled == 0 {
+            return Err(LiveError::NoPeers);
+        }
+        let presence = Presence::new(client, config);
+        let deadline = tokio::time::Instant::now() + within;
+        let id = hex::encode(broadcast.id.0);
+        loop {
+            match post_comment(client, &peer, broadcast, &presence, text, &id).await {
+                Ok(()) => break,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(LiveError::Comment(e)),
+            }
+        }
+        // Gossipsub sends on its own time: give it a moment.
+        tokio::time::sleep(COMMENT_LINGER).await;
+        Ok(())
+    }
+    .await;
+    peer.stop().await;
+    r
+}
+
+/// How long a one-off commenter stays after publishing.
+const COMMENT_LINGER: Duration = Duration::from_millis(500);
+
+/// The next comment request, or never when there is no receiver.
+async fn next_comment(comments: &mut Option<mpsc::Receiver<CommentRequest>>) -> CommentRequest {
+    match comments {
+        Some(rx) => match rx.recv().await {
+            Some(r) => r,
+            None => {
+                *comments = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// The client's next event, or never when there is no receiver (or it

@@ -548,6 +548,9 @@ pub fn decode(ty: &str, input: &Value) -> Faults {
             revocation(&mut c, &mut f);
             finish(&c, &mut f);
         }
+        "live_chat" => {
+            live_chat(&bytes, &mut f);
+        }
         "live_segment" => {
             live_segment(&bytes, &mut f);
         }
@@ -1120,4 +1123,153 @@ pub fn live_gate(input: &Value) -> Vec<BTreeSet<String>> {
         out.push(refusals);
     }
     out
+}
+
+// --- Live chat (LIVE.md §12) ----------------------------------------------------
+
+/// LIVE.md §12.4 step 1: a chat message's layout. Returns its head (the
+/// AAD) and ciphertext if the layout could be read to the end.
+fn live_chat(bytes: &[u8], f: &mut Faults) -> Option<(Vec<u8>, Vec<u8>)> {
+    fn layout(f: &mut Faults, check: &str) {
+        add(f, &format!("LIVE.md §12.4 step 1 ({check})"));
+    }
+    let mut c = Cur::new(bytes);
+    let Some(head) = c.take(70) else {
+        layout(f, "truncation");
+        return None;
+    };
+    if head[0] != 0x0b {
+        layout(f, "type");
+    }
+    if head[1] != 0x01 {
+        layout(f, "version");
+    }
+    let Some(len) = c.take(4) else {
+        layout(f, "truncation");
+        return None;
+    };
+    let ct_len = u32::from_be_bytes(len.try_into().expect("4")) as usize;
+    // Plaintext: kind, sent_at, token, text length, signed: 28 bytes at
+    // least; at most 500 bytes of text, a certificate and a signature more.
+    if !(28 + 16..=28 + 500 + 146 + 64 + 16).contains(&ct_len) {
+        layout(f, "ct_len");
+    }
+    let Some(ct) = c.take(ct_len) else {
+        layout(f, "truncation");
+        return None;
+    };
+    if c.rest() > 0 {
+        layout(f, "trailing bytes");
+    }
+    Some((head.to_vec(), ct.to_vec()))
+}
+
+/// The faults of a `live_chat_open` case (LIVE.md §12.4 steps 1, 4 and 5)
+/// and, if it opens, what it says, in the vector's `opened` form.
+pub fn live_chat_open(input: &Value) -> (Faults, Option<Value>) {
+    let mut f = Faults::new();
+    let Some((head, ct)) = live_chat(&unhex(&input["message"]), &mut f) else {
+        return (f, None);
+    };
+    let epoch_key = unhex(&input["epoch_key"]);
+    let key = blake3::derive_key(
+        "mayfly 2026-12 v1 live chat key",
+        &[epoch_key.as_slice(), &head[2..34], &head[38..70]].concat(),
+    );
+    let Some(p) = aead_open_aad(&key, [0; 12], &head, &ct) else {
+        add(&mut f, "LIVE.md §12.4 step 4");
+        return (f, None);
+    };
+    let step5 = |f: &mut Faults, check: &str| add(f, &format!("LIVE.md §12.4 step 5 ({check})"));
+    let mut c = Cur::new(&p);
+    let Some(fixed) = c.take(1 + 8 + 16 + 2) else {
+        step5(&mut f, "truncation");
+        return (f, None);
+    };
+    let kind = match fixed[0] {
+        1 => "join",
+        2 => "leave",
+        3 => "comment",
+        _ => {
+            step5(&mut f, "kind");
+            "unknown"
+        }
+    };
+    let text_len = usize::from(u16::from_be_bytes([fixed[25], fixed[26]]));
+    let Some(text) = c.take(text_len) else {
+        step5(&mut f, "truncation");
+        return (f, None);
+    };
+    let text = match core::str::from_utf8(text) {
+        Err(_) => {
+            step5(&mut f, "UTF-8");
+            String::new()
+        }
+        Ok(s) => {
+            if s.chars().any(char::is_control) {
+                step5(&mut f, "control character");
+            }
+            s.to_owned()
+        }
+    };
+    match kind {
+        "comment" if text_len == 0 || text_len > 500 => step5(&mut f, "comment length"),
+        "join" | "leave" if text_len > 0 => step5(&mut f, "text in a join or leave"),
+        _ => {}
+    }
+    let Some(signed) = c.take(1) else {
+        step5(&mut f, "truncation");
+        return (f, None);
+    };
+    let mut identity = Value::Null;
+    let mut device = Value::Null;
+    match signed[0] {
+        0 => {
+            if kind == "comment" {
+                step5(&mut f, "unsigned comment");
+            }
+        }
+        1 => {
+            let cert_at = c.pos;
+            let mut cert_faults = Faults::new();
+            let dev = certificate(&mut c, &mut cert_faults);
+            for r in cert_faults {
+                step5(&mut f, &r);
+            }
+            let signed_end = c.pos;
+            let Some(sig) = c.take(64) else {
+                step5(&mut f, "truncation");
+                return (f, None);
+            };
+            if let Some(dev) = dev {
+                let msg = [&head[..], &p[..signed_end]].concat();
+                verify(
+                    &dev,
+                    "mayfly/v1/live-chat",
+                    &msg,
+                    sig,
+                    "LIVE.md §12.4 step 5 (signature)",
+                    &mut f,
+                );
+                identity = Value::String(hex::encode(&p[cert_at + 2..cert_at + 34]));
+                device = Value::String(hex::encode(dev));
+            }
+        }
+        _ => step5(&mut f, "signed byte"),
+    }
+    if c.rest() > 0 {
+        step5(&mut f, "trailing bytes");
+    }
+    if !f.is_empty() {
+        return (f, None);
+    }
+    let opened = serde_json::json!({
+        "kind": kind,
+        "sent_at": be64(&fixed[1..9]),
+        "token": hex::encode(&fixed[9..25]),
+        "text": text,
+        "identity_key": identity,
+        "device_key": device,
+    });
+    (f, Some(opened))
 }

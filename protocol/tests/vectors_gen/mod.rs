@@ -1627,6 +1627,7 @@ pub fn generate() -> Vec<Case> {
     ));
 
     live_cases(&alice.identity, &alice.device, &carol.device, &mut out);
+    live_chat_cases(&alice.device, &carol.device, &mut out);
     out
 }
 
@@ -2789,5 +2790,361 @@ fn live_cases(identity: &Identity, device: &Device, other: &Device, out: &mut Ve
             gate_step(&end(2), t, "duplicate"),
             gate_step(&end(4), t, "after_end"),
         ],
+    ));
+}
+
+// --- Live chat (LIVE.md §12) ------------------------------------------------
+
+/// The plaintext of a chat message (LIVE.md §12.1), built field by field:
+/// `kind ‖ sent_at ‖ token ‖ text (string16) ‖ signed`, then, when
+/// `signer` is given, its certificate and a signature over `head` and
+/// everything before it. `text` is raw bytes, so a case can break UTF-8.
+fn chat_plaintext(
+    head: &[u8],
+    kind: u8,
+    sent_at: u64,
+    token: [u8; 16],
+    text: &[u8],
+    signer: Option<(&[u8], &SigningSecret)>,
+    signed_byte: u8,
+) -> Vec<u8> {
+    let mut p = vec![kind];
+    p.extend_from_slice(&sent_at.to_be_bytes());
+    p.extend_from_slice(&token);
+    p.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    p.extend_from_slice(text);
+    p.push(signed_byte);
+    if let Some((cert, secret)) = signer {
+        p.extend_from_slice(cert);
+        let sig = secret.sign(live::chat::LIVE_CHAT_CONTEXT, &[head, &p[..]].concat());
+        p.extend_from_slice(&sig);
+    }
+    p
+}
+
+/// A chat message's head (LIVE.md §12.2).
+fn chat_head(ty: u8, version: u8, id: &[u8; 32], epoch: u32, salt: &[u8; 32]) -> Vec<u8> {
+    let mut h = vec![ty, version];
+    h.extend_from_slice(id);
+    h.extend_from_slice(&epoch.to_be_bytes());
+    h.extend_from_slice(salt);
+    h
+}
+
+/// `plaintext` sealed under the chat key of `key` with `head` as the AAD,
+/// framed as a message (LIVE.md §12.3).
+fn chat_seal(head: &[u8], key: &live::EpochKey, plaintext: &[u8]) -> Vec<u8> {
+    let mut material = key.as_bytes().to_vec();
+    material.extend_from_slice(&head[2..34]);
+    material.extend_from_slice(&head[38..70]);
+    let chat_key = blake3::derive_key(live::chat::CTX_LIVE_CHAT_KEY, &material);
+    let ct = aead_seal_aad(&chat_key, [0; 12], head, plaintext);
+    let mut b = head.to_vec();
+    b.extend_from_slice(&(ct.len() as u32).to_be_bytes());
+    b.extend_from_slice(&ct);
+    b
+}
+
+fn live_chat_open_case(
+    name: &str,
+    d: &str,
+    message: &[u8],
+    key: &live::EpochKey,
+    opened: Option<Value>,
+) -> Case {
+    let mut input = json!({ "message": hex(message), "epoch_key": hex(key.as_bytes()) });
+    let expected = if opened.is_some() {
+        "ok"
+    } else {
+        "decrypt_error"
+    };
+    if let Some(o) = opened {
+        input["opened"] = o;
+    }
+    case(name, d, "live_chat_open", expected, input)
+}
+
+/// The live chat vectors: `decode:live_chat` (LIVE.md §12.2, §12.4 step 1)
+/// and `live_chat_open` (§12.4 steps 4–5). Carol comments on a broadcast;
+/// an anonymous viewer joins. Random values come from their own generator.
+fn live_chat_cases(broadcaster: &Device, viewer: &Device, out: &mut Vec<Case>) {
+    use live::chat::{ChatBody, ChatKind, ChatMessage};
+    let mut rng = ChaCha20Rng::from_seed(blake3::derive_key(
+        "mayfly test vectors v1 live chat",
+        &SEED,
+    ));
+    let id = random32(&mut rng);
+    let key = live::EpochKey::from_bytes(random32(&mut rng));
+    let other_key = live::EpochKey::from_bytes(random32(&mut rng));
+    let salts: Vec<[u8; 32]> = (0..24).map(|_| random32(&mut rng)).collect();
+    let token = {
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&random32(&mut rng)[..16]);
+        t
+    };
+    let anon_token = {
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&random32(&mut rng)[..16]);
+        t
+    };
+    let epoch = 2;
+    let cert = viewer.certificate().to_bytes();
+    let dev = viewer.secret();
+    let text = "Hello from the front row 👋";
+    let comment_body = ChatBody {
+        kind: ChatKind::Comment,
+        sent_at: NOW,
+        token,
+        text: text.into(),
+    };
+    let comment = ChatMessage::seal(
+        live::BroadcastId(id),
+        epoch,
+        &key,
+        salts[0],
+        &comment_body,
+        Some(viewer),
+    )
+    .expect("seals")
+    .to_bytes();
+    // The field-by-field builder seals exactly as the sealer does.
+    let h0 = chat_head(0x0b, 1, &id, epoch, &salts[0]);
+    let built = |head: &[u8], kind: u8, text: &[u8], signer: bool, signed_byte: u8| {
+        chat_plaintext(
+            head,
+            kind,
+            NOW.0,
+            token,
+            text,
+            signer.then_some((&cert[..], dev)),
+            signed_byte,
+        )
+    };
+    assert_eq!(
+        chat_seal(&h0, &key, &built(&h0, 3, text.as_bytes(), true, 1)),
+        comment
+    );
+    let join_body = ChatBody {
+        kind: ChatKind::Join,
+        sent_at: NOW,
+        token: anon_token,
+        text: String::new(),
+    };
+    let join = ChatMessage::seal(
+        live::BroadcastId(id),
+        epoch,
+        &key,
+        salts[1],
+        &join_body,
+        None,
+    )
+    .expect("seals")
+    .to_bytes();
+    let leave_body = ChatBody {
+        kind: ChatKind::Leave,
+        sent_at: NOW.plus(45_000),
+        token,
+        text: String::new(),
+    };
+    let leave = ChatMessage::seal(
+        live::BroadcastId(id),
+        epoch,
+        &key,
+        salts[2],
+        &leave_body,
+        Some(viewer),
+    )
+    .expect("seals")
+    .to_bytes();
+
+    let decode = |name: &str, d: &str, b: &[u8]| decode_case(name, d, "live_chat", "ok", b);
+    out.push(decode(
+        "live-chat-comment",
+        "Carol's comment on a broadcast, sealed under the key of epoch 2 and signed by her device.",
+        &comment,
+    ));
+    out.push(decode(
+        "live-chat-anonymous-join",
+        "An anonymous viewer's join (no signature) under the key of epoch 2.",
+        &join,
+    ));
+    let step1 = "LIVE.md §12.4 step 1";
+    let neg = |name: &str, d: &str, b: &[u8]| neg_decode(name, d, "live_chat", step1, b);
+    let h = chat_head(0x0a, 1, &id, epoch, &salts[3]);
+    out.push(neg(
+        "live-chat-neg-type",
+        "A comment whose type byte is 0x0a (a segment's), sealed with that head.",
+        &chat_seal(&h, &key, &built(&h, 3, b"hi", true, 1)),
+    ));
+    let h = chat_head(0x0b, 2, &id, epoch, &salts[4]);
+    out.push(neg(
+        "live-chat-neg-version",
+        "A comment whose version byte is 2, sealed with that head.",
+        &chat_seal(&h, &key, &built(&h, 3, b"hi", true, 1)),
+    ));
+    let mut short = h0.clone();
+    short.extend_from_slice(&43u32.to_be_bytes());
+    short.extend_from_slice(&pattern(43, 0x31));
+    out.push(neg(
+        "live-chat-neg-ciphertext-too-short",
+        "A message whose ciphertext is 43 bytes: the shortest plaintext (28 bytes) and its tag make 44.",
+        &short,
+    ));
+    let mut long = h0.clone();
+    long.extend_from_slice(&755u32.to_be_bytes());
+    long.extend_from_slice(&pattern(755, 0x32));
+    out.push(neg(
+        "live-chat-neg-ciphertext-too-long",
+        "A message whose ciphertext is 755 bytes: the longest plaintext (738 bytes) and its tag make 754.",
+        &long,
+    ));
+    let mut trailing = comment.clone();
+    trailing.push(0);
+    out.push(neg(
+        "live-chat-neg-trailing-byte",
+        "live-chat-comment with one byte after it.",
+        &trailing,
+    ));
+    out.push(neg(
+        "live-chat-neg-truncated",
+        "live-chat-comment without its last byte.",
+        &comment[..comment.len() - 1],
+    ));
+
+    // §12.4 steps 4-5: opening.
+    let opened = |b: &ChatBody, identity: Option<&Device>| {
+        json!({
+            "kind": match b.kind { ChatKind::Join => "join", ChatKind::Leave => "leave", _ => "comment" },
+            "sent_at": b.sent_at.0,
+            "token": hex(&b.token),
+            "text": b.text,
+            "identity_key": identity.map(|d| hex(&d.identity_key().to_bytes())),
+            "device_key": identity.map(|d| hex(&d.certificate().device_key().to_bytes())),
+        })
+    };
+    out.push(live_chat_open_case(
+        "live-chat-open-comment",
+        "live-chat-comment opened with the key of epoch 2: a comment signed by carol's device.",
+        &comment,
+        &key,
+        Some(opened(&comment_body, Some(viewer))),
+    ));
+    out.push(live_chat_open_case(
+        "live-chat-open-anonymous-join",
+        "live-chat-anonymous-join opened: a join that names nobody.",
+        &join,
+        &key,
+        Some(opened(&join_body, None)),
+    ));
+    out.push(live_chat_open_case(
+        "live-chat-open-signed-leave",
+        "Carol leaves, 45 s after her comment, under the same token, signed.",
+        &leave,
+        &key,
+        Some(opened(&leave_body, Some(viewer))),
+    ));
+    let step4 = "LIVE.md §12.4 step 4";
+    let step5 = "LIVE.md §12.4 step 5";
+    let neg_open = |name: &str, d: &str, rule: &str, b: &[u8], k: &live::EpochKey| {
+        with_rule(live_chat_open_case(name, d, b, k, None), rule)
+    };
+    out.push(neg_open(
+        "live-chat-open-neg-wrong-key",
+        "live-chat-comment opened with another epoch key.",
+        step4,
+        &comment,
+        &other_key,
+    ));
+    let mut flipped = comment.clone();
+    flipped[70 + 4 + 5] ^= 0x01;
+    out.push(neg_open(
+        "live-chat-open-neg-ciphertext-bit-flip",
+        "live-chat-comment with one bit of its ciphertext flipped.",
+        step4,
+        &flipped,
+        &key,
+    ));
+    let mut moved = comment.clone();
+    moved[34..38].copy_from_slice(&3u32.to_be_bytes());
+    out.push(neg_open(
+        "live-chat-open-neg-head-epoch",
+        "live-chat-comment with its epoch changed to 3 in the head (the AAD): it no longer opens.",
+        step4,
+        &moved,
+        &key,
+    ));
+    let mut n = 5;
+    let mut content = |name: &str, d: &str, plain: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let h = chat_head(0x0b, 1, &id, epoch, &salts[n]);
+        n += 1;
+        neg_open(name, d, step5, &chat_seal(&h, &key, &plain(&h)), &key)
+    };
+    out.push(content(
+        "live-chat-open-neg-kind",
+        "A signed message of kind 4.",
+        &|h| built(h, 4, b"", true, 1),
+    ));
+    out.push(content(
+        "live-chat-open-neg-unsigned-comment",
+        "A comment with signed byte 0 and no signature: a comment is signed.",
+        &|h| built(h, 3, b"hi", false, 0),
+    ));
+    out.push(content(
+        "live-chat-open-neg-join-with-text",
+        "A signed join carrying the text \"hi\": a join carries none.",
+        &|h| built(h, 1, b"hi", true, 1),
+    ));
+    out.push(content(
+        "live-chat-open-neg-empty-comment",
+        "A signed comment with no text.",
+        &|h| built(h, 3, b"", true, 1),
+    ));
+    out.push(content(
+        "live-chat-open-neg-control-character",
+        "A signed comment holding an ESC (0x1b) character.",
+        &|h| built(h, 3, b"a\x1b[2Jb", true, 1),
+    ));
+    out.push(content(
+        "live-chat-open-neg-invalid-utf8",
+        "A signed comment whose text is the byte 0xff.",
+        &|h| built(h, 3, &[0xff], true, 1),
+    ));
+    out.push(content(
+        "live-chat-open-neg-signed-byte",
+        "A join whose signed byte is 2.",
+        &|h| built(h, 1, b"", false, 2),
+    ));
+    out.push(content(
+        "live-chat-open-neg-trailing-byte",
+        "An anonymous join with one byte after its signed byte.",
+        &|h| {
+            let mut p = built(h, 1, b"", false, 0);
+            p.push(0);
+            p
+        },
+    ));
+    out.push(content(
+        "live-chat-open-neg-signature",
+        "A comment carrying carol's certificate, signed by the broadcaster's device.",
+        &|h| {
+            chat_plaintext(
+                h,
+                3,
+                NOW.0,
+                token,
+                b"hi",
+                Some((&cert[..], broadcaster.secret())),
+                1,
+            )
+        },
+    ));
+    out.push(content(
+        "live-chat-open-neg-signature-other-head",
+        "A comment signed by carol's device over another head (epoch 3): the signature covers the head.",
+        &|h| {
+            let mut other = h.to_vec();
+            other[34..38].copy_from_slice(&3u32.to_be_bytes());
+            built(&other, 3, b"hi", true, 1)
+        },
     ));
 }

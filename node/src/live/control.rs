@@ -1,0 +1,249 @@
+//! The local control socket of a running broadcast or watch: while `mayfly
+//! live start` or `live watch` holds the home, `mayfly live comment` from
+//! another terminal hands its comment to it here (CLIENT.md §4.7).
+//!
+//! A Unix socket at `HOME/live.sock`, reachable only by whoever can enter
+//! the home directory. One request per connection, one line each way:
+//! `comment BROADCAST TEXT\n` answered by `ok\n` or `error REASON\n`.
+//! Everything is bounded: the line's length, the time a connection may
+//! take, and the requests queued for the broadcast or watch.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// The socket's file name in the home directory.
+pub const SOCKET_FILE: &str = "live.sock";
+/// The longest request line: the verb, a broadcast id and a comment of
+/// `MAX_COMMENT_LEN` bytes, with room to spare.
+const MAX_LINE: u64 = 1024;
+/// How long one connection may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read and dropped after an answer, and for how long at most.
+const MAX_DRAIN: u64 = 64 << 10;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Requests queued for the broadcast or watch.
+const QUEUE: usize = 8;
+
+/// A comment handed over the socket, and where its answer goes.
+#[derive(Debug)]
+pub struct CommentRequest {
+    /// The broadcast id as given (hex, a prefix is enough).
+    pub broadcast: String,
+    /// The comment.
+    pub text: String,
+    /// `Ok` once published, or why not.
+    pub reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// A control socket being served; removed from disk when dropped.
+pub struct ControlSocket {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Serves the control socket of the home at `dir` (which this process has
+/// locked, so a socket file left there is stale and is replaced). Requests
+/// arrive on the returned receiver.
+pub fn serve(dir: &Path) -> std::io::Result<(ControlSocket, mpsc::Receiver<CommentRequest>)> {
+    let path = dir.join(SOCKET_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(&path)?;
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let task = tokio::spawn(async move {
+        // One connection at a time: the socket is for one user's terminal.
+        while let Ok((stream, _)) = listener.accept().await {
+            if tokio::time::timeout(CONNECTION_TIMEOUT, handle(stream, &tx))
+                .await
+                .is_err()
+            {
+                tracing::debug!("control socket: a connection timed out");
+            }
+        }
+    });
+    Ok((ControlSocket { path, task }, rx))
+}
+
+async fn handle(stream: UnixStream, tx: &mpsc::Sender<CommentRequest>) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = String::new();
+    let answer = match (&mut reader).take(MAX_LINE).read_line(&mut line).await {
+        Err(e) => Err(format!("reading the request: {e}")),
+        Ok(_) if !line.ends_with('\n') => Err("the request is too long or unterminated".into()),
+        Ok(_) => match parse(line.trim_end_matches('\n')) {
+            Err(e) => Err(e),
+            Ok((broadcast, text)) => {
+                let (reply, answer) = oneshot::channel();
+                let request = CommentRequest {
+                    broadcast,
+                    text,
+                    reply,
+                };
+                if tx.send(request).await.is_err() {
+                    Err("the broadcast or watch has ended".into())
+                } else {
+                    answer
+                        .await
+                        .unwrap_or_else(|_| Err("the broadcast or watch has ended".into()))
+                }
+            }
+        },
+    };
+    let reply = match answer {
+        Ok(()) => "ok\n".to_owned(),
+        Err(e) => format!("error {}\n", e.replace('\n', " ")),
+    };
+    let _ = write.write_all(reply.as_bytes()).await;
+    // Read what the client sent beyond the line (a little, briefly) before
+    // closing: closing with unread bytes resets the connection, and the
+    // client could lose the answer.
+    let _ = tokio::time::timeout(
+        DRAIN_TIMEOUT,
+        tokio::io::copy(&mut reader.take(MAX_DRAIN), &mut tokio::io::sink()),
+    )
+    .await;
+}
+
+/// `comment BROADCAST TEXT`.
+fn parse(line: &str) -> Result<(String, String), String> {
+    let rest = line
+        .strip_prefix("comment ")
+        .ok_or("unknown request (expected: comment BROADCAST TEXT)")?;
+    let (id, text) = rest
+        .split_once(' ')
+        .ok_or("expected: comment BROADCAST TEXT")?;
+    Ok((id.to_owned(), text.to_owned()))
+}
+
+/// Why handing a comment over the control socket failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// No broadcast or watch is running in this home.
+    #[error("no broadcast or watch is running in {}: {source}", dir.display())]
+    NotRunning {
+        /// The home.
+        dir: PathBuf,
+        /// Connecting failed.
+        source: std::io::Error,
+    },
+    /// The socket answered with an error.
+    #[error("{0}")]
+    Refused(String),
+    /// Talking to the socket failed.
+    #[error("the control socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Hands `text` for `broadcast` to the broadcast or watch running in the
+/// home at `dir`.
+pub async fn send_comment(dir: &Path, broadcast: &str, text: &str) -> Result<(), ControlError> {
+    if text.contains('\n') || broadcast.contains([' ', '\n']) {
+        return Err(ControlError::Refused(
+            "a comment is one line, and a broadcast id has no spaces".into(),
+        ));
+    }
+    let mut stream = UnixStream::connect(dir.join(SOCKET_FILE))
+        .await
+        .map_err(|source| ControlError::NotRunning {
+            dir: dir.to_owned(),
+            source,
+        })?;
+    let talk = async {
+        stream
+            .write_all(format!("comment {broadcast} {text}\n").as_bytes())
+            .await?;
+        stream.shutdown().await?;
+        let mut answer = String::new();
+        BufReader::new(&mut stream)
+            .take(MAX_LINE)
+            .read_line(&mut answer)
+            .await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(CONNECTION_TIMEOUT, talk)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    match answer.trim_end() {
+        "ok" => Ok(()),
+        a => Err(ControlError::Refused(
+            a.strip_prefix("error ").unwrap_or(a).to_owned(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_comment_goes_through_and_its_answer_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_socket, mut rx) = serve(dir.path()).unwrap();
+        let server = tokio::spawn(async move {
+            let r = rx.recv().await.unwrap();
+            assert_eq!(
+                (r.broadcast.as_str(), r.text.as_str()),
+                ("9c41", "hello there")
+            );
+            r.reply.send(Ok(())).unwrap();
+            let r = rx.recv().await.unwrap();
+            r.reply.send(Err("not this broadcast".into())).unwrap();
+        });
+        send_comment(dir.path(), "9c41", "hello there")
+            .await
+            .unwrap();
+        let e = send_comment(dir.path(), "ffff", "hi").await.unwrap_err();
+        assert_eq!(e.to_string(), "not this broadcast");
+        server.await.unwrap();
+        let e = send_comment(dir.path(), "9c41", "two\nlines")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ControlError::Refused(_)));
+    }
+
+    #[tokio::test]
+    async fn nothing_running_and_bad_requests_are_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = send_comment(dir.path(), "9c41", "hi").await.unwrap_err();
+        assert!(matches!(e, ControlError::NotRunning { .. }), "{e}");
+        // A stale socket file is replaced; garbage gets an error line.
+        std::fs::write(dir.path().join(SOCKET_FILE), b"stale").unwrap();
+        let (socket, _rx) = serve(dir.path()).unwrap();
+        let mut s = UnixStream::connect(dir.path().join(SOCKET_FILE))
+            .await
+            .unwrap();
+        s.write_all(b"launch missiles\n").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("error unknown request"), "{answer}");
+        let mut s = UnixStream::connect(dir.path().join(SOCKET_FILE))
+            .await
+            .unwrap();
+        s.write_all(&[b'x'; 2000]).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with("error the request is too long"),
+            "{answer}"
+        );
+        drop(socket);
+        assert!(!dir.path().join(SOCKET_FILE).exists());
+    }
+}

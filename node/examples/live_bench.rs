@@ -1,12 +1,17 @@
 //! Live distribution over gossipsub (`mayfly_node::live`), measured: a
 //! broadcaster and N viewers in this process on loopback TCP.
 //!
-//! For each N, two runs in the same process:
-//! - **overlay**: the default. Three viewers dial the broadcaster, every
-//!   other viewer dials the three viewers before it; the broadcaster keeps a
-//!   mesh of `broadcaster_mesh_n` (3) and never floods.
-//! - **fan-out**: the baseline. Every viewer dials the broadcaster, which
-//!   floods each segment to all of them (one copy per viewer).
+//! For each N, three runs in the same process. In each, every viewer dials
+//! only the broadcaster, at the address a start notification names (with
+//! its `/p2p/` id), as `mayfly live watch` does:
+//! - **overlay**: the default. Viewers discover each other at the
+//!   broadcaster (rendezvous, LIVE.md §8.1) and dial up to six; the
+//!   broadcaster keeps a mesh of `broadcaster_mesh_n` (3), never floods.
+//! - **star**: the same without discovery (what `live watch` did before
+//!   it): every viewer is connected to the broadcaster alone, so the
+//!   broadcaster serves those outside its mesh by gossip (IHAVE/IWANT).
+//! - **fan-out**: the baseline. The broadcaster floods each segment to
+//!   every viewer (one copy per viewer).
 //!
 //! Reported per run: the broadcaster's gossip bytes sent (gossipsub's
 //! `topic_msg_sent_bytes`) divided by the stream's bytes; glass-to-glass
@@ -14,7 +19,9 @@
 //! every delivery; deliveries made of those due; the process's CPU per
 //! stream second (all peers together) and its peak RSS.
 //!
-//! `cargo run --release -p mayfly-node --example live_bench -- [--viewers 10,50,100] [--segments 20] [--segment-kib 128] [--interval-ms 250]`
+//! `cargo run --release -p mayfly-node --example live_bench -- [--viewers 10,50,100] [--segments 20] [--segment-kib 128] [--interval-ms 250] [--heartbeat-ms 700]`
+//!
+//! The gossipsub heartbeat is the default one (700 ms) unless told.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,6 +48,7 @@ struct Args {
     segments: u64,
     segment_bytes: usize,
     interval: Duration,
+    heartbeat: Duration,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -49,6 +57,7 @@ fn args() -> anyhow::Result<Args> {
         segments: 20,
         segment_bytes: 128 << 10,
         interval: Duration::from_millis(250),
+        heartbeat: LiveConfig::default().heartbeat,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +72,9 @@ fn args() -> anyhow::Result<Args> {
             }
             "--segments" => a.segments = v.parse().context("--segments")?,
             "--segment-kib" => a.segment_bytes = v.parse::<usize>().context("--segment-kib")? << 10,
+            "--heartbeat-ms" => {
+                a.heartbeat = Duration::from_millis(v.parse().context("--heartbeat-ms")?)
+            }
             "--interval-ms" => {
                 a.interval = Duration::from_millis(v.parse().context("--interval-ms")?)
             }
@@ -119,11 +131,19 @@ struct Outcome {
     cpu_per_stream_s: f64,
 }
 
-async fn run(n: usize, fan_out: bool, a: &Args) -> anyhow::Result<Outcome> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Overlay,
+    Star,
+    FanOut,
+}
+
+async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
+    let fan_out = mode == Mode::FanOut;
     let mut rng = ChaCha20Rng::from_seed([n as u8; 32]);
     let alice = Identity::generate(&mut rng);
     let device = alice.new_device(1, now(), &mut rng);
-    let id = BroadcastId([n as u8 ^ u8::from(fan_out); 32]);
+    let id = BroadcastId([n as u8 ^ mode as u8; 32]);
     let key = EpochKey::from_bytes([7; 32]);
     let gate = || {
         let mut g = SegmentGate::new(id, alice.public(), 1);
@@ -131,8 +151,9 @@ async fn run(n: usize, fan_out: bool, a: &Args) -> anyhow::Result<Outcome> {
         g
     };
     let config = LiveConfig {
-        heartbeat: Duration::from_millis(200),
+        heartbeat: a.heartbeat,
         flood_publish: fan_out,
+        discover_peers: if mode == Mode::Overlay { 6 } else { 0 },
         ..LiveConfig::default()
     };
     let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse()?;
@@ -142,16 +163,15 @@ async fn run(n: usize, fan_out: bool, a: &Args) -> anyhow::Result<Outcome> {
     tokio::spawn(async move { while caster_rx.recv().await.is_some() {} });
     let (tx, mut events) = mpsc::channel::<LiveEvent>(65_536);
     let mut viewers: Vec<LivePeer> = Vec::new();
-    for i in 0..n {
+    for _ in 0..n {
         let (v, mut rx) = LivePeer::start(gate(), false, listen.clone(), &config, None).await?;
-        if fan_out || i < 3 {
-            v.dial(caster.address().clone()).await?;
-        }
-        if !fan_out {
-            for w in &viewers[i.saturating_sub(3)..i] {
-                v.dial(w.address().clone()).await?;
-            }
-        }
+        v.dial(
+            caster
+                .address()
+                .clone()
+                .with(libp2p::multiaddr::Protocol::P2p(caster.peer_id())),
+        )
+        .await?;
         let tx = tx.clone();
         tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
@@ -162,25 +182,35 @@ async fn run(n: usize, fan_out: bool, a: &Args) -> anyhow::Result<Outcome> {
         });
         viewers.push(v);
     }
-    // Wait for every mesh to form (at most 30 s).
+    // Wait for every mesh to form (at most 30 s): with discovery, every
+    // viewer connected to another viewer as well as the broadcaster.
     let formed = Instant::now();
+    let others = if mode == Mode::Overlay && n > 1 { 2 } else { 1 };
     loop {
-        let mut ok = caster.mesh_size().await? > 0 || fan_out;
-        for v in &viewers {
-            ok &= v.mesh_size().await? > 0 || fan_out;
+        let mut ok = caster.subscribers().await? == n;
+        if mode == Mode::Overlay {
+            for v in &viewers {
+                ok &= v.mesh_size().await? > 0 && v.connections().await? >= others;
+            }
         }
         if ok {
             break;
         }
         if formed.elapsed() > Duration::from_secs(30) {
-            bail!("the overlay of {n} viewers did not form in 30 s");
+            let mut state = Vec::new();
+            for v in &viewers {
+                state.push((v.mesh_size().await?, v.connections().await?));
+            }
+            bail!(
+                "the overlay of {n} viewers did not form in 30 s: {} subscribed at the broadcaster; (mesh, connections) per viewer: {state:?}",
+                caster.subscribers().await?
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    if fan_out {
-        // Every viewer must be connected to the broadcaster's topic.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // Let five heartbeats settle the meshes (and, for fan-out, every
+    // viewer's subscription reach the broadcaster).
+    tokio::time::sleep(a.heartbeat * 5).await;
     let mut sealer = SegmentSealer::new(device, id, key.clone());
     let media = vec![0x5a; a.segment_bytes];
     let mut stream_bytes = 0u64;
@@ -247,20 +277,25 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     println!(
-        "{} segments of {} KiB, one every {} ms",
+        "{} segments of {} KiB, one every {} ms; heartbeat {} ms",
         a.segments,
         a.segment_bytes >> 10,
-        a.interval.as_millis()
+        a.interval.as_millis(),
+        a.heartbeat.as_millis()
     );
     println!(
         "viewers | run | upload / stream | latency p50 / p99 | delivered | CPU ms per stream s (all peers)"
     );
     for &n in &a.viewers {
-        for fan_out in [false, true] {
-            let o = rt.block_on(run(n, fan_out, &a))?;
+        for mode in [Mode::Overlay, Mode::Star, Mode::FanOut] {
+            let o = rt.block_on(run(n, mode, &a))?;
             println!(
                 "{n} | {} | {:.2}x | {} / {} ms | {}/{} | {:.0}",
-                if fan_out { "fan-out" } else { "overlay" },
+                match mode {
+                    Mode::Overlay => "overlay",
+                    Mode::Star => "star",
+                    Mode::FanOut => "fan-out",
+                },
                 o.upload_ratio,
                 o.p50,
                 o.p99,

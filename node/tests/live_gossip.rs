@@ -1,6 +1,7 @@
 //! Live segments carried by the viewers (`mayfly_node::live`): a
-//! broadcaster and 20 viewers in one process on loopback TCP, joined in a
-//! sparse overlay (only three viewers dial the broadcaster), and a hostile
+//! broadcaster and 20 viewers in one process on loopback TCP, each of whom
+//! dials only the broadcaster and finds the others there (rendezvous,
+//! LIVE.md §8.1), so that the mesh forms among the viewers; and a hostile
 //! peer that publishes forged and corrupted segments. Every viewer gets
 //! every segment and opens it; nothing the gate refuses is forwarded by an
 //! honest peer; a viewer that joins late receives what is sealed after it
@@ -78,17 +79,17 @@ async fn run() {
     // The broadcaster's own events are not needed; drain them.
     tokio::spawn(async move { while caster_events.recv().await.is_some() {} });
 
+    // As a start notification names it: with the broadcaster's peer id.
+    let caster_address = caster
+        .address()
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(caster.peer_id()));
     let mut viewers: Vec<(LivePeer, mpsc::Receiver<LiveEvent>)> = Vec::new();
-    for i in 0..VIEWERS {
+    for _ in 0..VIEWERS {
         let (v, rx) = LivePeer::start(gate(), false, listen.clone(), &config, None)
             .await
             .unwrap();
-        if i < 3 {
-            v.dial(caster.address().clone()).await.unwrap();
-        }
-        for (w, _) in &viewers[i.saturating_sub(3)..i] {
-            v.dial(w.address().clone()).await.unwrap();
-        }
+        v.dial(caster_address.clone()).await.unwrap();
         viewers.push((v, rx));
     }
     // mallory: her own identity, the same broadcast id.
@@ -116,10 +117,19 @@ async fn run() {
                     return false;
                 }
             }
+            // Each viewer found others at the broadcaster and dialled
+            // them: it is connected to more than the broadcaster.
+            for p in &all[..VIEWERS] {
+                if p.connections().await.unwrap() < 2 {
+                    return false;
+                }
+            }
             true
         }
     })
     .await;
+    // The broadcaster's mesh stays at its D, however many dialled it.
+    assert!(caster.mesh_size().await.unwrap() <= config.broadcaster_mesh_n);
 
     // Collect every viewer's events in the background.
     let (tx, mut collected) = mpsc::channel::<(usize, LiveEvent)>(4096);
@@ -168,16 +178,17 @@ async fn run() {
             mallory.publish(corrupt).await.unwrap();
         }
         if seq == 14 {
-            // A late joiner dials two viewers.
+            // A late joiner dials the broadcaster and finds viewers there.
             let (v, rx) = LivePeer::start(gate(), false, listen.clone(), &config, None)
                 .await
                 .unwrap();
-            v.dial(all[0].address().clone()).await.unwrap();
-            v.dial(all[1].address().clone()).await.unwrap();
+            v.dial(caster_address.clone()).await.unwrap();
             let probe = v.clone();
             wait_until(|| {
                 let p = probe.clone();
-                async move { p.mesh_size().await.unwrap() > 0 }
+                async move {
+                    p.mesh_size().await.unwrap() > 0 && p.connections().await.unwrap() >= 2
+                }
             })
             .await;
             late = Some((v, rx));

@@ -21,6 +21,7 @@
 mod audience;
 mod broadcast;
 pub mod control;
+mod discovery;
 mod peer;
 mod watch;
 
@@ -110,6 +111,14 @@ pub struct LiveConfig {
     /// Accepted segments of an epoch whose key has not come yet, held until
     /// it does (then opened), the oldest going out unopened beyond this.
     pub hold_without_key: usize,
+    /// Other viewers a viewer dials after discovering them at the
+    /// broadcaster (LIVE.md §8.1).
+    pub discover_peers: usize,
+    /// How long a viewer's registration at the broadcaster lasts; it
+    /// registers again (and looks for more viewers) every third of it.
+    pub registration_ttl: Duration,
+    /// The most registrations a broadcaster keeps (one per viewer).
+    pub max_registrations: usize,
 }
 
 impl Default for LiveConfig {
@@ -123,6 +132,9 @@ impl Default for LiveConfig {
             flood_publish: false,
             clock_offset_ms: 0,
             hold_without_key: 8,
+            discover_peers: 6,
+            registration_ttl: Duration::from_secs(120),
+            max_registrations: 4096,
         }
     }
 }
@@ -154,7 +166,15 @@ pub fn gossipsub_config(
         .flood_publish(config.flood_publish)
         .mesh_n(d)
         .mesh_n_low(d.saturating_sub(2).max(1))
-        .mesh_n_high(d + 4)
+        // Viewers graft the broadcaster first (it is whom they dial): it
+        // prunes its mesh back to D at each heartbeat, so what it uploads
+        // stays D copies of each segment.
+        .mesh_n_high(if broadcaster { d } else { d + 4 })
+        // And it gossips (IHAVE) to D peers outside its mesh per heartbeat,
+        // not to a quarter of its audience: each IWANT it answers is one
+        // more copy it uploads. Viewers gossip among themselves as usual.
+        .gossip_lazy(d)
+        .gossip_factor(if broadcaster { 0.0 } else { 0.25 })
         .mesh_outbound_min(1.min(d / 2))
         .heartbeat_interval(config.heartbeat)
         .build()

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAuthenticity, TopicHash};
+use libp2p::rendezvous;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
 use mayfly_protocol::live::chat::{Chat, ChatBody, ChatGate, ChatMessage, ChatRefusal};
@@ -12,6 +13,7 @@ use mayfly_protocol::live::{EpochKey, Refusal, Segment, SegmentGate, SegmentPlai
 use mayfly_protocol::{Codec, Device, UnixMillis};
 use tokio::sync::{mpsc, oneshot};
 
+use super::discovery::{Behaviour, BehaviourEvent, Discovery, point_config, registrable};
 use super::{LiveConfig, acceptance, chat_acceptance, gossipsub_config, topic};
 
 /// A live peer could not start, or a command failed.
@@ -97,6 +99,7 @@ enum Command {
     ),
     MeshSize(oneshot::Sender<usize>),
     Subscribers(oneshot::Sender<usize>),
+    Connections(oneshot::Sender<usize>),
     Stop,
 }
 
@@ -137,13 +140,24 @@ impl LivePeer {
                 yamux::Config::default,
             )
             .map_err(|e| transport(&e))?;
-        let Ok(builder) = builder.with_behaviour(move |_| behaviour);
+        let point = point_config(config);
+        let Ok(builder) = builder.with_behaviour(move |key| Behaviour {
+            gossipsub: behaviour,
+            // The broadcaster is where its viewers find each other.
+            rendezvous_point: broadcaster
+                .then(|| rendezvous::server::Behaviour::new(point))
+                .into(),
+            rendezvous: (!broadcaster)
+                .then(|| rendezvous::client::Behaviour::new(key.clone()))
+                .into(),
+        });
         let mut swarm = builder
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
         let topic = topic(&gate.broadcast_id());
         swarm
             .behaviour_mut()
+            .gossipsub
             .subscribe(&topic)
             .map_err(|e| LivePeerError::Config(e.to_string()))?;
         swarm.listen_on(listen).map_err(|e| transport(&e))?;
@@ -164,6 +178,13 @@ impl LivePeer {
             }
         }
         let peer_id = *swarm.local_peer_id();
+        for a in registrable(&addresses) {
+            swarm.add_external_address(a);
+        }
+        let namespace = rendezvous::Namespace::new(topic.to_string())
+            .map_err(|e| LivePeerError::Config(e.to_string()))?;
+        let discovery = Discovery::new(namespace, peer_id, config);
+        let tick = Discovery::interval(config);
         let (commands, rx) = mpsc::channel(config.command_queue);
         let (events, events_rx) = mpsc::channel(config.event_queue);
         tokio::spawn(run(
@@ -174,6 +195,7 @@ impl LivePeer {
             events,
             config.clock_offset_ms,
             config.hold_without_key,
+            (discovery, tick),
         ));
         Ok((
             LivePeer {
@@ -240,6 +262,13 @@ impl LivePeer {
         rx.await.map_err(|_| LivePeerError::Stopped)
     }
 
+    /// How many peers this peer is connected to.
+    pub async fn connections(&self) -> Result<usize, LivePeerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Connections(tx)).await?;
+        rx.await.map_err(|_| LivePeerError::Stopped)
+    }
+
     /// How many connected peers are subscribed to the topic.
     pub async fn subscribers(&self) -> Result<usize, LivePeerError> {
         let (tx, rx) = oneshot::channel();
@@ -270,15 +299,19 @@ fn now(offset_ms: i64) -> UnixMillis {
     UnixMillis(super::system_now_ms().saturating_add_signed(offset_ms))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
-    mut swarm: Swarm<gossipsub::Behaviour>,
+    mut swarm: Swarm<Behaviour>,
     mut gate: SegmentGate,
     topic: TopicHash,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<LiveEvent>,
     clock_offset_ms: i64,
     config_hold: usize,
+    (mut discovery, every): (Discovery, Duration),
 ) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
     let mut pending: std::collections::VecDeque<(Segment, UnixMillis, PeerId)> =
         std::collections::VecDeque::new();
     let mut chat_gate = ChatGate::new(gate.broadcast_id());
@@ -301,12 +334,13 @@ async fn run(
                     }
                 }
                 Some(Command::Dial(a)) => {
+                    discovery.dialling(&a);
                     if let Err(e) = swarm.dial(a) {
                         tracing::debug!("live dial: {e}");
                     }
                 }
                 Some(Command::Publish(bytes, done)) => {
-                    let r = match swarm.behaviour_mut().publish(topic.clone(), bytes) {
+                    let r = match swarm.behaviour_mut().gossipsub.publish(topic.clone(), bytes) {
                         Ok(_) => Ok(true),
                         // Nobody watches (yet): not an error.
                         Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(false),
@@ -318,30 +352,61 @@ async fn run(
                     let r = publish_chat(&mut swarm, &mut chat_gate, &topic, *request, now(clock_offset_ms));
                     let _ = done.send(r);
                 }
+                Some(Command::Connections(reply)) => {
+                    let _ = reply.send(swarm.connected_peers().count());
+                }
                 Some(Command::Subscribers(reply)) => {
                     let n = swarm
                         .behaviour()
+                        .gossipsub
                         .all_peers()
                         .filter(|(_, topics)| topics.contains(&&topic))
                         .count();
                     let _ = reply.send(n);
                 }
                 Some(Command::MeshSize(reply)) => {
-                    let _ = reply.send(swarm.behaviour().mesh_peers(&topic).count());
+                    let _ = reply.send(swarm.behaviour().gossipsub.mesh_peers(&topic).count());
                 }
             },
+            _ = tick.tick() => {
+                let connected = swarm.connected_peers().count();
+                if let Some(client) = swarm.behaviour_mut().rendezvous.as_mut() {
+                    discovery.tick(client, connected);
+                }
+            }
             e = swarm.select_next_some() => {
-                let SwarmEvent::Behaviour(gossipsub::Event::Message {
-                    propagation_source,
-                    message_id,
-                    message,
-                }) = e else {
-                    continue;
+                let (propagation_source, message_id, message) = match e {
+                    SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                        propagation_source,
+                        message_id,
+                        message,
+                    })) => (propagation_source, message_id, message),
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                        if let Some(client) = swarm.behaviour_mut().rendezvous.as_mut() {
+                            discovery.connected(client, peer_id);
+                        }
+                        continue;
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(
+                        rendezvous::client::Event::Discovered { registrations, cookie, .. },
+                    )) => {
+                        let to_dial = discovery.discovered(registrations, cookie, |p| swarm.is_connected(p));
+                        for (peer, addresses) in to_dial {
+                            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                                .addresses(addresses)
+                                .build();
+                            if let Err(e) = swarm.dial(opts) {
+                                tracing::debug!("live: dialling a discovered viewer: {e}");
+                            }
+                        }
+                        continue;
+                    }
+                    _ => continue,
                 };
                 let at = now(clock_offset_ms);
                 if message.data.first() == Some(&mayfly_protocol::codec::tag::LIVE_CHAT) {
                     let result = chat_gate.accept(&message.data, at);
-                    swarm.behaviour_mut().report_message_validation_result(
+                    swarm.behaviour_mut().gossipsub.report_message_validation_result(
                         &message_id,
                         &propagation_source,
                         chat_acceptance(&result),
@@ -356,7 +421,7 @@ async fn run(
                     continue;
                 }
                 let result = gate.accept(&message.data, at);
-                swarm.behaviour_mut().report_message_validation_result(
+                swarm.behaviour_mut().gossipsub.report_message_validation_result(
                     &message_id,
                     &propagation_source,
                     acceptance(&result),
@@ -394,7 +459,7 @@ async fn run(
 /// Seals a chat message under the newest key held and publishes it,
 /// remembering it so that it is refused if it comes back.
 fn publish_chat(
-    swarm: &mut Swarm<gossipsub::Behaviour>,
+    swarm: &mut Swarm<Behaviour>,
     gate: &mut ChatGate,
     topic: &TopicHash,
     request: ChatRequest,
@@ -416,7 +481,11 @@ fn publish_chat(
     .map_err(|e| LivePeerError::Chat(e.to_string()))?
     .to_bytes();
     gate.sent(&bytes, now);
-    match swarm.behaviour_mut().publish(topic.clone(), bytes) {
+    match swarm
+        .behaviour_mut()
+        .gossipsub
+        .publish(topic.clone(), bytes)
+    {
         Ok(_) => Ok(true),
         Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(false),
         Err(e) => Err(LivePeerError::Publish(e.to_string())),

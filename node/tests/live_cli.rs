@@ -28,9 +28,14 @@ struct Running {
 
 impl Running {
     fn start(home: &Path, args: &[&str]) -> Running {
+        Self::spawn(home, args, Stdio::null())
+    }
+
+    fn spawn(home: &Path, args: &[&str], stdin: Stdio) -> Running {
         let mut child = mayfly(home)
             .arg("--json")
             .args(args)
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -254,4 +259,109 @@ fn followers_watch_a_live_broadcast_and_write_exactly_its_input() {
             input.len()
         );
     }
+}
+
+/// The epochs whose keys `home` holds for its only broadcast.
+fn epochs(home: &Path) -> Vec<u64> {
+    let list = json(home, &["live", "list"]);
+    list["broadcasts"][0]["epochs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|e| e.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_follower_who_unfollows_or_is_removed_while_live_gets_no_later_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), &["--listen", LOOPBACK], 1);
+    let address = relay.tcp().to_string();
+    let alice = init(dir.path(), "alice", &address);
+    let bob = init(dir.path(), "bob", &address);
+    let carol = init(dir.path(), "carol", &address);
+    let dave = init(dir.path(), "dave", &address);
+    for f in [&bob, &carol, &dave] {
+        befriend(&alice, f);
+        assert_eq!(json(f, &["follow", "alice"])["following"], true);
+    }
+    // alice streams from stdin: the test decides when the stream ends.
+    let mut live = Running::spawn(
+        &alice,
+        &[
+            "live",
+            "start",
+            "--listen",
+            LOOPBACK,
+            "--wait-for",
+            "1",
+            "-",
+        ],
+        Stdio::piped(),
+    );
+    let input = std::fs::read(LIVE_SAMPLE).unwrap();
+    let (first, rest) = input.split_at(input.len() / 2);
+    let mut stdin = live.child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, first).unwrap();
+    let started = live.next();
+    assert_eq!(started["viewers"], 3, "{started}");
+    let id = started["broadcast_id"].as_str().unwrap().to_owned();
+    let out = bob.join("watched.mp4");
+    let watch = Running::start(
+        &bob,
+        &[
+            "live",
+            "watch",
+            &id[..8],
+            "--out",
+            out.to_str().unwrap(),
+            "--listen",
+            LOOPBACK,
+            "--idle",
+            "30s",
+        ],
+    );
+    // dave unfollows: alice's key rotates without him.
+    assert_eq!(json(&dave, &["unfollow", "alice"])["following"], false);
+    let (r, _) = live.until("rotated");
+    assert_eq!(
+        (r["removed"].as_str(), r["epoch"].as_u64()),
+        (Some("dave"), Some(1)),
+        "{r}"
+    );
+    // alice removes carol from another terminal: it goes through the
+    // running broadcast, which rotates again.
+    let removed = json(&alice, &["followers", "--remove", "carol"]);
+    assert_eq!(removed["rotated"], true, "{removed}");
+    let (r, _) = live.until("rotated");
+    assert_eq!(
+        (r["removed"].as_str(), r["epoch"].as_u64()),
+        (Some("carol"), Some(2)),
+        "{r}"
+    );
+    // The rest of the stream, then its end.
+    std::io::Write::write_all(&mut stdin, rest).unwrap();
+    drop(stdin);
+    let (ended, _) = live.until("ended");
+    assert_eq!(ended["epochs"], 3, "{ended}");
+    live.finish();
+    let (summary, _) = watch.until_summary();
+    watch.finish();
+    assert_eq!(summary["ended"], true, "{summary}");
+    // bob played across both rotations and wrote the input byte for byte.
+    assert!(
+        std::fs::read(&out).unwrap() == input,
+        "bob's stream differs"
+    );
+    // Each holds exactly the keys sealed while they were a viewer.
+    assert_eq!(epochs(&bob), [0, 1, 2]);
+    assert_eq!(epochs(&carol), [0, 1]);
+    assert_eq!(epochs(&dave), [0]);
+    let names: Vec<String> = json(&alice, &["followers"])["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["bob"]);
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use client_fixture::*;
 use mayfly_node::client::{ClientConfig, Event};
-use mayfly_node::live::control::CommentRequest;
+use mayfly_node::live::control::{ControlRequest, Request};
 use mayfly_node::live::{
     AudienceEvent, BroadcastConfig, Broadcaster, Speaker, WatchConfig, WatchUpdate, watch,
 };
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, MediaSegment, Piece};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 const LIVE_SAMPLE: &[u8] = include_bytes!("../../samples/live.mp4");
 
@@ -140,15 +140,14 @@ fn a_removed_viewer_cannot_open_what_is_sealed_after_the_rotation() {
 }
 
 /// Posts `text` through a watch's comment channel and returns the answer.
-async fn comment(tx: &mpsc::Sender<CommentRequest>, id: &str, text: &str) -> Result<(), String> {
-    let (reply, answer) = oneshot::channel();
-    tx.send(CommentRequest {
+async fn comment(tx: &mpsc::Sender<ControlRequest>, id: &str, text: &str) -> Result<(), String> {
+    let (request, answer) = ControlRequest::new(Request::Comment {
         broadcast: id.to_owned(),
         text: text.to_owned(),
-        reply,
-    })
-    .await
-    .map_err(|_| "the watch ended".to_owned())?;
+    });
+    tx.send(request)
+        .await
+        .map_err(|_| "the watch ended".to_owned())?;
     answer.await.map_err(|_| "no answer".to_owned())?
 }
 

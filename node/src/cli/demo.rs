@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, SendOptions};
 use mayfly_node::home::{Home, Profile, Via};
-use mayfly_node::live::control::CommentRequest;
+use mayfly_node::live::control::{self, ControlRequest};
 use mayfly_node::live::{
     AudienceEvent, BroadcastConfig, Broadcaster, WatchConfig, WatchUpdate, watch,
 };
@@ -450,13 +450,12 @@ async fn live(
                     if sent == 3 {
                         // Bob comments (as `mayfly live comment` would,
                         // through his running watch).
-                        let (reply, answer) = tokio::sync::oneshot::channel();
+                        let (request, answer) = ControlRequest::new(control::Request::Comment {
+                            broadcast: hex::encode(bid.0),
+                            text: DEMO_COMMENT.to_owned(),
+                        });
                         comment_tx
-                            .send(CommentRequest {
-                                broadcast: hex::encode(bid.0),
-                                text: DEMO_COMMENT.to_owned(),
-                                reply,
-                            })
+                            .send(request)
                             .await
                             .map_err(|_| anyhow::anyhow!("bob's watch ended early"))?;
                         answer

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use libp2p::Multiaddr;
 use mayfly_node::client::{Client, ClientConfig, Event};
-use mayfly_node::live::control;
+use mayfly_node::live::control::{self, Request};
 use mayfly_node::live::{
     AudienceEvent, BroadcastConfig, Broadcaster, Speaker, WatchConfig, WatchSummary, WatchUpdate,
     watch,
@@ -44,9 +44,25 @@ pub fn follow(dir: &Path, contact: &str, follow: bool, json: bool) -> anyhow::Re
     })
 }
 
-/// `mayfly followers` (and `mayfly followers remove`).
+/// `mayfly followers` (and `mayfly followers --remove`). While `live start`
+/// runs in this home, a removal goes through it, so that its key rotates.
 pub fn followers(dir: &Path, remove: Option<&str>, json: bool) -> anyhow::Result<()> {
     super::runtime()?.block_on(async {
+        if let Some(name) = remove {
+            let request = Request::RemoveFollower {
+                name: name.to_owned(),
+            };
+            match control::send(dir, &request).await {
+                Ok(()) => {
+                    print(json, json!({"removed": name, "rotated": true}), || {
+                        format!("removed {name} from your followers; the running broadcast's key rotated without them")
+                    })?;
+                    return anyhow::Ok(());
+                }
+                Err(control::ControlError::NotRunning { .. }) => {}
+                Err(e) => bail!("{e}"),
+            }
+        }
         let (client, _events) = start(dir, one_shot_config()).await?;
         // Take in pending follows first (offline: what is here).
         let synced = client.sync().await;
@@ -191,7 +207,7 @@ async fn broadcast(
     let (mut b, failed) = Broadcaster::start(client, viewers.clone(), config).await?;
     let id = hex::encode(b.id().0);
     let mut audience = b.audience_events().expect("taken once, here");
-    let (_socket, mut comments) = control::serve(&client.home_dir())
+    let (_socket, mut control) = control::serve(&client.home_dir())
         .context("cannot serve the control socket for `live comment`")?;
     for (name, e) in &failed {
         eline(format_args!("mayfly: warning: {name} was not told: {e}"));
@@ -264,15 +280,23 @@ async fn broadcast(
                 show_audience(client, &a, &pacer.bar, json, false);
                 pacer.viewers = b.watching();
             }
-            Some(r) = comments.recv() => {
-                let answer = if !id.starts_with(&r.broadcast.to_ascii_lowercase()) {
-                    Err(format!("this home is broadcasting {}, not {}", short(&id), r.broadcast))
-                } else {
-                    match b.comment(&r.text).await {
-                        Ok(true) => Ok(()),
-                        Ok(false) => Err("no viewer has joined the overlay yet".into()),
-                        Err(e) => Err(e.to_string()),
+            Some(r) = control.recv() => {
+                let answer = match &r.request {
+                    Request::Comment { broadcast, text } => {
+                        if !id.starts_with(&broadcast.to_ascii_lowercase()) {
+                            Err(format!("this home is broadcasting {}, not {broadcast}", short(&id)))
+                        } else {
+                            match b.comment(text).await {
+                                Ok(true) => Ok(()),
+                                Ok(false) => Err("no viewer has joined the overlay yet".into()),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
                     }
+                    Request::RemoveFollower { name } => {
+                        remove_follower(client, &mut b, name, &pacer.bar, json).await
+                    }
+                    _ => Err("not a request a broadcast takes".into()),
                 };
                 let _ = r.reply.send(answer);
             }
@@ -280,10 +304,10 @@ async fn broadcast(
                 if let Some(Event::Follower { identity, name, following }) = e {
                     if following {
                         b.add_viewer(identity).await?;
-                        pacer.bar.println(format!("{name} followed you and joined"));
+                        show(&pacer.bar, json, json!({"event": "viewer_added", "name": name}), format!("{name} followed you and joined"));
                     } else if b.viewers().contains(&identity) {
                         b.remove_viewer(&identity).await?;
-                        pacer.bar.println(format!("{name} unfollowed: the key rotated without them"));
+                        show(&pacer.bar, json, json!({"event": "rotated", "removed": name, "epoch": b.stats().epochs - 1}), format!("{name} unfollowed: the key rotated without them"));
                     }
                 }
             }
@@ -526,7 +550,11 @@ pub fn comment(dir: &Path, id: &str, text: &str, json: bool) -> anyhow::Result<(
         );
     }
     super::runtime()?.block_on(async {
-        let via = match control::send_comment(dir, id, text).await {
+        let request = control::Request::Comment {
+            broadcast: id.to_owned(),
+            text: text.to_owned(),
+        };
+        let via = match control::send(dir, &request).await {
             Ok(()) => "the running broadcast or watch",
             Err(control::ControlError::NotRunning { .. }) => {
                 let (client, _events) = start(dir, ClientConfig::default()).await?;
@@ -556,6 +584,57 @@ pub fn comment(dir: &Path, id: &str, text: &str, json: bool) -> anyhow::Result<(
     })
 }
 
+/// A line for the user: JSON on stdout, or text above the spinner.
+fn show(bar: &ProgressBar, json: bool, value: serde_json::Value, text: String) {
+    if json {
+        let _ = print(true, value, String::new);
+    } else if bar.is_hidden() {
+        eline(text);
+    } else {
+        bar.println(text);
+    }
+}
+
+/// `followers --remove NAME` handed to the running broadcast: the follower
+/// goes, and the key rotates without them if they were a viewer.
+async fn remove_follower(
+    client: &Client,
+    b: &mut Broadcaster,
+    name: &str,
+    bar: &ProgressBar,
+    json: bool,
+) -> Result<(), String> {
+    let c = client
+        .with_home(|h| h.find_contact(name))
+        .map_err(|e| e.to_string())?;
+    let identity = c.card.identity_key();
+    let was_follower = client
+        .remove_follower(&identity)
+        .map_err(|e| e.to_string())?;
+    let was_viewer = b.viewers().contains(&identity);
+    if !was_follower && !was_viewer {
+        return Err(format!("{} does not follow you", c.name));
+    }
+    if was_viewer {
+        let failed = b
+            .remove_viewer(&identity)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (who, e) in failed {
+            eline(format_args!(
+                "mayfly: warning: {who} did not get the new key: {e}"
+            ));
+        }
+        show(
+            bar,
+            json,
+            json!({"event": "rotated", "removed": c.name, "epoch": b.stats().epochs - 1}),
+            format!("removed {}: the key rotated without them", c.name),
+        );
+    }
+    Ok(())
+}
+
 /// A chat speaker's name: a contact's name, "you", or a short fingerprint.
 fn speaker(client: &Client, s: &Speaker) -> String {
     match s {
@@ -580,35 +659,31 @@ fn show_audience(
     json: bool,
     video_out: bool,
 ) {
-    let (event, who, text) = match a {
-        AudienceEvent::Joined(s) => ("joined", speaker(client, s), None),
-        AudienceEvent::Left(s) => ("left", speaker(client, s), None),
-        AudienceEvent::Comment { from, text, .. } => (
-            "comment",
-            speaker(client, &Speaker::Named(*from)),
-            Some(text.as_str()),
-        ),
-        _ => return,
-    };
-    if json {
-        let v = json!({"event": event, "who": who, "text": text});
-        if video_out {
-            eline(v.to_string());
-        } else {
-            let _ = print(true, v, String::new);
+    let (event, who, line) = match a {
+        AudienceEvent::Joined(s) => {
+            let who = speaker(client, s);
+            ("joined", who.clone(), format!("{who} is watching"))
         }
-        return;
-    }
-    let line = match (event, text) {
-        ("joined", _) => format!("{who} is watching"),
-        ("left", _) => format!("{who} left"),
-        (_, Some(t)) => format!("{who}: {t}"),
+        AudienceEvent::Left(s) => {
+            let who = speaker(client, s);
+            ("left", who.clone(), format!("{who} left"))
+        }
+        AudienceEvent::Comment { from, text, .. } => {
+            let who = speaker(client, &Speaker::Named(*from));
+            ("comment", who.clone(), format!("{who}: {text}"))
+        }
         _ => return,
     };
-    if bar.is_hidden() {
-        eline(line);
+    let text = match a {
+        AudienceEvent::Comment { text, .. } => Some(text.as_str()),
+        _ => None,
+    };
+    let v = json!({"event": event, "who": who, "text": text});
+    if json && video_out {
+        // Stdout carries the video.
+        eline(v.to_string());
     } else {
-        bar.println(line);
+        show(bar, json, v, line);
     }
 }
 

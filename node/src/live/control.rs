@@ -1,10 +1,12 @@
 //! The local control socket of a running broadcast or watch: while `mayfly
-//! live start` or `live watch` holds the home, `mayfly live comment` from
-//! another terminal hands its comment to it here (CLIENT.md §4.7).
+//! live start` or `live watch` holds the home, `mayfly live comment` and
+//! `mayfly followers --remove` from another terminal hand their request to
+//! it here (CLIENT.md §4.7).
 //!
 //! A Unix socket at `HOME/live.sock`, reachable only by whoever can enter
 //! the home directory. One request per connection, one line each way:
-//! `comment BROADCAST TEXT\n` answered by `ok\n` or `error REASON\n`.
+//! `comment BROADCAST TEXT\n` or `remove-follower NAME\n`, answered by
+//! `ok\n` or `error REASON\n`.
 //! Everything is bounded: the line's length, the time a connection may
 //! take, and the requests queued for the broadcast or watch.
 
@@ -28,15 +30,40 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Requests queued for the broadcast or watch.
 const QUEUE: usize = 8;
 
-/// A comment handed over the socket, and where its answer goes.
+/// What a request over the socket asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// Post a comment on the broadcast (`comment BROADCAST TEXT`).
+    Comment {
+        /// The broadcast id as given (hex, a prefix is enough).
+        broadcast: String,
+        /// The comment.
+        text: String,
+    },
+    /// Remove a follower, rotating the key of the running broadcast
+    /// (`remove-follower NAME`).
+    RemoveFollower {
+        /// The contact, as `mayfly` names contacts.
+        name: String,
+    },
+}
+
+/// A request handed over the socket, and where its answer goes.
 #[derive(Debug)]
-pub struct CommentRequest {
-    /// The broadcast id as given (hex, a prefix is enough).
-    pub broadcast: String,
-    /// The comment.
-    pub text: String,
-    /// `Ok` once published, or why not.
+pub struct ControlRequest {
+    /// What is asked.
+    pub request: Request,
+    /// `Ok` once done, or why not.
     pub reply: oneshot::Sender<Result<(), String>>,
+}
+
+impl ControlRequest {
+    /// A request and the receiver of its answer.
+    pub fn new(request: Request) -> (Self, oneshot::Receiver<Result<(), String>>) {
+        let (reply, answer) = oneshot::channel();
+        (Self { request, reply }, answer)
+    }
 }
 
 /// A control socket being served; removed from disk when dropped.
@@ -55,7 +82,7 @@ impl Drop for ControlSocket {
 /// Serves the control socket of the home at `dir` (which this process has
 /// locked, so a socket file left there is stale and is replaced). Requests
 /// arrive on the returned receiver.
-pub fn serve(dir: &Path) -> std::io::Result<(ControlSocket, mpsc::Receiver<CommentRequest>)> {
+pub fn serve(dir: &Path) -> std::io::Result<(ControlSocket, mpsc::Receiver<ControlRequest>)> {
     let path = dir.join(SOCKET_FILE);
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -77,7 +104,7 @@ pub fn serve(dir: &Path) -> std::io::Result<(ControlSocket, mpsc::Receiver<Comme
     Ok((ControlSocket { path, task }, rx))
 }
 
-async fn handle(stream: UnixStream, tx: &mpsc::Sender<CommentRequest>) {
+async fn handle(stream: UnixStream, tx: &mpsc::Sender<ControlRequest>) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = String::new();
@@ -86,13 +113,8 @@ async fn handle(stream: UnixStream, tx: &mpsc::Sender<CommentRequest>) {
         Ok(_) if !line.ends_with('\n') => Err("the request is too long or unterminated".into()),
         Ok(_) => match parse(line.trim_end_matches('\n')) {
             Err(e) => Err(e),
-            Ok((broadcast, text)) => {
-                let (reply, answer) = oneshot::channel();
-                let request = CommentRequest {
-                    broadcast,
-                    text,
-                    reply,
-                };
+            Ok(request) => {
+                let (request, answer) = ControlRequest::new(request);
                 if tx.send(request).await.is_err() {
                     Err("the broadcast or watch has ended".into())
                 } else {
@@ -118,15 +140,31 @@ async fn handle(stream: UnixStream, tx: &mpsc::Sender<CommentRequest>) {
     .await;
 }
 
-/// `comment BROADCAST TEXT`.
-fn parse(line: &str) -> Result<(String, String), String> {
-    let rest = line
-        .strip_prefix("comment ")
-        .ok_or("unknown request (expected: comment BROADCAST TEXT)")?;
-    let (id, text) = rest
-        .split_once(' ')
-        .ok_or("expected: comment BROADCAST TEXT")?;
-    Ok((id.to_owned(), text.to_owned()))
+/// `comment BROADCAST TEXT` or `remove-follower NAME`.
+fn parse(line: &str) -> Result<Request, String> {
+    if let Some(rest) = line.strip_prefix("comment ") {
+        let (id, text) = rest
+            .split_once(' ')
+            .ok_or("expected: comment BROADCAST TEXT")?;
+        return Ok(Request::Comment {
+            broadcast: id.to_owned(),
+            text: text.to_owned(),
+        });
+    }
+    if let Some(name) = line.strip_prefix("remove-follower ") {
+        return Ok(Request::RemoveFollower {
+            name: name.to_owned(),
+        });
+    }
+    Err("unknown request (expected: comment BROADCAST TEXT, or remove-follower NAME)".into())
+}
+
+/// The request's line on the socket.
+fn line(request: &Request) -> String {
+    match request {
+        Request::Comment { broadcast, text } => format!("comment {broadcast} {text}\n"),
+        Request::RemoveFollower { name } => format!("remove-follower {name}\n"),
+    }
 }
 
 /// Why handing a comment over the control socket failed.
@@ -149,12 +187,17 @@ pub enum ControlError {
     Io(#[from] std::io::Error),
 }
 
-/// Hands `text` for `broadcast` to the broadcast or watch running in the
-/// home at `dir`.
-pub async fn send_comment(dir: &Path, broadcast: &str, text: &str) -> Result<(), ControlError> {
-    if text.contains('\n') || broadcast.contains([' ', '\n']) {
+/// Hands `request` to the broadcast or watch running in the home at `dir`.
+pub async fn send(dir: &Path, request: &Request) -> Result<(), ControlError> {
+    let one_line = match request {
+        Request::Comment { broadcast, text } => {
+            !text.contains('\n') && !broadcast.contains([' ', '\n'])
+        }
+        Request::RemoveFollower { name } => !name.contains('\n'),
+    };
+    if !one_line {
         return Err(ControlError::Refused(
-            "a comment is one line, and a broadcast id has no spaces".into(),
+            "a request is one line, and a broadcast id has no spaces".into(),
         ));
     }
     let mut stream = UnixStream::connect(dir.join(SOCKET_FILE))
@@ -164,9 +207,7 @@ pub async fn send_comment(dir: &Path, broadcast: &str, text: &str) -> Result<(),
             source,
         })?;
     let talk = async {
-        stream
-            .write_all(format!("comment {broadcast} {text}\n").as_bytes())
-            .await?;
+        stream.write_all(line(request).as_bytes()).await?;
         stream.shutdown().await?;
         let mut answer = String::new();
         BufReader::new(&mut stream)
@@ -191,26 +232,37 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_comment_goes_through_and_its_answer_comes_back() {
+    async fn requests_go_through_and_their_answers_come_back() {
         let dir = tempfile::tempdir().unwrap();
         let (_socket, mut rx) = serve(dir.path()).unwrap();
+        let comment = |b: &str, t: &str| Request::Comment {
+            broadcast: b.into(),
+            text: t.into(),
+        };
+        let expected = [
+            comment("9c41", "hello there"),
+            comment("ffff", "hi"),
+            Request::RemoveFollower { name: "bob".into() },
+        ];
+        let want = expected.clone();
         let server = tokio::spawn(async move {
-            let r = rx.recv().await.unwrap();
-            assert_eq!(
-                (r.broadcast.as_str(), r.text.as_str()),
-                ("9c41", "hello there")
-            );
-            r.reply.send(Ok(())).unwrap();
-            let r = rx.recv().await.unwrap();
-            r.reply.send(Err("not this broadcast".into())).unwrap();
+            for (i, w) in want.iter().enumerate() {
+                let r = rx.recv().await.unwrap();
+                assert_eq!(&r.request, w);
+                let answer = if i == 1 {
+                    Err("not this broadcast".into())
+                } else {
+                    Ok(())
+                };
+                r.reply.send(answer).unwrap();
+            }
         });
-        send_comment(dir.path(), "9c41", "hello there")
-            .await
-            .unwrap();
-        let e = send_comment(dir.path(), "ffff", "hi").await.unwrap_err();
+        send(dir.path(), &expected[0]).await.unwrap();
+        let e = send(dir.path(), &expected[1]).await.unwrap_err();
         assert_eq!(e.to_string(), "not this broadcast");
+        send(dir.path(), &expected[2]).await.unwrap();
         server.await.unwrap();
-        let e = send_comment(dir.path(), "9c41", "two\nlines")
+        let e = send(dir.path(), &comment("9c41", "two\nlines"))
             .await
             .unwrap_err();
         assert!(matches!(e, ControlError::Refused(_)));
@@ -219,7 +271,11 @@ mod tests {
     #[tokio::test]
     async fn nothing_running_and_bad_requests_are_clear() {
         let dir = tempfile::tempdir().unwrap();
-        let e = send_comment(dir.path(), "9c41", "hi").await.unwrap_err();
+        let hi = Request::Comment {
+            broadcast: "9c41".into(),
+            text: "hi".into(),
+        };
+        let e = send(dir.path(), &hi).await.unwrap_err();
         assert!(matches!(e, ControlError::NotRunning { .. }), "{e}");
         // A stale socket file is replaced; garbage gets an error line.
         std::fs::write(dir.path().join(SOCKET_FILE), b"stale").unwrap();

@@ -14,7 +14,7 @@ use mayfly_protocol::playout::{Output, Playout, PlayoutConfig};
 use tokio::sync::mpsc;
 
 use super::audience::{Audience, AudienceEvent};
-use super::control::CommentRequest;
+use super::control::{ControlRequest, Request};
 use super::{LiveConfig, LiveError, LiveEvent, LivePeer};
 use crate::client::{Client, Event};
 use crate::home::Broadcast;
@@ -101,7 +101,8 @@ pub struct WatchSummary {
 /// the keys of later epochs as they are handed over; keys are also
 /// re-read from the home when a segment does not open. The viewer joins
 /// the broadcast's chat (signed, or anonymous), repeats its join while it
-/// watches and leaves at the end; `comments` brings comments to post.
+/// watches and leaves at the end; `control` brings comments to post (from
+/// `mayfly live comment`, over the control socket).
 /// `on_update` hears of each segment written and of the audience.
 pub async fn watch<W: Write>(
     client: &Client,
@@ -109,7 +110,7 @@ pub async fn watch<W: Write>(
     broadcast: &Broadcast,
     out: &mut W,
     config: &WatchConfig,
-    mut comments: Option<mpsc::Receiver<CommentRequest>>,
+    mut control: Option<mpsc::Receiver<ControlRequest>>,
     mut on_update: impl FnMut(WatchUpdate<'_>),
 ) -> Result<WatchSummary, LiveError> {
     let (serial, keys) = client.with_home(|h| -> Result<_, LiveError> {
@@ -210,8 +211,13 @@ pub async fn watch<W: Write>(
                         on_update(WatchUpdate::Joined);
                     }
                 }
-                r = next_comment(&mut comments) => {
-                    let answer = post_comment(client, &peer, broadcast, &presence, &r.text, &r.broadcast).await;
+                r = next_request(&mut control) => {
+                    let answer = match &r.request {
+                        Request::Comment { broadcast: id, text } => {
+                            post_comment(client, &peer, broadcast, &presence, text, id).await
+                        }
+                        _ => Err("this home is watching, not broadcasting".into()),
+                    };
                     let _ = r.reply.send(answer);
                 }
                 () = tokio::time::sleep_until(wake) => {
@@ -396,13 +402,13 @@ pub async fn comment(
 /// How long a one-off commenter stays after publishing.
 const COMMENT_LINGER: Duration = Duration::from_millis(500);
 
-/// The next comment request, or never when there is no receiver.
-async fn next_comment(comments: &mut Option<mpsc::Receiver<CommentRequest>>) -> CommentRequest {
-    match comments {
+/// The next control request, or never when there is no receiver.
+async fn next_request(control: &mut Option<mpsc::Receiver<ControlRequest>>) -> ControlRequest {
+    match control {
         Some(rx) => match rx.recv().await {
             Some(r) => r,
             None => {
-                *comments = None;
+                *control = None;
                 std::future::pending().await
             }
         },

@@ -25,6 +25,22 @@ use super::{one_shot_config, start};
 /// `mayfly follow` and `mayfly unfollow`.
 pub fn follow(dir: &Path, contact: &str, follow: bool, json: bool) -> anyhow::Result<()> {
     super::runtime()?.block_on(async {
+        // While a watch or broadcast holds the home, it sends the message.
+        let request = Request::Follow {
+            name: contact.to_owned(),
+            follow,
+        };
+        match control::send(dir, &request).await {
+            Ok(()) => {
+                let verb = if follow { "following" } else { "no longer following" };
+                print(json, json!({"name": contact, "following": follow}), || {
+                    format!("{verb} {contact} (sent by the running watch or broadcast)")
+                })?;
+                return anyhow::Ok(());
+            }
+            Err(control::ControlError::NotRunning { .. }) => {}
+            Err(e) => bail!("{e}"),
+        }
         let (client, _events) = start(dir, one_shot_config()).await?;
         let c = client.with_home(|h| h.find_contact(contact))?;
         let r = if follow {
@@ -296,6 +312,9 @@ async fn broadcast(
                     Request::RemoveFollower { name } => {
                         remove_follower(client, &mut b, name, &pacer.bar, json).await
                     }
+                    Request::Follow { name, follow } => {
+                        mayfly_node::live::follow(client, name, *follow).await
+                    }
                     _ => Err("not a request a broadcast takes".into()),
                 };
                 let _ = r.reply.send(answer);
@@ -494,7 +513,12 @@ pub fn watch_live(dir: &Path, o: &WatchOptions<'_>, json: bool) -> anyhow::Resul
                     } else {
                         "as yourself"
                     };
-                    bar.println(format!("joined the broadcast {how}"));
+                    let v = json!({"event": "watching", "anonymous": o.anonymous});
+                    if json && out == "-" {
+                        eline(v.to_string());
+                    } else {
+                        show(&bar, json, v, format!("joined the broadcast {how}"));
+                    }
                 }
                 _ => {}
             };

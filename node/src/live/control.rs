@@ -47,6 +47,14 @@ pub enum Request {
         /// The contact, as `mayfly` names contacts.
         name: String,
     },
+    /// Follow or unfollow a contact (`follow NAME`, `unfollow NAME`): the
+    /// same as `mayfly follow` and `unfollow`, from the running process.
+    Follow {
+        /// The contact, as `mayfly` names contacts.
+        name: String,
+        /// Follow (true) or unfollow (false).
+        follow: bool,
+    },
 }
 
 /// A request handed over the socket, and where its answer goes.
@@ -156,7 +164,15 @@ fn parse(line: &str) -> Result<Request, String> {
             name: name.to_owned(),
         });
     }
-    Err("unknown request (expected: comment BROADCAST TEXT, or remove-follower NAME)".into())
+    for (verb, follow) in [("follow ", true), ("unfollow ", false)] {
+        if let Some(name) = line.strip_prefix(verb) {
+            return Ok(Request::Follow {
+                name: name.to_owned(),
+                follow,
+            });
+        }
+    }
+    Err("unknown request (expected: comment BROADCAST TEXT, remove-follower NAME, follow NAME or unfollow NAME)".into())
 }
 
 /// The request's line on the socket.
@@ -164,6 +180,11 @@ fn line(request: &Request) -> String {
     match request {
         Request::Comment { broadcast, text } => format!("comment {broadcast} {text}\n"),
         Request::RemoveFollower { name } => format!("remove-follower {name}\n"),
+        Request::Follow { name, follow: true } => format!("follow {name}\n"),
+        Request::Follow {
+            name,
+            follow: false,
+        } => format!("unfollow {name}\n"),
     }
 }
 
@@ -193,7 +214,7 @@ pub async fn send(dir: &Path, request: &Request) -> Result<(), ControlError> {
         Request::Comment { broadcast, text } => {
             !text.contains('\n') && !broadcast.contains([' ', '\n'])
         }
-        Request::RemoveFollower { name } => !name.contains('\n'),
+        Request::RemoveFollower { name } | Request::Follow { name, .. } => !name.contains('\n'),
     };
     if !one_line {
         return Err(ControlError::Refused(
@@ -243,6 +264,10 @@ mod tests {
             comment("9c41", "hello there"),
             comment("ffff", "hi"),
             Request::RemoveFollower { name: "bob".into() },
+            Request::Follow {
+                name: "carol".into(),
+                follow: false,
+            },
         ];
         let want = expected.clone();
         let server = tokio::spawn(async move {
@@ -261,6 +286,7 @@ mod tests {
         let e = send(dir.path(), &expected[1]).await.unwrap_err();
         assert_eq!(e.to_string(), "not this broadcast");
         send(dir.path(), &expected[2]).await.unwrap();
+        send(dir.path(), &expected[3]).await.unwrap();
         server.await.unwrap();
         let e = send(dir.path(), &comment("9c41", "two\nlines"))
             .await

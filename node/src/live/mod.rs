@@ -57,6 +57,24 @@ pub enum LiveError {
     Comment(String),
 }
 
+/// Follows or unfollows the contact `name` for a control request (CLIENT.md
+/// §4.7), as `mayfly follow` and `unfollow` do.
+pub async fn follow(
+    client: &crate::client::Client,
+    name: &str,
+    follow: bool,
+) -> Result<(), String> {
+    let c = client
+        .with_home(|h| h.find_contact(name))
+        .map_err(|e| e.to_string())?;
+    let r = if follow {
+        client.follow(&c).await
+    } else {
+        client.unfollow(&c).await
+    };
+    r.map_err(|e| e.to_string())
+}
+
 /// `config` with the client's clock: its test offset applied to the
 /// peer's freshness checks.
 fn on_clock_of(client: &crate::client::Client, config: &LiveConfig) -> LiveConfig {

@@ -216,6 +216,7 @@ pub async fn watch<W: Write>(
                         Request::Comment { broadcast: id, text } => {
                             post_comment(client, &peer, broadcast, &presence, text, id).await
                         }
+                        Request::Follow { name, follow } => super::follow(client, name, *follow).await,
                         _ => Err("this home is watching, not broadcasting".into()),
                     };
                     let _ = r.reply.send(answer);

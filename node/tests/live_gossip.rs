@@ -262,3 +262,46 @@ async fn run() {
         p.stop().await;
     }
 }
+
+#[test]
+fn a_viewer_takes_no_more_connections_than_its_limit() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let alice = Identity::generate(&mut ChaCha20Rng::from_seed([5; 32]));
+            let gate = || SegmentGate::new(BroadcastId([5; 32]), alice.public(), 1);
+            let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+            let config = LiveConfig {
+                max_incoming: 2,
+                ..LiveConfig::default()
+            };
+            let (target, _rx) = LivePeer::start(gate(), false, listen.clone(), &config, None)
+                .await
+                .unwrap();
+            let mut others = Vec::new();
+            for _ in 0..5 {
+                let (p, rx) = LivePeer::start(gate(), false, listen.clone(), &config, None)
+                    .await
+                    .unwrap();
+                p.dial(target.address().clone()).await.unwrap();
+                others.push((p, rx));
+            }
+            // Two are taken; the other three are refused, and stay so.
+            let probe = target.clone();
+            wait_until(|| {
+                let p = probe.clone();
+                async move { p.connections().await.unwrap() == 2 }
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(target.connections().await.unwrap(), 2);
+            let mut connected = 0;
+            for (p, _) in &others {
+                connected += p.connections().await.unwrap();
+            }
+            assert_eq!(connected, 2);
+        });
+}

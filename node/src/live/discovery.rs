@@ -11,18 +11,54 @@ use std::time::Duration;
 use libp2p::rendezvous::{self, Namespace};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Multiaddr, PeerId, gossipsub};
+use libp2p::{Multiaddr, PeerId, connection_limits, gossipsub};
 
 use super::LiveConfig;
 
-/// Everything a live peer runs.
+/// Everything a live peer runs. The limits come first, so that a
+/// connection they refuse costs nothing else.
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
+    /// Incoming connections per address (one host cannot take them all).
+    pub per_ip: crate::net::ip_limits::Behaviour,
+    /// Connections in all, per peer, and in their handshake.
+    pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     /// The broadcaster's: where viewers register and discover.
     pub rendezvous_point: Toggle<rendezvous::server::Behaviour>,
     /// A viewer's.
     pub rendezvous: Toggle<rendezvous::client::Behaviour>,
+}
+
+/// The connection limits of a live peer (LIVE.md §8.1): a broadcaster takes
+/// as many viewers as it keeps registrations for, a viewer a few times the
+/// peers others dial it for.
+pub(super) fn limits(
+    config: &LiveConfig,
+    broadcaster: bool,
+) -> (
+    crate::net::ip_limits::Behaviour,
+    connection_limits::Behaviour,
+) {
+    let incoming = if broadcaster {
+        config.max_viewers
+    } else {
+        config.max_incoming
+    };
+    let per_ip = crate::config::Limits {
+        max_pending_per_ip: config.max_pending_per_ip,
+        max_established_per_ip: config.max_per_ip,
+        ..crate::config::Limits::default()
+    };
+    let all = connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(config.max_pending_incoming))
+        .with_max_established_incoming(Some(incoming))
+        .with_max_established_outgoing(Some(config.max_outgoing))
+        .with_max_established_per_peer(Some(2));
+    (
+        crate::net::ip_limits::Behaviour::new(&per_ip),
+        connection_limits::Behaviour::new(all),
+    )
 }
 
 /// The rendezvous server's settings at a broadcaster: one registration per

@@ -137,6 +137,20 @@ pub struct LiveConfig {
     pub registration_ttl: Duration,
     /// The most registrations a broadcaster keeps (one per viewer).
     pub max_registrations: usize,
+    /// Incoming connections a broadcaster takes: its viewers, each of
+    /// whom dials it to join.
+    pub max_viewers: u32,
+    /// Incoming connections a viewer takes (other viewers dial it after
+    /// discovering it).
+    pub max_incoming: u32,
+    /// Outgoing connections a peer makes.
+    pub max_outgoing: u32,
+    /// Incoming connections in their handshake, in all.
+    pub max_pending_incoming: u32,
+    /// Incoming connections in their handshake from one address.
+    pub max_pending_per_ip: u32,
+    /// Incoming connections established from one address.
+    pub max_per_ip: u32,
 }
 
 impl Default for LiveConfig {
@@ -153,6 +167,12 @@ impl Default for LiveConfig {
             discover_peers: 6,
             registration_ttl: Duration::from_secs(120),
             max_registrations: 4096,
+            max_viewers: 4096,
+            max_incoming: 128,
+            max_outgoing: 64,
+            max_pending_incoming: 128,
+            max_pending_per_ip: 16,
+            max_per_ip: 256,
         }
     }
 }

@@ -13,7 +13,7 @@ use mayfly_protocol::live::{EpochKey, Refusal, Segment, SegmentGate, SegmentPlai
 use mayfly_protocol::{Codec, Device, UnixMillis};
 use tokio::sync::{mpsc, oneshot};
 
-use super::discovery::{Behaviour, BehaviourEvent, Discovery, point_config, registrable};
+use super::discovery::{Behaviour, BehaviourEvent, Discovery, limits, point_config, registrable};
 use super::{LiveConfig, acceptance, chat_acceptance, gossipsub_config, topic};
 
 /// A live peer could not start, or a command failed.
@@ -141,7 +141,10 @@ impl LivePeer {
             )
             .map_err(|e| transport(&e))?;
         let point = point_config(config);
+        let (per_ip, limits) = limits(config, broadcaster);
         let Ok(builder) = builder.with_behaviour(move |key| Behaviour {
+            per_ip,
+            limits,
             gossipsub: behaviour,
             // The broadcaster is where its viewers find each other.
             rendezvous_point: broadcaster

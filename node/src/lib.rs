@@ -13,7 +13,8 @@ pub mod demo;
 pub mod home;
 pub mod live;
 pub mod mailbox;
-pub mod media;
+/// What a clip file holds (the `mayfly-media` crate).
+pub use mayfly_media as media;
 pub mod metrics;
 pub mod net;
 pub mod node_key;

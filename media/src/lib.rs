@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use mayfly_protocol::header::ClipKind;
 use mayfly_protocol::limits::MAX_CLIP_LEN;
 
+pub mod fuzzing;
 mod probe;
 
 pub use probe::{MAX_MOOV_LEN, probe, probe_path};
@@ -23,8 +24,8 @@ pub const MP4_MEDIA_TYPE: &str = "video/mp4";
 /// The fliks a new home starts with, as `(name, MP4 bytes)`: `init` copies
 /// them in so a user can react before recording any of their own.
 pub const DEFAULT_FLIKS: &[(&str, &[u8])] = &[
-    ("wave", include_bytes!("../../../samples/flik-wave.mp4")),
-    ("nod", include_bytes!("../../../samples/flik-nod.mp4")),
+    ("wave", include_bytes!("../../samples/flik-wave.mp4")),
+    ("nod", include_bytes!("../../samples/flik-nod.mp4")),
 ];
 
 /// What [`probe`] found in a clip file.

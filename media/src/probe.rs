@@ -47,10 +47,147 @@ pub fn probe_path(path: impl AsRef<Path>) -> Result<MediaInfo, MediaError> {
 /// may be sent as a given kind of clip.
 pub fn probe<R: Read + Seek>(mut reader: R) -> Result<MediaInfo, MediaError> {
     let layout = walk(&mut reader)?;
-    let context =
-        mp4parse::read_mp4(&mut Cursor::new(&layout.moov)).map_err(|e| parser_error(&e))?;
+    let moov = without_metadata(&layout.moov);
+    check_counts(&moov, 0)?;
+    let context = mp4parse::read_mp4(&mut Cursor::new(&moov)).map_err(|e| parser_error(&e))?;
     check_samples(&context, &layout)?;
     Ok(summarize(&context))
+}
+
+/// `moov` (a plain 32-bit header, then its boxes) without its `udta` and
+/// `meta` boxes: titles, tags and cover art say nothing the probe needs, and
+/// the parser reads their items by their claimed sizes. Boxes that do not
+/// parse are left for [`check_counts`] and the parser to refuse.
+fn without_metadata(moov: &[u8]) -> Vec<u8> {
+    let body = moov.get(8..).unwrap_or_default();
+    let mut kept = Vec::with_capacity(moov.len());
+    let mut rest = body;
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let fourcc = &rest[4..8];
+        if size < 8 || size > rest.len() {
+            break;
+        }
+        if fourcc != b"udta" && fourcc != b"meta" {
+            kept.extend_from_slice(&rest[..size]);
+        }
+        rest = &rest[size..];
+    }
+    kept.extend_from_slice(rest);
+    let mut out = Vec::with_capacity(8 + kept.len());
+    out.extend_from_slice(&((8 + kept.len()) as u32).to_be_bytes());
+    out.extend_from_slice(b"moov");
+    out.extend_from_slice(&kept);
+    out
+}
+
+/// Boxes inside `moov` that the parser descends into.
+const CONTAINERS: [&[u8; 4]; 9] = [
+    b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl", b"sinf", b"schi", b"mvex",
+];
+/// Sample entries whose fixed fields (after the box header) are 78 bytes,
+/// then child boxes (ISO 14496-12 §12.1.3).
+const VISUAL_ENTRIES: [&[u8; 4]; 11] = [
+    b"avc1", b"avc3", b"hvc1", b"hev1", b"vp08", b"vp09", b"av01", b"mp4v", b"encv", b"s263",
+    b"dvh1",
+];
+/// Sample entries whose fixed fields are 28 bytes (version 0; version 1
+/// adds 16, version 2 adds 36), then child boxes (§12.2.3).
+const AUDIO_ENTRIES: [&[u8; 4]; 9] = [
+    b"mp4a", b"enca", b"Opus", b"fLaC", b"ac-3", b"ec-3", b"alac", b".mp3", b"ipcm",
+];
+/// How deep boxes nest at most (`moov/trak/mdia/minf/stbl/stsd/avc1/sinf/
+/// schi/tenc` is 10).
+const MAX_DEPTH: usize = 12;
+
+/// Checks, before the parser sees them, every box of the `moov` box
+/// (`bytes`: boxes, header included) the parser reads into memory: none
+/// may claim more bytes than its parent holds, and every table must have
+/// room for the entries its count claims. The parser reserves memory for a
+/// box's claimed size, and for a table's claimed count, before reading, so
+/// a box of a few bytes claiming four gigabytes would reserve them; here
+/// such a file is refused as not MP4.
+fn check_counts(bytes: &[u8], depth: usize) -> Result<(), MediaError> {
+    let not_mp4 = |reason: String| MediaError::NotMp4 { reason };
+    if depth > MAX_DEPTH {
+        return Err(not_mp4("its boxes nest too deep".into()));
+    }
+    let mut rest = bytes;
+    // Fewer than 8 bytes left is padding the parser skips.
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
+        let fourcc: [u8; 4] = rest[4..8].try_into().expect("4 bytes");
+        let (header, len) = match size {
+            0 => (8, rest.len() as u64),
+            1 if rest.len() >= 16 => (
+                16,
+                u64::from_be_bytes(rest[8..16].try_into().expect("8 bytes")),
+            ),
+            n => (8, u64::from(n)),
+        };
+        if len < header as u64 || len > rest.len() as u64 {
+            return Err(not_mp4(format!(
+                "its {} box claims {len} bytes where {} remain",
+                String::from_utf8_lossy(&fourcc),
+                rest.len()
+            )));
+        }
+        let body = &rest[header..len as usize];
+        if CONTAINERS.contains(&&fourcc) {
+            check_counts(body, depth + 1)?;
+        } else if &fourcc == b"stsd" {
+            table_fits(&fourcc, body).map_err(not_mp4)?;
+            // Version and flags, the count, then one box per entry.
+            check_counts(body.get(8..).unwrap_or_default(), depth + 1)?;
+        } else if VISUAL_ENTRIES.contains(&&fourcc) {
+            check_counts(body.get(78..).unwrap_or_default(), depth + 1)?;
+        } else if AUDIO_ENTRIES.contains(&&fourcc) {
+            let version = body
+                .get(8..10)
+                .map_or(0, |v| u16::from_be_bytes([v[0], v[1]]));
+            let fixed = match version {
+                1 => 44,
+                2 => 64,
+                _ => 28,
+            };
+            check_counts(body.get(fixed..).unwrap_or_default(), depth + 1)?;
+        } else {
+            table_fits(&fourcc, body).map_err(not_mp4)?;
+        }
+        rest = &rest[len as usize..];
+    }
+    Ok(())
+}
+
+/// Whether a table box's count of entries fits in its body.
+fn table_fits(fourcc: &[u8; 4], body: &[u8]) -> Result<(), String> {
+    let u32_at = |at: usize| {
+        body.get(at..at + 4)
+            .map(|b| u64::from(u32::from_be_bytes(b.try_into().expect("4 bytes"))))
+    };
+    let version = body.first().copied().unwrap_or(0);
+    // (offset of the count after the version and flags, bytes per entry)
+    let (at, entry) = match fourcc {
+        b"stsd" => (4, 8),
+        b"stts" | b"ctts" | b"co64" => (4, 8),
+        b"stsc" => (4, 12),
+        b"stco" | b"stss" => (4, 4),
+        b"elst" => (4, if version == 1 { 20 } else { 12 }),
+        // A sample size of 0 means a table of sizes follows.
+        b"stsz" if u32_at(4) == Some(0) => (8, 4),
+        _ => return Ok(()),
+    };
+    let Some(count) = u32_at(at) else {
+        return Ok(()); // too short: the parser says so
+    };
+    let room = body.len().saturating_sub(at + 4) as u64;
+    if count * entry > room {
+        return Err(format!(
+            "its {} box lists {count} entries in {room} bytes",
+            String::from_utf8_lossy(fourcc)
+        ));
+    }
+    Ok(())
 }
 
 /// What [`walk`] found: the `moov` box, where the media data is, and how

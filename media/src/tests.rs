@@ -284,3 +284,86 @@ fn check_len_names_the_limit() {
         "big.mp4 is over 1 GiB (1073741825 bytes); clips are at most 1 GiB (1073741824 bytes)"
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn the_fuzz_harness_holds_on_random_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        crate::fuzzing::mp4_probe(&data);
+    }
+
+    #[test]
+    fn the_fuzz_harness_holds_on_altered_samples(
+        which in 0usize..3,
+        flips in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), 0u8..8), 1..8),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+        truncate: bool,
+    ) {
+        let sample: &[u8] = [
+            &include_bytes!("../../samples/hello.mp4")[..],
+            &include_bytes!("../../samples/flik-wave.mp4")[..],
+            &include_bytes!("../../samples/live.mp4")[..],
+        ][which];
+        let mut data = sample.to_vec();
+        for (at, bit) in flips {
+            let i = at.index(data.len());
+            data[i] ^= 1 << bit;
+        }
+        if truncate {
+            data.truncate(cut.index(data.len()));
+        }
+        crate::fuzzing::mp4_probe(&data);
+    }
+}
+
+#[test]
+fn the_fuzz_harness_accepts_the_samples() {
+    for sample in [
+        &include_bytes!("../../samples/hello.mp4")[..],
+        &include_bytes!("../../samples/flik-wave.mp4")[..],
+    ] {
+        assert!(probe(Cursor::new(sample)).is_ok());
+        crate::fuzzing::mp4_probe(sample);
+    }
+}
+
+/// Found by the `mp4_probe` fuzz target: files whose `moov` made the parser
+/// reserve gigabytes before reading a byte — an `stsd` count of billions,
+/// an `stts` count after a box that claims more than its parent, an `hdlr`
+/// claiming 4 GB. Each is refused before the parser sees it. A fourth hid
+/// the same in a `udta` item, which the probe drops unread.
+#[test]
+fn boxes_and_tables_larger_than_their_parent_are_refused_before_parsing() {
+    for (data, why) in [
+        (
+            &include_bytes!("../testdata/stsd-count-overflow.mp4")[..],
+            "stsd box lists",
+        ),
+        (
+            &include_bytes!("../testdata/stts-count-in-clipped-box.mp4")[..],
+            "minf box claims",
+        ),
+        (
+            &include_bytes!("../testdata/hdlr-size-past-parent.mp4")[..],
+            "box claims",
+        ),
+    ] {
+        match probe(Cursor::new(data)) {
+            Err(MediaError::NotMp4 { reason }) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        crate::fuzzing::mp4_probe(data);
+    }
+}
+
+#[test]
+fn metadata_is_dropped_unread() {
+    let data = include_bytes!("../testdata/udta-item-past-parent.mp4");
+    // Whatever the verdict on the rest of the file, the parser never reads
+    // the `udta` box (under the fuzz target this allocated 4 GB).
+    let _ = probe(Cursor::new(&data[..]));
+    crate::fuzzing::mp4_probe(data);
+    // And a file with metadata probes as it does without.
+    let hello = include_bytes!("../../samples/hello.mp4");
+    let info = probe(Cursor::new(&hello[..])).unwrap();
+    assert!(info.has_video);
+}

@@ -155,7 +155,7 @@ impl Broadcaster {
                 ..BroadcastStats::default()
             },
         };
-        let grant = b.grant(0, b.sealer.key().clone());
+        let grant = b.grant();
         let failed = b.client.send_live_key(&b.viewers, &grant).await?;
         Ok((b, failed))
     }
@@ -222,7 +222,7 @@ impl Broadcaster {
         if !self.viewers.contains(&identity) {
             self.viewers.push(identity);
         }
-        let grant = self.grant(self.sealer.epoch(), self.sealer.key().clone());
+        let grant = self.grant();
         Ok(self.client.send_live_key(&[identity], &grant).await?)
     }
 
@@ -241,10 +241,10 @@ impl Broadcaster {
     pub async fn rotate(&mut self) -> Result<Failed, LiveError> {
         let key = EpochKey::from_bytes(self.client.random_32());
         let epoch = self.sealer.rotate(key.clone())?;
-        self.peer.add_key(epoch, key.clone()).await?;
+        self.peer.add_key(epoch, key).await?;
         self.epoch_started = self.client.now();
         self.stats.epochs += 1;
-        let grant = self.grant(epoch, key);
+        let grant = self.grant();
         Ok(self.client.send_live_key(&self.viewers, &grant).await?)
     }
 
@@ -303,11 +303,12 @@ impl Broadcaster {
         Ok(took)
     }
 
-    fn grant(&self, epoch: u32, key: EpochKey) -> LiveKeyGrant {
+    /// The current epoch's key, as a `LiveKey` message.
+    fn grant(&self) -> LiveKeyGrant {
         LiveKeyGrant {
             broadcast_id: self.id,
-            epoch,
-            key,
+            epoch: self.sealer.epoch(),
+            key: self.sealer.key().clone(),
             started_at: self.started_at,
             replay: self.config.replay,
             peers: self.peers.clone(),

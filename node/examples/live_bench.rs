@@ -16,8 +16,9 @@
 //! Reported per run: the broadcaster's gossip bytes sent (gossipsub's
 //! `topic_msg_sent_bytes`) divided by the stream's bytes; glass-to-glass
 //! latency (sealed → accepted and decrypted at a viewer) p50 and p99 over
-//! every delivery; deliveries made of those due; the process's CPU per
-//! stream second (all peers together) and its peak RSS.
+//! every delivery; deliveries made of those due; CPU per stream second of
+//! all peers together, of the broadcaster alone (it runs on a thread of
+//! its own) and of a viewer on average; and the process's peak RSS.
 //!
 //! `cargo run --release -p mayfly-node --example live_bench -- [--viewers 10,50,100] [--segments 20] [--segment-kib 128] [--interval-ms 250] [--heartbeat-ms 700]`
 //!
@@ -86,7 +87,25 @@ fn args() -> anyhow::Result<Args> {
 
 /// CPU time of this process so far (user + system).
 fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_of("/proc/self/stat")
+}
+
+/// CPU time of one thread of this process so far.
+fn thread_cpu(tid: u32) -> Duration {
+    cpu_of(&format!("/proc/self/task/{tid}/stat"))
+}
+
+/// The calling thread's id.
+fn this_thread_id() -> u32 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) in a `stat` file of procfs.
+fn cpu_of(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or(vec![], |(_, r)| r.split_whitespace().collect());
@@ -129,6 +148,7 @@ struct Outcome {
     delivered: usize,
     due: usize,
     cpu_per_stream_s: f64,
+    caster_cpu_per_stream_s: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -157,10 +177,38 @@ async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
         ..LiveConfig::default()
     };
     let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse()?;
-    let mut registry = Registry::default();
-    let (caster, mut caster_rx) =
-        LivePeer::start(gate(), true, listen.clone(), &config, Some(&mut registry)).await?;
-    tokio::spawn(async move { while caster_rx.recv().await.is_some() {} });
+    // The broadcaster runs on a thread of its own, so that its CPU time can
+    // be told from the viewers'.
+    let registry = std::sync::Arc::new(std::sync::Mutex::new(Registry::default()));
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    {
+        let (gate, listen, config, registry) =
+            (gate(), listen.clone(), config.clone(), registry.clone());
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                // Registered into here, then handed back for reading.
+                let mut r = Registry::default();
+                let started = LivePeer::start(gate, true, listen, &config, Some(&mut r)).await;
+                *registry.lock().expect("not poisoned") = r;
+                match started {
+                    Ok((caster, mut rx)) => {
+                        let _ = started_tx.send(Ok((caster, this_thread_id())));
+                        while rx.recv().await.is_some() {}
+                    }
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                    }
+                }
+            });
+        });
+    }
+    let (caster, caster_tid) = started.await??;
     let (tx, mut events) = mpsc::channel::<LiveEvent>(65_536);
     let mut viewers: Vec<LivePeer> = Vec::new();
     for _ in 0..n {
@@ -214,8 +262,9 @@ async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
     let mut sealer = SegmentSealer::new(device, id, key.clone());
     let media = vec![0x5a; a.segment_bytes];
     let mut stream_bytes = 0u64;
-    let sent_before = sent_bytes(&registry)?;
+    let sent_before = sent_bytes(&registry.lock().expect("not poisoned"))?;
     let cpu_before = cpu();
+    let caster_cpu_before = thread_cpu(caster_tid);
     for seq in 0..a.segments {
         let kf = seq % 4 == 0;
         let init: &[u8] = if kf { b"ftyp moov" } else { &[] };
@@ -249,7 +298,8 @@ async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
         }
     }
     let cpu_used = cpu() - cpu_before;
-    let sent = sent_bytes(&registry)? - sent_before;
+    let caster_cpu = thread_cpu(caster_tid) - caster_cpu_before;
+    let sent = sent_bytes(&registry.lock().expect("not poisoned"))? - sent_before;
     for v in viewers.iter().chain([&caster]) {
         v.stop().await;
     }
@@ -268,6 +318,7 @@ async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
         delivered: latencies.len(),
         due,
         cpu_per_stream_s: cpu_used.as_secs_f64() * 1000.0 / stream_secs,
+        caster_cpu_per_stream_s: caster_cpu.as_secs_f64() * 1000.0 / stream_secs,
     })
 }
 
@@ -284,13 +335,13 @@ fn main() -> anyhow::Result<()> {
         a.heartbeat.as_millis()
     );
     println!(
-        "viewers | run | upload / stream | latency p50 / p99 | delivered | CPU ms per stream s (all peers)"
+        "viewers | run | upload / stream | latency p50 / p99 | delivered | CPU ms per stream s: all peers, broadcaster, per viewer"
     );
     for &n in &a.viewers {
         for mode in [Mode::Overlay, Mode::Star, Mode::FanOut] {
             let o = rt.block_on(run(n, mode, &a))?;
             println!(
-                "{n} | {} | {:.2}x | {} / {} ms | {}/{} | {:.0}",
+                "{n} | {} | {:.2}x | {} / {} ms | {}/{} | {:.0}, {:.0}, {:.1}",
                 match mode {
                     Mode::Overlay => "overlay",
                     Mode::Star => "star",
@@ -301,7 +352,9 @@ fn main() -> anyhow::Result<()> {
                 o.p99,
                 o.delivered,
                 o.due,
-                o.cpu_per_stream_s
+                o.cpu_per_stream_s,
+                o.caster_cpu_per_stream_s,
+                (o.cpu_per_stream_s - o.caster_cpu_per_stream_s) / n as f64
             );
         }
     }

@@ -83,6 +83,8 @@ pub(super) struct Discovery {
     /// Viewers dialled after discovery (bounded by `want`).
     dialled: HashSet<PeerId>,
     want: usize,
+    /// Registrations asked for per discovery.
+    limit: u64,
     ttl: u64,
     local: PeerId,
     /// Picks whom to dial at random: every viewer gets the same list from
@@ -100,6 +102,7 @@ impl Discovery {
             cookie: None,
             dialled: HashSet::new(),
             want: config.discover_peers,
+            limit: config.discover_limit,
             ttl: config.registration_ttl.as_secs(),
             local,
             rng: crate::rng::node_rng(None).unwrap_or_else(|_| {
@@ -128,7 +131,7 @@ impl Discovery {
             }
             Err(e) => tracing::debug!("live rendezvous: cannot register: {e}"),
         }
-        client.discover(Some(self.namespace.clone()), None, None, peer);
+        client.discover(Some(self.namespace.clone()), None, Some(self.limit), peer);
     }
 
     /// Every so often: register again before the TTL runs out, and look for
@@ -142,7 +145,7 @@ impl Discovery {
                 client.discover(
                     Some(self.namespace.clone()),
                     self.cookie.clone(),
-                    None,
+                    Some(self.limit),
                     point,
                 );
             }

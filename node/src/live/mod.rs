@@ -132,6 +132,10 @@ pub struct LiveConfig {
     /// Other viewers a viewer dials after discovering them at the
     /// broadcaster (LIVE.md §8.1).
     pub discover_peers: usize,
+    /// Registrations a viewer asks for in one discovery (each is a signed
+    /// peer record of a few hundred bytes; rendezvous messages are at most
+    /// 1 MiB).
+    pub discover_limit: u64,
     /// How long a viewer's registration at the broadcaster lasts; it
     /// registers again (and looks for more viewers) every third of it.
     pub registration_ttl: Duration,
@@ -165,6 +169,7 @@ impl Default for LiveConfig {
             clock_offset_ms: 0,
             hold_without_key: 8,
             discover_peers: 6,
+            discover_limit: 256,
             registration_ttl: Duration::from_secs(120),
             max_registrations: 4096,
             max_viewers: 4096,

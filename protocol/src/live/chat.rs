@@ -22,7 +22,7 @@ use crate::codec::{Codec, Reader, Writer, read_header, tag, write_header};
 use crate::error::{DecodeError, Error};
 use crate::identity::{Device, DeviceCertificate};
 use crate::keys::SigningPublicKey;
-use crate::limits::{MAX_CLOCK_SKEW_MS, TAG_SIZE};
+use crate::limits::TAG_SIZE;
 use crate::time::UnixMillis;
 
 /// Signature context of a signed chat message.
@@ -31,7 +31,8 @@ pub const LIVE_CHAT_CONTEXT: &str = "mayfly/v1/live-chat";
 pub const CTX_LIVE_CHAT_KEY: &str = "mayfly 2026-12 v1 live chat key";
 /// Longest comment, in bytes of UTF-8.
 pub const MAX_COMMENT_LEN: usize = 500;
-/// How old (by `sent_at`) a chat message may be and still be accepted.
+/// How old (by `sent_at`) a chat message may be and still be accepted, and
+/// how far ahead of the receiver's clock.
 pub const CHAT_MAX_AGE_MS: u64 = 60_000;
 /// How often a watching viewer repeats its join (RECOMMENDED).
 pub const PRESENCE_INTERVAL_MS: u64 = 30_000;
@@ -43,13 +44,15 @@ pub const CHAT_SENDER_BURST: u32 = 5;
 pub const CHAT_SENDER_REFILL_MS: u64 = 2_000;
 /// Messages all senders together may send at once.
 pub const CHAT_TOTAL_BURST: u32 = 128;
-/// One more message in all after this many ms (64 a second).
-pub const CHAT_TOTAL_REFILL_MS: u64 = 1_000 / 64;
+/// One more message in all after this many ms (about 66 a second).
+pub const CHAT_TOTAL_REFILL_MS: u64 = 15;
 /// Senders whose rate a gate remembers, and viewers a list tracks.
 pub const MAX_CHAT_SENDERS: usize = 1024;
 /// Message hashes a gate remembers to refuse a replay: more than the total
-/// rate lets through in [`CHAT_MAX_AGE_MS`], so none is forgotten early.
-pub const MAX_CHAT_SEEN: usize = 4096;
+/// rate lets through while a message can be accepted (twice
+/// [`CHAT_MAX_AGE_MS`]: 120 s × 66.7 + 128 = 8,128), so none is forgotten
+/// while it could come again.
+pub const MAX_CHAT_SEEN: usize = 8192;
 
 /// Bytes of the head: type, version, broadcast id, epoch, salt.
 pub const CHAT_HEAD_LEN: usize = 2 + 32 + 4 + 32;
@@ -318,7 +321,7 @@ pub enum ChatRefusal {
     /// signature does not verify.
     #[error("does not open")]
     Unopenable,
-    /// `sent_at` lies more than `MAX_CLOCK_SKEW_MS` ahead.
+    /// `sent_at` lies more than [`CHAT_MAX_AGE_MS`] ahead.
     #[error("sent in the future")]
     FromTheFuture,
     /// `sent_at` is more than [`CHAT_MAX_AGE_MS`] ago.
@@ -334,16 +337,14 @@ pub enum ChatRefusal {
 
 impl ChatRefusal {
     /// True when the peer that sent it should be penalised: no honest
-    /// forwarder sends bytes that do not decode or open, or are from the
-    /// future. The rest depends on the path or the timing, not on the
-    /// forwarder's honesty (it may hold a newer key, see an older rate).
+    /// forwarder sends bytes that do not decode or open. The rest depends
+    /// on the path, the timing or the clocks, not on the forwarder's
+    /// honesty (it may hold a newer key, see an older rate, run a clock a
+    /// minute ahead).
     pub fn is_offence(&self) -> bool {
         matches!(
             self,
-            ChatRefusal::Invalid(_)
-                | ChatRefusal::OtherBroadcast
-                | ChatRefusal::Unopenable
-                | ChatRefusal::FromTheFuture
+            ChatRefusal::Invalid(_) | ChatRefusal::OtherBroadcast | ChatRefusal::Unopenable
         )
     }
 }
@@ -455,7 +456,7 @@ impl ChatGate {
         }
         let chat = m.open(key).map_err(|_| ChatRefusal::Unopenable)?;
         let sent_at = chat.body.sent_at;
-        if sent_at > now.plus(MAX_CLOCK_SKEW_MS) {
+        if sent_at > now.plus(CHAT_MAX_AGE_MS) {
             return Err(ChatRefusal::FromTheFuture);
         }
         if now.since(sent_at) > CHAT_MAX_AGE_MS {
@@ -519,11 +520,11 @@ impl ChatGate {
         }
     }
 
-    /// Forgets hashes of messages accepted more than the longest age plus
-    /// the clock skew ago: they would be refused as too old anyway.
+    /// Forgets hashes of messages accepted more than twice the longest age
+    /// ago: sent at most that far ahead, they are too old by now.
     fn forget_old(&mut self, now: UnixMillis) {
         while let Some((h, at)) = self.seen_order.front().copied() {
-            if now.since(at) <= CHAT_MAX_AGE_MS + MAX_CLOCK_SKEW_MS {
+            if now.since(at) <= 2 * CHAT_MAX_AGE_MS {
                 break;
             }
             self.seen_order.pop_front();

@@ -94,18 +94,22 @@ impl Running {
     }
 }
 
+/// A relay process, and the homes of alice, bob, carol and dave, each of
+/// the last three a contact of alice.
+fn four_friends(dir: &Path) -> (Relay, [std::path::PathBuf; 4]) {
+    let relay = Relay::start(&dir.join("relay"), &["--listen", LOOPBACK], 1);
+    let address = relay.tcp().to_string();
+    let homes = ["alice", "bob", "carol", "dave"].map(|n| init(dir, n, &address));
+    for f in &homes[1..] {
+        befriend(&homes[0], f);
+    }
+    (relay, homes)
+}
+
 #[test]
 fn followers_watch_a_live_broadcast_and_write_exactly_its_input() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&dir.path().join("relay"), &["--listen", LOOPBACK], 1);
-    let address = relay.tcp().to_string();
-    let alice = init(dir.path(), "alice", &address);
-    let bob = init(dir.path(), "bob", &address);
-    let carol = init(dir.path(), "carol", &address);
-    let dave = init(dir.path(), "dave", &address);
-    befriend(&alice, &bob);
-    befriend(&alice, &carol);
-    befriend(&alice, &dave);
+    let (_relay, [alice, bob, carol, dave]) = four_friends(dir.path());
 
     // Nobody follows alice yet: going live needs followers or --to.
     let out = run(&alice, &["live", "start", LIVE_SAMPLE]);
@@ -275,14 +279,8 @@ fn epochs(home: &Path) -> Vec<u64> {
 #[test]
 fn a_follower_who_unfollows_or_is_removed_while_live_gets_no_later_key() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&dir.path().join("relay"), &["--listen", LOOPBACK], 1);
-    let address = relay.tcp().to_string();
-    let alice = init(dir.path(), "alice", &address);
-    let bob = init(dir.path(), "bob", &address);
-    let carol = init(dir.path(), "carol", &address);
-    let dave = init(dir.path(), "dave", &address);
+    let (_relay, [alice, bob, carol, dave]) = four_friends(dir.path());
     for f in [&bob, &carol, &dave] {
-        befriend(&alice, f);
         assert_eq!(json(f, &["follow", "alice"])["following"], true);
     }
     // alice streams from stdin: the test decides when the stream ends.

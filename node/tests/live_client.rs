@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use client_fixture::*;
 use mayfly_node::client::{ClientConfig, Event};
+use mayfly_node::home::Broadcast;
 use mayfly_node::live::control::{ControlRequest, Request};
 use mayfly_node::live::{
     AudienceEvent, BroadcastConfig, Broadcaster, Speaker, WatchConfig, WatchUpdate, watch,
 };
+use mayfly_protocol::SigningPublicKey;
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, MediaSegment, Piece};
 use tokio::sync::mpsc;
 
@@ -29,38 +31,77 @@ fn cut() -> (Vec<u8>, Vec<MediaSegment>) {
     (init, segs)
 }
 
+/// alice live to bob and carol, who hold her start notification.
+struct Live {
+    _relay: TestRelay,
+    _alice: Person,
+    bob: Person,
+    carol: Person,
+    b: Broadcaster,
+    /// bob's and carol's identity keys.
+    ids: [SigningPublicKey; 2],
+    /// The broadcast as bob's and carol's homes hold it.
+    broadcasts: Vec<Broadcast>,
+}
+
+/// Three friends online (seeds `seed`, `seed + 1`, `seed + 2`), and alice
+/// goes live to bob and carol.
+async fn go_live(dir: &std::path::Path, seed: u64) -> Live {
+    let (relay, mut alice, mut bob) = friends(dir, ("alice", seed), ("bob", seed + 1)).await;
+    let mut carol = Person::create(dir, "carol", &relay.address, seed + 2);
+    befriend(&alice, &carol);
+    for p in [&mut alice, &mut bob, &mut carol] {
+        p.online(ClientConfig::default()).await;
+    }
+    let ids = [bob.card().identity_key(), carol.card().identity_key()];
+    let config = BroadcastConfig {
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        ..BroadcastConfig::default()
+    };
+    let (b, failed) = Broadcaster::start(alice.client(), ids.to_vec(), config)
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    let id = b.id();
+    let mut broadcasts = Vec::new();
+    for p in [&mut bob, &mut carol] {
+        p.wait(|e| {
+            matches!(e, Event::LiveKey { grant, .. } if grant.broadcast_id == id).then_some(())
+        })
+        .await;
+        broadcasts.push(
+            p.client()
+                .with_home(|h| h.find_broadcast(&hex::encode(id.0)))
+                .unwrap(),
+        );
+    }
+    Live {
+        _relay: relay,
+        _alice: alice,
+        bob,
+        carol,
+        b,
+        ids,
+        broadcasts,
+    }
+}
+
 #[test]
 fn a_removed_viewer_cannot_open_what_is_sealed_after_the_rotation() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (relay, mut alice, mut bob) = friends(dir.path(), ("alice", 41), ("bob", 42)).await;
-        let mut carol = Person::create(dir.path(), "carol", &relay.address, 43);
-        befriend(&alice, &carol);
-        for p in [&mut alice, &mut bob, &mut carol] {
-            p.online(ClientConfig::default()).await;
-        }
-        let ids = [bob.card().identity_key(), carol.card().identity_key()];
-        let config = BroadcastConfig {
-            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            ..BroadcastConfig::default()
-        };
-        let (mut b, failed) = Broadcaster::start(alice.client(), ids.to_vec(), config)
-            .await
-            .unwrap();
-        assert!(failed.is_empty(), "{failed:?}");
+        let Live {
+            mut bob,
+            carol,
+            mut b,
+            ids,
+            broadcasts,
+            // Kept alive to the end: the relay, and alice's client under
+            // the broadcast.
+            _relay,
+            _alice,
+        } = go_live(dir.path(), 41).await;
         let id = b.id();
-        let mut broadcasts = Vec::new();
-        for p in [&mut bob, &mut carol] {
-            p.wait(|e| {
-                matches!(e, Event::LiveKey { grant, .. } if grant.broadcast_id == id).then_some(())
-            })
-            .await;
-            broadcasts.push(
-                p.client()
-                    .with_home(|h| h.find_broadcast(&hex::encode(id.0)))
-                    .unwrap(),
-            );
-        }
         let wc = WatchConfig {
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             idle: Duration::from_secs(3),
@@ -168,31 +209,19 @@ async fn next_comment(rx: &mut mpsc::Receiver<AudienceEvent>) -> (Speaker, Strin
 fn comments_are_signed_joins_build_the_viewer_list_and_a_removed_viewer_cannot_post() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (relay, mut alice, mut bob) = friends(dir.path(), ("alice", 51), ("bob", 52)).await;
-        let mut carol = Person::create(dir.path(), "carol", &relay.address, 53);
-        befriend(&alice, &carol);
-        for p in [&mut alice, &mut bob, &mut carol] {
-            p.online(ClientConfig::default()).await;
-        }
-        let ids = [bob.card().identity_key(), carol.card().identity_key()];
-        let config = BroadcastConfig {
-            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            ..BroadcastConfig::default()
-        };
-        let (mut b, _) = Broadcaster::start(alice.client(), ids.to_vec(), config)
-            .await
-            .unwrap();
-        let id = b.id();
-        let hex_id = hex::encode(id.0);
+        let Live {
+            mut bob,
+            carol,
+            mut b,
+            ids,
+            broadcasts,
+            // Kept alive to the end: the relay, and alice's client under
+            // the broadcast.
+            _relay,
+            _alice,
+        } = go_live(dir.path(), 51).await;
+        let hex_id = hex::encode(b.id().0);
         let mut audience = b.audience_events().unwrap();
-        let mut broadcasts = Vec::new();
-        for p in [&mut bob, &mut carol] {
-            p.wait(|e| {
-                matches!(e, Event::LiveKey { grant, .. } if grant.broadcast_id == id).then_some(())
-            })
-            .await;
-            broadcasts.push(p.client().with_home(|h| h.find_broadcast(&hex_id)).unwrap());
-        }
         let wc = WatchConfig {
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             idle: Duration::from_secs(5),

@@ -25,21 +25,17 @@ use super::{one_shot_config, start};
 /// `mayfly follow` and `mayfly unfollow`.
 pub fn follow(dir: &Path, contact: &str, follow: bool, json: bool) -> anyhow::Result<()> {
     super::runtime()?.block_on(async {
+        let verb = if follow { "following" } else { "no longer following" };
         // While a watch or broadcast holds the home, it sends the message.
         let request = Request::Follow {
             name: contact.to_owned(),
             follow,
         };
-        match control::send(dir, &request).await {
-            Ok(()) => {
-                let verb = if follow { "following" } else { "no longer following" };
-                print(json, json!({"name": contact, "following": follow}), || {
-                    format!("{verb} {contact} (sent by the running watch or broadcast)")
-                })?;
-                return anyhow::Ok(());
-            }
-            Err(control::ControlError::NotRunning { .. }) => {}
-            Err(e) => bail!("{e}"),
+        if through_running(dir, &request).await? {
+            print(json, json!({"name": contact, "following": follow}), || {
+                format!("{verb} {contact} (sent by the running watch or broadcast)")
+            })?;
+            return anyhow::Ok(());
         }
         let (client, _events) = start(dir, one_shot_config()).await?;
         let c = client.with_home(|h| h.find_contact(contact))?;
@@ -50,7 +46,6 @@ pub fn follow(dir: &Path, contact: &str, follow: bool, json: bool) -> anyhow::Re
         };
         client.shutdown().await;
         r?;
-        let verb = if follow { "following" } else { "no longer following" };
         print(
             json,
             json!({"name": c.name, "identity": hex::encode(c.card.identity_key().to_bytes()), "following": follow}),
@@ -58,6 +53,17 @@ pub fn follow(dir: &Path, contact: &str, follow: bool, json: bool) -> anyhow::Re
         )?;
         anyhow::Ok(())
     })
+}
+
+/// Hands `request` to the watch or broadcast running in the home at `dir`
+/// (CLIENT.md §4.7): true once it is done there, false when nothing runs
+/// (the caller then opens the home itself).
+async fn through_running(dir: &Path, request: &Request) -> anyhow::Result<bool> {
+    match control::send(dir, request).await {
+        Ok(()) => Ok(true),
+        Err(control::ControlError::NotRunning { .. }) => Ok(false),
+        Err(e) => bail!("{e}"),
+    }
 }
 
 /// `mayfly followers` (and `mayfly followers --remove`). While `live start`
@@ -68,15 +74,11 @@ pub fn followers(dir: &Path, remove: Option<&str>, json: bool) -> anyhow::Result
             let request = Request::RemoveFollower {
                 name: name.to_owned(),
             };
-            match control::send(dir, &request).await {
-                Ok(()) => {
-                    print(json, json!({"removed": name, "rotated": true}), || {
-                        format!("removed {name} from your followers; the running broadcast's key rotated without them")
-                    })?;
-                    return anyhow::Ok(());
-                }
-                Err(control::ControlError::NotRunning { .. }) => {}
-                Err(e) => bail!("{e}"),
+            if through_running(dir, &request).await? {
+                print(json, json!({"removed": name, "rotated": true}), || {
+                    format!("removed {name} from your followers; the running broadcast's key rotated without them")
+                })?;
+                return anyhow::Ok(());
             }
         }
         let (client, _events) = start(dir, one_shot_config()).await?;
@@ -578,28 +580,26 @@ pub fn comment(dir: &Path, id: &str, text: &str, json: bool) -> anyhow::Result<(
             broadcast: id.to_owned(),
             text: text.to_owned(),
         };
-        let via = match control::send(dir, &request).await {
-            Ok(()) => "the running broadcast or watch",
-            Err(control::ControlError::NotRunning { .. }) => {
-                let (client, _events) = start(dir, ClientConfig::default()).await?;
-                let r = async {
-                    let b = client.with_home(|h| h.find_broadcast(id))?;
-                    mayfly_node::live::comment(
-                        &client,
-                        &b,
-                        text,
-                        &WatchConfig::default(),
-                        COMMENT_WITHIN,
-                    )
-                    .await?;
-                    anyhow::Ok(())
-                }
-                .await;
-                client.shutdown().await;
-                r?;
-                "the overlay"
+        let via = if through_running(dir, &request).await? {
+            "the running broadcast or watch"
+        } else {
+            let (client, _events) = start(dir, ClientConfig::default()).await?;
+            let r = async {
+                let b = client.with_home(|h| h.find_broadcast(id))?;
+                mayfly_node::live::comment(
+                    &client,
+                    &b,
+                    text,
+                    &WatchConfig::default(),
+                    COMMENT_WITHIN,
+                )
+                .await?;
+                anyhow::Ok(())
             }
-            Err(e) => bail!("{e}"),
+            .await;
+            client.shutdown().await;
+            r?;
+            "the overlay"
         };
         print(json, json!({"commented": text, "broadcast": id}), || {
             format!("commented on {id} through {via}")

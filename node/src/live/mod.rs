@@ -94,7 +94,7 @@ fn system_now_ms() -> u64 {
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, IdentTopic, MessageId};
-use mayfly_protocol::live::{BroadcastId, MAX_SEGMENT_PLAINTEXT_LEN, Segment};
+use mayfly_protocol::live::{BroadcastId, MAX_SEGMENT_PLAINTEXT_LEN};
 
 /// Gossipsub's protocol id prefix for Mayfly live topics.
 pub const PROTOCOL_PREFIX: &str = "/mayfly/live";
@@ -224,29 +224,17 @@ pub fn gossipsub_config(
         .map_err(|e| LivePeerError::Config(e.to_string()))
 }
 
-/// How a segment that arrived over gossip is judged: accepted segments are
-/// forwarded, duplicates dropped quietly, anything else rejected (and its
-/// sender penalised).
-pub fn acceptance(
-    result: &Result<Segment, mayfly_protocol::live::Refusal>,
+/// How a message that arrived over gossip is judged, from its gate's
+/// verdict: accepted ones are forwarded; offences (`is_offence`) are
+/// rejected, which penalises the sender; the rest (a duplicate, no key, too
+/// old, over the rate) are dropped quietly (LIVE.md §6, §12.4).
+pub fn acceptance<T, R>(
+    result: &Result<T, R>,
+    is_offence: impl Fn(&R) -> bool,
 ) -> gossipsub::MessageAcceptance {
     match result {
         Ok(_) => gossipsub::MessageAcceptance::Accept,
-        Err(r) if r.is_offence() => gossipsub::MessageAcceptance::Reject,
-        Err(_) => gossipsub::MessageAcceptance::Ignore,
-    }
-}
-
-/// How a chat message that arrived over gossip is judged (LIVE.md §12.4):
-/// accepted ones are forwarded; offences are rejected (the sender
-/// penalised); the rest (no key, too old, a duplicate, over the rate) are
-/// dropped quietly. A peer holding no key forwards no chat at all.
-pub fn chat_acceptance(
-    result: &Result<mayfly_protocol::live::chat::Chat, mayfly_protocol::live::chat::ChatRefusal>,
-) -> gossipsub::MessageAcceptance {
-    match result {
-        Ok(_) => gossipsub::MessageAcceptance::Accept,
-        Err(r) if r.is_offence() => gossipsub::MessageAcceptance::Reject,
+        Err(r) if is_offence(r) => gossipsub::MessageAcceptance::Reject,
         Err(_) => gossipsub::MessageAcceptance::Ignore,
     }
 }

@@ -14,7 +14,7 @@ use mayfly_protocol::{Codec, Device, UnixMillis};
 use tokio::sync::{mpsc, oneshot};
 
 use super::discovery::{Behaviour, BehaviourEvent, Discovery, limits, point_config, registrable};
-use super::{LiveConfig, acceptance, chat_acceptance, gossipsub_config, topic};
+use super::{LiveConfig, acceptance, gossipsub_config, topic};
 
 /// A live peer could not start, or a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -343,13 +343,7 @@ async fn run(
                     }
                 }
                 Some(Command::Publish(bytes, done)) => {
-                    let r = match swarm.behaviour_mut().gossipsub.publish(topic.clone(), bytes) {
-                        Ok(_) => Ok(true),
-                        // Nobody watches (yet): not an error.
-                        Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(false),
-                        Err(e) => Err(LivePeerError::Publish(e.to_string())),
-                    };
-                    let _ = done.send(r);
+                    let _ = done.send(publish(&mut swarm, &topic, bytes));
                 }
                 Some(Command::Chat(request, done)) => {
                     let r = publish_chat(&mut swarm, &mut chat_gate, &topic, *request, now(clock_offset_ms));
@@ -412,7 +406,7 @@ async fn run(
                     swarm.behaviour_mut().gossipsub.report_message_validation_result(
                         &message_id,
                         &propagation_source,
-                        chat_acceptance(&result),
+                        acceptance(&result, ChatRefusal::is_offence),
                     );
                     let event = match result {
                         Ok(chat) => LiveEvent::Chat { chat: Box::new(chat), from: propagation_source },
@@ -427,7 +421,7 @@ async fn run(
                 swarm.behaviour_mut().gossipsub.report_message_validation_result(
                     &message_id,
                     &propagation_source,
-                    acceptance(&result),
+                    acceptance(&result, Refusal::is_offence),
                 );
                 let event = match result {
                     // The key of a new epoch may come after its first
@@ -484,6 +478,16 @@ fn publish_chat(
     .map_err(|e| LivePeerError::Chat(e.to_string()))?
     .to_bytes();
     gate.sent(&bytes, now);
+    publish(swarm, topic, bytes)
+}
+
+/// Publishes `bytes` to the topic: true if some peer took it, false if
+/// nobody is subscribed yet (not an error: nobody watches yet).
+fn publish(
+    swarm: &mut Swarm<Behaviour>,
+    topic: &TopicHash,
+    bytes: Vec<u8>,
+) -> Result<bool, LivePeerError> {
     match swarm
         .behaviour_mut()
         .gossipsub

@@ -113,38 +113,7 @@ pub async fn watch<W: Write>(
     mut control: Option<mpsc::Receiver<ControlRequest>>,
     mut on_update: impl FnMut(WatchUpdate<'_>),
 ) -> Result<WatchSummary, LiveError> {
-    let (serial, keys) = client.with_home(|h| -> Result<_, LiveError> {
-        let serial = h
-            .contact(&broadcast.broadcaster)?
-            .map_or(0, |c| c.certificate.serial());
-        Ok((serial, h.live_keys(&broadcast.id)?))
-    })?;
-    let gate = SegmentGate::new(broadcast.id, broadcast.broadcaster, serial);
-    let live = super::on_clock_of(client, &config.live);
-    let (peer, mut segments) =
-        LivePeer::start(gate, false, config.listen.clone(), &live, None).await?;
-    // Keys go to both of the peer's gates (segments and chat), before it
-    // dials anyone.
-    let mut held: Vec<u32> = Vec::new();
-    for (e, k) in keys {
-        peer.add_key(e, k).await?;
-        held.push(e);
-    }
-    let mut dialled = 0;
-    for a in broadcast
-        .peers
-        .iter()
-        .filter_map(|p| p.parse::<Multiaddr>().ok())
-        .chain(config.extra_peers.iter().cloned())
-    {
-        if peer.dial(a).await.is_ok() {
-            dialled += 1;
-        }
-    }
-    if dialled == 0 {
-        peer.stop().await;
-        return Err(LiveError::NoPeers);
-    }
+    let (peer, mut segments, mut held) = join(client, broadcast, config).await?;
     let mut playout = Playout::new(config.playout);
     let mut summary = WatchSummary::default();
     let mut idle_since = tokio::time::Instant::now();
@@ -343,6 +312,53 @@ async fn post_comment(
     }
 }
 
+/// Joins `broadcast`'s overlay: starts a viewer's peer with the epoch keys
+/// the home holds (in both of its gates, segments and chat, before it dials
+/// anyone) and dials the peers the key named and `config.extra_peers`.
+/// Returns the peer, its events and the epochs whose keys it holds.
+async fn join(
+    client: &Client,
+    broadcast: &Broadcast,
+    config: &WatchConfig,
+) -> Result<(LivePeer, mpsc::Receiver<LiveEvent>, Vec<u32>), LiveError> {
+    let (serial, keys) = client.with_home(|h| -> Result<_, LiveError> {
+        let serial = h
+            .contact(&broadcast.broadcaster)?
+            .map_or(0, |c| c.certificate.serial());
+        Ok((serial, h.live_keys(&broadcast.id)?))
+    })?;
+    let gate = SegmentGate::new(broadcast.id, broadcast.broadcaster, serial);
+    let live = super::on_clock_of(client, &config.live);
+    let (peer, events) = LivePeer::start(gate, false, config.listen.clone(), &live, None).await?;
+    let mut held: Vec<u32> = Vec::new();
+    let mut dialled = 0;
+    let r: Result<(), LiveError> = async {
+        for (e, k) in keys {
+            peer.add_key(e, k).await?;
+            held.push(e);
+        }
+        for a in broadcast
+            .peers
+            .iter()
+            .filter_map(|p| p.parse::<Multiaddr>().ok())
+            .chain(config.extra_peers.iter().cloned())
+        {
+            if peer.dial(a).await.is_ok() {
+                dialled += 1;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match r {
+        Ok(()) if dialled > 0 => Ok((peer, events, held)),
+        other => {
+            peer.stop().await;
+            Err(other.err().unwrap_or(LiveError::NoPeers))
+        }
+    }
+}
+
 /// Posts one comment on `broadcast` without watching: joins the overlay at
 /// the peers its key named, publishes the comment once a peer is there
 /// (waiting up to `within`), lets it go out, and leaves.
@@ -353,32 +369,8 @@ pub async fn comment(
     config: &WatchConfig,
     within: Duration,
 ) -> Result<(), LiveError> {
-    let (serial, keys) = client.with_home(|h| -> Result<_, LiveError> {
-        let serial = h
-            .contact(&broadcast.broadcaster)?
-            .map_or(0, |c| c.certificate.serial());
-        Ok((serial, h.live_keys(&broadcast.id)?))
-    })?;
-    let gate = SegmentGate::new(broadcast.id, broadcast.broadcaster, serial);
-    let live = super::on_clock_of(client, &config.live);
-    let (peer, _events) = LivePeer::start(gate, false, config.listen.clone(), &live, None).await?;
+    let (peer, _events, _) = join(client, broadcast, config).await?;
     let r = async {
-        for (e, k) in keys {
-            peer.add_key(e, k).await?;
-        }
-        let mut dialled = 0;
-        for a in broadcast
-            .peers
-            .iter()
-            .filter_map(|p| p.parse::<Multiaddr>().ok())
-        {
-            if peer.dial(a).await.is_ok() {
-                dialled += 1;
-            }
-        }
-        if dialled == 0 {
-            return Err(LiveError::NoPeers);
-        }
         let presence = Presence::new(client, config);
         let deadline = tokio::time::Instant::now() + within;
         let id = hex::encode(broadcast.id.0);

@@ -494,16 +494,9 @@ impl ChatGate {
             return Err(ChatRefusal::OverRate);
         }
         *total = t;
-        if !self.senders.contains_key(&sender) && self.senders.len() >= MAX_CHAT_SENDERS {
-            // Forget a sender whose bucket has refilled (it has been quiet
-            // longest), or failing that the one refilled least recently.
-            let victim = self
-                .senders
-                .iter()
-                .min_by_key(|(_, b)| b.at)
-                .map(|(s, _)| *s)
-                .expect("the map is full");
-            self.senders.remove(&victim);
+        if !self.senders.contains_key(&sender) {
+            // Forget the sender refilled least recently (quiet longest).
+            make_room(&mut self.senders, |b| b.at);
         }
         self.senders.insert(sender, mine);
         Ok(())
@@ -530,6 +523,20 @@ impl ChatGate {
             self.seen_order.pop_front();
             self.seen.remove(&h);
         }
+    }
+}
+
+/// Makes room for one more entry in `map`, which holds at most
+/// [`MAX_CHAT_SENDERS`]: when full, the entry whose `at` is oldest goes.
+fn make_room<K: Copy + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    at: impl Fn(&V) -> UnixMillis,
+) {
+    if map.len() < MAX_CHAT_SENDERS {
+        return;
+    }
+    if let Some(oldest) = map.iter().min_by_key(|(_, v)| at(v)).map(|(k, _)| *k) {
+        map.remove(&oldest);
     }
 }
 
@@ -586,15 +593,7 @@ impl ViewerList {
             }
             return None;
         }
-        if self.watches.len() >= MAX_CHAT_SENDERS {
-            let oldest = self
-                .watches
-                .iter()
-                .min_by_key(|(_, w)| w.last_seen)
-                .map(|(t, _)| *t)
-                .expect("the map is full");
-            self.watches.remove(&oldest);
-        }
+        make_room(&mut self.watches, |w| w.last_seen);
         self.watches.insert(
             token,
             Watcher {

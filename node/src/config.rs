@@ -58,7 +58,9 @@
 //! `[store]` takes every field of [`StoreLimits`] (`max_clip_bytes`,
 //! `mailbox_bytes`, `mailbox_entries`, `depositor_bytes`, `total_bytes`,
 //! `max_messages`, `max_identities`, `max_one_time_prekeys`,
-//! `max_tombstones`, `pending_ttl_secs`, `collect_batch`, `cache_bytes`).
+//! `max_tombstones`, `pending_ttl_secs`, `collect_batch`, `cache_bytes`,
+//! and the live replays' `replay_bytes`, `replay_total_bytes`,
+//! `replays_per_broadcaster`, `max_replay_segments`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

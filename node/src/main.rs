@@ -113,7 +113,7 @@ enum Command {
         #[arg(long, value_name = "CONTACT")]
         remove: Option<String>,
     },
-    /// Go live to your followers, list broadcasts you can watch, watch one, or comment on it.
+    /// Go live to your followers, list broadcasts you can watch, watch one or its replay, comment, or revoke yours.
     #[command(subcommand)]
     Live(LiveCommand),
     /// Stay online: receive direct deliveries and relay pushes until SIGINT or SIGTERM.
@@ -136,7 +136,7 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
     },
-    /// Run a relay and three clients on loopback: send, stream, react, revoke, go live, watch and comment.
+    /// Run a relay and three clients on loopback: send, stream, react, revoke, go live, watch, comment and replay.
     Demo {
         /// Keep the temporary homes and print where they are.
         #[arg(long)]
@@ -198,6 +198,16 @@ enum LiveCommand {
         /// (Commenting still signs the comment.)
         #[arg(long)]
         anonymous: bool,
+        /// Play the replay from its start, from the broadcaster's relays (a broadcast started
+        /// with --replay, within 24 h). Without this flag a broadcast that is over plays its
+        /// replay.
+        #[arg(long)]
+        replay: bool,
+    },
+    /// Revoke your broadcast: its replay is deleted at your relays and its keys erased here.
+    Revoke {
+        /// The broadcast id (or a unique prefix of at least 4 hex digits), from `live list`.
+        id: String,
     },
     /// Comment on a broadcast: encrypted under its key, signed by your device, shown to every viewer.
     /// While `live watch` or `live start` runs in this home, the comment goes through it.
@@ -331,6 +341,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             listen,
             idle,
             anonymous,
+            replay,
         }) => cli::live::watch_live(
             &home()?,
             &cli::live::WatchOptions {
@@ -340,9 +351,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 listen,
                 idle,
                 anonymous,
+                replay,
             },
             json,
         ),
+        Command::Live(LiveCommand::Revoke { id }) => cli::live::revoke(&home()?, &id, json),
         Command::Live(LiveCommand::Comment { id, text }) => {
             cli::live::comment(&home()?, &id, &text, json)
         }

@@ -18,11 +18,12 @@
 //! | `mayfly_relay_revocations_applied_total` | counter | revocations new to the relay |
 //! | `mayfly_relay_rate_limited_total` | counter | `bucket`: `requests`, `deposits`, `bundles`, `locates`, `revocations`: requests refused by the rate limiter, by the bucket that was empty |
 //! | `mayfly_relay_superseded_sessions_total` | counter | logins dropped because a newer device logged in |
-//! | `mayfly_relay_collected_total` | counter | `kind`: `messages`, `envelopes`, `tombstones` deleted by the expiry collector; `abandoned`: of those envelopes, pending ones whose upload did not complete in time |
+//! | `mayfly_relay_collected_total` | counter | `kind`: `messages`, `envelopes`, `tombstones`, `replay_segments`, `replay_tombstones` deleted by the expiry collector; `abandoned`: of those envelopes, pending ones whose upload did not complete in time |
 //! | `mayfly_relay_connections` | gauge | open connections |
 //! | `mayfly_relay_uploads_in_progress` | gauge | clips holding an upload slot |
 //! | `mayfly_relay_uploads_waiting` | gauge | deposits waiting for an upload slot |
 //! | `mayfly_relay_store_stored_bytes`, `…_reserved_bytes`, `…_envelopes`, `…_chunks`, `…_messages`, `…_tombstones`, `…_identities` | gauge | the store's counts |
+//! | `mayfly_relay_store_replays`, `…_replay_segments`, `…_replay_bytes` | gauge | the live replays held (RELAY.md §5.7) |
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -84,6 +85,14 @@ pub enum RequestType {
     Announce,
     /// Locate.
     Locate,
+    /// ReplayPut.
+    ReplayPut,
+    /// ReplayGet.
+    ReplayGet,
+    /// ReplayList.
+    ReplayList,
+    /// ReplayDelete.
+    ReplayDelete,
 }
 
 impl RequestType {
@@ -104,6 +113,10 @@ impl RequestType {
             R::Revoke(_) => Self::Revoke,
             R::Announce { .. } => Self::Announce,
             R::Locate { .. } => Self::Locate,
+            R::ReplayPut { .. } => Self::ReplayPut,
+            R::ReplayGet { .. } => Self::ReplayGet,
+            R::ReplayList { .. } => Self::ReplayList,
+            R::ReplayDelete { .. } => Self::ReplayDelete,
         }
     }
 
@@ -122,6 +135,10 @@ impl RequestType {
             Self::Revoke => "revoke",
             Self::Announce => "announce",
             Self::Locate => "locate",
+            Self::ReplayPut => "replay_put",
+            Self::ReplayGet => "replay_get",
+            Self::ReplayList => "replay_list",
+            Self::ReplayDelete => "replay_delete",
         }
     }
 }
@@ -176,6 +193,8 @@ enum Collected {
     Envelopes,
     Abandoned,
     Tombstones,
+    ReplaySegments,
+    ReplayTombstones,
 }
 
 impl EncodeLabelValue for Collected {
@@ -185,6 +204,8 @@ impl EncodeLabelValue for Collected {
             Self::Envelopes => "envelopes",
             Self::Abandoned => "abandoned",
             Self::Tombstones => "tombstones",
+            Self::ReplaySegments => "replay_segments",
+            Self::ReplayTombstones => "replay_tombstones",
         })
     }
 }
@@ -232,6 +253,9 @@ struct StoreGauges {
     messages: Gauge,
     tombstones: Gauge,
     identities: Gauge,
+    replays: Gauge,
+    replay_segments: Gauge,
+    replay_bytes: Gauge,
 }
 
 /// The relay's metrics. Cheap to update from any task.
@@ -379,6 +403,17 @@ impl RelayMetrics {
         );
         s.register("tombstones", "Revocation tombstones", g.tombstones.clone());
         s.register("identities", "Identities served", g.identities.clone());
+        s.register("replays", "Live replays held", g.replays.clone());
+        s.register(
+            "replay_segments",
+            "Live replay segments held, complete or not",
+            g.replay_segments.clone(),
+        );
+        s.register(
+            "replay_bytes",
+            "Bytes of live replay segments held",
+            g.replay_bytes.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -443,6 +478,8 @@ impl RelayMetrics {
             (Collected::Envelopes, stats.envelopes),
             (Collected::Abandoned, stats.abandoned),
             (Collected::Tombstones, stats.tombstones),
+            (Collected::ReplaySegments, stats.replay_segments),
+            (Collected::ReplayTombstones, stats.replay_tombstones),
         ] {
             self.collected.get_or_create(&KindLabel { kind }).inc_by(n);
         }
@@ -480,6 +517,17 @@ impl RelayMetrics {
                 g.identities.set(saturating_i64(s.identities));
             }
             Err(e) => tracing::warn!("cannot read store stats for metrics: {e:#}"),
+        }
+        if let Ok(replay) = store.replay() {
+            match replay.stats() {
+                Ok(r) => {
+                    let g = &self.store;
+                    g.replays.set(saturating_i64(r.replays));
+                    g.replay_segments.set(saturating_i64(r.segments));
+                    g.replay_bytes.set(saturating_i64(r.bytes));
+                }
+                Err(e) => tracing::warn!("cannot read replay stats for metrics: {e:#}"),
+            }
         }
     }
 

@@ -376,3 +376,198 @@ fn a_follower_who_unfollows_or_is_removed_while_live_gets_no_later_key() {
         .collect();
     assert_eq!(names, ["bob"]);
 }
+
+/// The 32-byte keys in the used slots of every `replay.slots` under `dir`
+/// (RELAY.md §7: a slot is `name ‖ key`, all zero when free).
+fn replay_keys(dir: &Path) -> Vec<Vec<u8>> {
+    let mut keys = Vec::new();
+    for f in files_under(dir) {
+        if f.ends_with("replay.slots") {
+            let bytes = std::fs::read(&f).unwrap();
+            for s in bytes[64..].chunks_exact(64) {
+                if s.iter().any(|&b| b != 0) {
+                    keys.push(s[32..].to_vec());
+                }
+            }
+        }
+    }
+    keys
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// How many of `keys` some file under `dir` holds.
+fn keys_found(dir: &Path, keys: &[Vec<u8>]) -> usize {
+    let files: Vec<Vec<u8>> = files_under(dir)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    keys.iter()
+        .filter(|k| files.iter().any(|f| f.windows(32).any(|w| w == &k[..])))
+        .count()
+}
+
+/// `alice` goes live with a replay, with nobody watching, and returns the
+/// broadcast's id and its `ended` line.
+fn broadcast_with_replay(alice: &Path) -> (String, Value) {
+    let live = Running::start(
+        alice,
+        &[
+            "live",
+            "start",
+            "--replay",
+            "--no-pace",
+            "--listen",
+            LOOPBACK,
+            LIVE_SAMPLE,
+        ],
+    );
+    let started = live.next();
+    assert_eq!(started["event"], "live", "{started}");
+    let id = started["broadcast_id"].as_str().unwrap().to_owned();
+    let (ended, _) = live.until("ended");
+    live.finish();
+    (id, ended)
+}
+
+#[test]
+fn a_replay_plays_after_the_broadcast_and_is_erased_when_revoked_or_24_hours_old() {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("/ip4/127.0.0.1/tcp/{}", cli_fixture::free_port());
+    let relay_home = dir.path().join("relay");
+    let relay = cli_fixture::relay_at(&relay_home, &listen, &[]);
+    let address = relay.tcp().to_string();
+    let [alice, bob, carol] = ["alice", "bob", "carol"].map(|n| init(dir.path(), n, &address));
+    for f in [&bob, &carol] {
+        befriend(&alice, f);
+        assert_eq!(json(f, &["follow", "alice"])["following"], true);
+    }
+
+    // alice goes live with a replay; nobody watches. Every segment is kept.
+    let (id, ended) = broadcast_with_replay(&alice);
+    let segments = ended["segments"].as_u64().unwrap();
+    assert_eq!(
+        ended["replay"],
+        serde_json::json!({"kept": segments, "failed": 0, "dropped": 0}),
+        "{ended}"
+    );
+    // Her own broadcast is listed for her, to revoke.
+    let list = json(&alice, &["live", "list"]);
+    assert_eq!(list["broadcasts"][0]["broadcaster"], "you", "{list}");
+
+    // bob watches after the end: the broadcast cannot be joined, so its
+    // replay plays, from the start; carol asks for the replay outright.
+    let input = std::fs::read(LIVE_SAMPLE).unwrap();
+    for (f, args) in [(&bob, &[][..]), (&carol, &["--replay"][..])] {
+        let out = f.join("replay.mp4");
+        let mut a = vec!["live", "watch", &id[..8], "--out", out.to_str().unwrap()];
+        a.extend_from_slice(args);
+        let w = Running::start(f, &a);
+        let (summary, lines) = w.until_summary();
+        w.finish();
+        assert_eq!(summary["replay"], true, "{summary}");
+        assert_eq!(summary["ended"], true, "{summary}");
+        assert_eq!(summary["skipped"], 0, "{summary}");
+        assert_eq!(summary["refused"], 0, "{summary}");
+        assert_eq!(
+            summary["segments"].as_u64(),
+            Some(segments - 1),
+            "{summary}"
+        );
+        if args.is_empty() {
+            assert!(lines.iter().any(|l| l["event"] == "replay"), "{lines:?}");
+        }
+        let got = std::fs::read(&out).unwrap();
+        assert!(
+            got == input,
+            "{} bytes written, {} in",
+            got.len(),
+            input.len()
+        );
+    }
+    let first = replay_keys(&relay_home);
+    assert_eq!(first.len() as u64, segments, "a key slot per segment");
+    assert_eq!(
+        keys_found(&relay_home, &first),
+        first.len(),
+        "the scan finds them"
+    );
+
+    // A second broadcast, revoked: its replay is gone from the relay's
+    // files at once, and the relay refuses it from then on.
+    let (id2, _) = broadcast_with_replay(&alice);
+    let second: Vec<Vec<u8>> = replay_keys(&relay_home)
+        .into_iter()
+        .filter(|k| !first.contains(k))
+        .collect();
+    assert!(!second.is_empty());
+    let revoked = json(&alice, &["live", "revoke", &id2[..8]]);
+    assert_eq!(revoked["keys_erased"], true, "{revoked}");
+    assert_eq!(revoked["followers_told"], 2, "{revoked}");
+    assert_eq!(
+        revoked["deleted_at"].as_array().unwrap().len(),
+        1,
+        "{revoked}"
+    );
+    assert_eq!(
+        keys_found(&relay_home, &second),
+        0,
+        "revoked keys left in a file"
+    );
+    assert_eq!(keys_found(&relay_home, &first), first.len());
+    // alice erased its keys, and bob and carol theirs at their next sync
+    // (the revocation notice): the broadcast is gone from every list.
+    for h in [&alice, &bob, &carol] {
+        let list = json(h, &["live", "list"]);
+        let ids: Vec<&str> = list["broadcasts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["broadcast_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [id.as_str()], "{list}");
+    }
+    let out = run(
+        &bob,
+        &["live", "watch", &id2[..8], "--replay", "--out", "-"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no broadcast"), "{stderr}");
+
+    // A day later the relay's collector has erased the first replay too
+    // (it runs when the relay starts: a bounded wait), and bob's keys are
+    // gone with the day.
+    relay.stop();
+    let ahead = (DAY_MS + 60_000).to_string();
+    let relay = cli_fixture::relay_at(&relay_home, &listen, &[("MAYFLY_CLOCK_OFFSET_MS", &ahead)]);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while keys_found(&relay_home, &first) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a day-old replay is still in the relay's files"
+        );
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = cli_fixture::mayfly(&bob)
+        .env("MAYFLY_CLOCK_OFFSET_MS", &ahead)
+        .args(["live", "watch", &id[..8], "--replay", "--out", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no broadcast"), "{stderr}");
+    relay.stop();
+}

@@ -54,6 +54,10 @@ pub enum Control {
     Follow,
     /// The sender no longer follows the recipient (LIVE.md §3.4).
     Unfollow,
+    /// The sender revoked its live broadcast: the recipient erases the
+    /// broadcast's epoch keys (LIVE.md §13.3). Only the broadcaster of a
+    /// broadcast the recipient holds keys for can revoke it.
+    LiveRevoked(BroadcastId),
 }
 
 /// One epoch key of a live broadcast, handed to a viewer in an envelope.
@@ -99,6 +103,7 @@ mod kind {
     pub const LIVE_KEY: u8 = 4;
     pub const FOLLOW: u8 = 5;
     pub const UNFOLLOW: u8 = 6;
+    pub const LIVE_REVOKED: u8 = 7;
 }
 
 impl Codec for Control {
@@ -132,6 +137,10 @@ impl Codec for Control {
             }
             Self::Follow => out.put_u8(kind::FOLLOW),
             Self::Unfollow => out.put_u8(kind::UNFOLLOW),
+            Self::LiveRevoked(id) => {
+                out.put_u8(kind::LIVE_REVOKED);
+                out.put(&id.0);
+            }
         }
     }
 
@@ -154,6 +163,7 @@ impl Codec for Control {
             })),
             kind::FOLLOW => Ok(Self::Follow),
             kind::UNFOLLOW => Ok(Self::Unfollow),
+            kind::LIVE_REVOKED => Ok(Self::LiveRevoked(BroadcastId(r.array()?))),
             _ => Err(DecodeError::Invalid("control message kind")),
         }
     }

@@ -367,6 +367,22 @@ pub fn live_segment(data: &[u8]) {
     round_trip::<crate::live::Segment>(data);
 }
 
+/// The head a relay reads of a replay segment's first piece
+/// ([`crate::mailbox::replay::SegmentHead`]): never panics, and whatever it
+/// accepts agrees with the full segment decoder on every field the head
+/// holds whenever the whole input is a valid segment.
+pub fn replay_head(data: &[u8]) {
+    let head = crate::mailbox::replay::SegmentHead::read(data);
+    if let Ok(seg) = crate::live::Segment::decode(data) {
+        let head = head.expect("a valid segment has a valid head");
+        assert_eq!(head.broadcast_id, seg.broadcast_id());
+        assert_eq!(head.seq, seg.seq());
+        assert_eq!(head.produced_at, seg.produced_at());
+        assert_eq!(head.segment_len as usize, data.len());
+        assert_eq!(&head.certificate, seg.certificate());
+    }
+}
+
 /// The live segment gate ([`crate::live::SegmentGate`]), driven by pairs of
 /// bytes: the low 10 bits pick one of 600 validly signed segments of one
 /// broadcast (sequence numbers 0 to 599), the top bits whether it is sent

@@ -99,6 +99,7 @@ proptest! {
         strict(&Control::CardUpdate(card.clone()))?;
         strict(&Control::Follow)?;
         strict(&Control::Unfollow)?;
+        strict(&Control::LiveRevoked(live::BroadcastId(token.repeat(2).try_into().unwrap())))?;
         let grant = LiveKeyGrant {
             broadcast_id: live::BroadcastId(token.repeat(2).try_into().unwrap()),
             epoch,

@@ -4,6 +4,8 @@ mod common;
 
 use common::*;
 use mayfly_protocol::codec::Codec;
+use mayfly_protocol::live::BroadcastId;
+use mayfly_protocol::mailbox::replay::{self, *};
 use mayfly_protocol::mailbox::*;
 use mayfly_protocol::*;
 use proptest::prelude::*;
@@ -81,7 +83,38 @@ fn requests(w: &World, seed: u64) -> Vec<Request> {
         Request::Locate {
             identity_key: w.alice.identity.public(),
         },
+        Request::ReplayPut {
+            broadcast_id: BroadcastId([seed as u8; 32]),
+            seq: seed,
+            piece: replay_piece(seed),
+        },
+        Request::ReplayGet {
+            broadcaster: w.alice.identity.public(),
+            broadcast_id: BroadcastId([3; 32]),
+            seq: seed,
+            index: (seed % u64::from(MAX_REPLAY_PIECES)) as u16,
+        },
+        Request::ReplayList {
+            broadcaster: w.bob.identity.public(),
+            broadcast_id: BroadcastId([4; 32]),
+            from: seed,
+            limit: 1 + (seed % MAX_REPLAY_LIST as u64) as u16,
+        },
+        Request::ReplayDelete {
+            broadcast_id: BroadcastId([5; 32]),
+        },
     ]
+}
+
+/// A piece of a segment whose length `seed` chooses: its last piece.
+fn replay_piece(seed: u64) -> replay::Piece {
+    let segment_len = MIN_SEGMENT_LEN + (seed as u32 * 7919) % (3 * REPLAY_PIECE_LEN as u32);
+    let index = piece_count(segment_len) - 1;
+    replay::Piece {
+        segment_len,
+        index,
+        bytes: vec![seed as u8; piece_len(segment_len, index).unwrap()],
+    }
 }
 
 /// Up to [`MAX_ANNOUNCE_ADDRS`] distinct addresses of varied lengths
@@ -132,6 +165,20 @@ fn responses(w: &World, seed: u64) -> Vec<Response> {
         Response::Located {
             certificate: Box::new(w.bob.device.certificate().clone()),
             addrs: addrs(seed),
+        },
+        Response::ReplayPiece(replay_piece(seed)),
+        Response::ReplaySegments {
+            entries: vec![],
+            more: false,
+        },
+        Response::ReplaySegments {
+            entries: (0..1 + seed % MAX_REPLAY_LIST as u64)
+                .map(|i| ReplayEntry {
+                    seq: seed + i * 3,
+                    segment_len: MIN_SEGMENT_LEN + i as u32,
+                })
+                .collect(),
+            more: seed.is_multiple_of(3),
         },
     ]
 }
@@ -292,6 +339,157 @@ fn non_canonical_orders_and_limits_are_refused() {
     assert!(Request::decode(&[0x7f]).is_err());
     let long = Response::error(ErrorCode::Internal, &"é".repeat(300));
     assert!(Response::decode(&long.to_bytes()).is_ok());
+}
+
+#[test]
+fn replay_pieces_are_exactly_their_segment_cut() {
+    let put = |segment_len: u32, index: u16, len: usize| {
+        Request::ReplayPut {
+            broadcast_id: BroadcastId([1; 32]),
+            seq: 0,
+            piece: replay::Piece {
+                segment_len,
+                index,
+                bytes: vec![0; len],
+            },
+        }
+        .to_bytes()
+    };
+    let two = REPLAY_PIECE_LEN as u32 + 10;
+    assert!(Request::decode(&put(two, 0, REPLAY_PIECE_LEN)).is_ok());
+    assert!(Request::decode(&put(two, 1, 10)).is_ok());
+    // A piece of another length than its place in the segment gives.
+    assert!(Request::decode(&put(two, 1, 9)).is_err());
+    assert!(Request::decode(&put(two, 0, 10)).is_err());
+    // No such piece, a segment too short or too long.
+    assert!(Request::decode(&put(two, 2, 0)).is_err());
+    assert!(Request::decode(&put(MIN_SEGMENT_LEN - 1, 0, MIN_SEGMENT_LEN as usize - 1)).is_err());
+    assert!(
+        Request::decode(&put(
+            MAX_SEGMENT_LEN,
+            MAX_REPLAY_PIECES - 1,
+            MAX_SEGMENT_LEN as usize % REPLAY_PIECE_LEN
+        ))
+        .is_ok()
+    );
+    assert!(Request::decode(&put(MAX_SEGMENT_LEN + 1, 0, REPLAY_PIECE_LEN)).is_err());
+    // The largest piece fits a frame.
+    assert!(put(MAX_SEGMENT_LEN, 0, REPLAY_PIECE_LEN).len() <= MAX_FRAME_LEN);
+    let broadcaster = world(4).alice.identity.public();
+    let get = |index: u16| {
+        Request::ReplayGet {
+            broadcaster,
+            broadcast_id: BroadcastId([1; 32]),
+            seq: 0,
+            index,
+        }
+        .to_bytes()
+    };
+    assert!(Request::decode(&get(MAX_REPLAY_PIECES - 1)).is_ok());
+    assert!(Request::decode(&get(MAX_REPLAY_PIECES)).is_err());
+    let list = |limit: u16| {
+        Request::ReplayList {
+            broadcaster,
+            broadcast_id: BroadcastId([1; 32]),
+            from: 0,
+            limit,
+        }
+        .to_bytes()
+    };
+    assert!(Request::decode(&list(MAX_REPLAY_LIST as u16)).is_ok());
+    assert!(Request::decode(&list(0)).is_err());
+    assert!(Request::decode(&list(MAX_REPLAY_LIST as u16 + 1)).is_err());
+    let listed = |seqs: &[u64]| {
+        Response::ReplaySegments {
+            entries: seqs
+                .iter()
+                .map(|&seq| ReplayEntry {
+                    seq,
+                    segment_len: MIN_SEGMENT_LEN,
+                })
+                .collect(),
+            more: false,
+        }
+        .to_bytes()
+    };
+    assert!(Response::decode(&listed(&[1, 2])).is_ok());
+    assert!(Response::decode(&listed(&[2, 2])).is_err());
+    assert!(Response::decode(&listed(&[3, 2])).is_err());
+}
+
+#[test]
+fn replay_encodings_are_stable() {
+    let broadcaster = Identity::from_secret(SigningSecret::from_seed(&[7; 32])).public();
+    let key = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+    let get = Request::ReplayGet {
+        broadcaster,
+        broadcast_id: BroadcastId([0xab; 32]),
+        seq: 258,
+        index: 3,
+    };
+    assert_eq!(
+        hex(&get.to_bytes()),
+        format!("0f{key}{}00000000000001020003", "ab".repeat(32))
+    );
+    let list = Request::ReplayList {
+        broadcaster,
+        broadcast_id: BroadcastId([0xab; 32]),
+        from: 1,
+        limit: 64,
+    };
+    assert_eq!(
+        hex(&list.to_bytes()),
+        format!("10{key}{}00000000000000010040", "ab".repeat(32))
+    );
+    let delete = Request::ReplayDelete {
+        broadcast_id: BroadcastId([0xab; 32]),
+    };
+    assert_eq!(hex(&delete.to_bytes()), format!("11{}", "ab".repeat(32)));
+    let put = Request::ReplayPut {
+        broadcast_id: BroadcastId([0xab; 32]),
+        seq: 7,
+        piece: replay::Piece {
+            segment_len: 293,
+            index: 0,
+            bytes: vec![0xcd; 293],
+        },
+    };
+    assert_eq!(
+        hex(&put.to_bytes()),
+        format!(
+            "0e{}0000000000000007000001250000\
+             00000125{}",
+            "ab".repeat(32),
+            "cd".repeat(293)
+        )
+    );
+    let piece = Response::ReplayPiece(replay::Piece {
+        segment_len: 293,
+        index: 0,
+        bytes: vec![0xcd; 293],
+    });
+    assert_eq!(
+        hex(&piece.to_bytes()),
+        format!("8a00000125000000000125{}", "cd".repeat(293))
+    );
+    let segments = Response::ReplaySegments {
+        entries: vec![
+            ReplayEntry {
+                seq: 0,
+                segment_len: 293,
+            },
+            ReplayEntry {
+                seq: 2,
+                segment_len: 70000,
+            },
+        ],
+        more: true,
+    };
+    assert_eq!(
+        hex(&segments.to_bytes()),
+        "8b0002000000000000000000000125000000000000000200011170\
+         01"
+    );
 }
 
 #[test]

@@ -492,6 +492,11 @@ const NEGATIVE: &[(&str, &str, &str)] = &[
         "Decode(Invalid(\"empty live peer address\"))",
     ),
     (
+        "control-neg-live-revoked-truncated",
+        "§3.1 truncation",
+        "Decode(Truncated)",
+    ),
+    (
         "control-neg-follow-body",
         "§3.1 trailing bytes",
         "Decode(TrailingBytes(1))",

@@ -600,6 +600,13 @@ fn print_event(e: &Event, json: bool) -> std::io::Result<()> {
                 format!("{name} no longer follows you")
             },
         ),
+        Event::LiveRevoked { broadcast_id, .. } => (
+            json!({"event": "live_revoked", "broadcast": hex::encode(broadcast_id.0)}),
+            format!(
+                "broadcast {} was revoked: its keys are erased",
+                short(&hex::encode(broadcast_id.0))
+            ),
+        ),
         Event::Warning { message } => (
             json!({"event": "warning", "message": message}),
             format!("warning: {message}"),

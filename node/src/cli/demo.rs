@@ -12,7 +12,8 @@ use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, SendOpt
 use mayfly_node::home::{Home, Profile, Via};
 use mayfly_node::live::control::{self, ControlRequest};
 use mayfly_node::live::{
-    AudienceEvent, BroadcastConfig, Broadcaster, WatchConfig, WatchUpdate, watch,
+    AudienceEvent, BroadcastConfig, Broadcaster, WatchConfig, WatchUpdate, revoke_replay, watch,
+    watch_replay,
 };
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, Piece};
 use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
@@ -321,7 +322,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
     }
     relay.stop().await?;
     output::line(format_args!(
-        "demo complete: {} sent, streamed, reacted to and revoked; alice went live to her followers, who watched and commented",
+        "demo complete: {} sent, streamed, reacted to and revoked; alice went live to her followers, who watched, commented and played the replay, which she revoked",
         short(&id)
     ))?;
     Ok(())
@@ -364,8 +365,10 @@ async fn live(
         followers.len()
     ))?;
 
+    // With a replay: the relay keeps the sealed segments for a day.
     let config = BroadcastConfig {
         listen: "/ip4/127.0.0.1/tcp/0".parse()?,
+        replay: true,
         ..BroadcastConfig::default()
     };
     let (mut b, failed) = Broadcaster::start(alice.client(), followers, config).await?;
@@ -513,6 +516,58 @@ async fn live(
     );
     steps.done(&format!(
         "bob commented \"{DEMO_COMMENT}\", sealed under the broadcast key and signed by his device; alice and carol saw it. Alice's viewer list, from signed joins: bob, and 1 anonymous viewer (carol, who published no signed join)"
+    ))?;
+
+    // The replay: kept at alice's relay, played back after the end.
+    let kept = stats.replay.as_ref().map_or(0, |r| r.kept);
+    ensure!(
+        kept == stats.segments,
+        "the relay kept {kept} of {} segments",
+        stats.segments
+    );
+    let (mut replay_out, replay_written) = Sink::new();
+    let replayed = watch_replay(
+        carol.client(),
+        &broadcasts[1],
+        &mut replay_out,
+        watch_config.playout,
+        |_| {},
+    )
+    .await?;
+    ensure!(
+        replayed.ended && replay_written.take() == LIVE_SAMPLE,
+        "the replay is not alice's stream"
+    );
+    // Alice revokes: the relay deletes the replay, and her followers
+    // erase the keys.
+    let revoked = revoke_replay(alice.client(), &broadcasts[0]).await?;
+    ensure!(
+        revoked.deleted_at.len() == 1 && revoked.told == 2,
+        "the revocation: {revoked:?}"
+    );
+    for party in [&mut *bob, &mut *carol] {
+        party
+            .wait(|e| {
+                matches!(e, Event::LiveRevoked { broadcast_id, .. } if *broadcast_id == bid)
+                    .then_some(())
+            })
+            .await?;
+        ensure!(
+            party.client().with_home(|h| h.live_keys(&bid))?.is_empty(),
+            "a follower kept the keys"
+        );
+    }
+    let gone = watch_replay(
+        carol.client(),
+        &broadcasts[1],
+        &mut std::io::sink(),
+        watch_config.playout,
+        |_| {},
+    )
+    .await;
+    ensure!(gone.is_err(), "the revoked replay still plays");
+    steps.done(&format!(
+        "the relay kept the replay ({kept} segments, sealed); after the end carol played it back from the relay, byte for byte. Alice revoked the broadcast: the relay deleted the replay, and bob's and carol's devices erased its keys"
     ))?;
     Ok(())
 }

@@ -11,8 +11,8 @@ use libp2p::Multiaddr;
 use mayfly_node::client::{Client, ClientConfig, Event};
 use mayfly_node::live::control::{self, Request};
 use mayfly_node::live::{
-    AudienceEvent, BroadcastConfig, Broadcaster, Speaker, WatchConfig, WatchSummary, WatchUpdate,
-    watch,
+    AudienceEvent, BroadcastConfig, Broadcaster, LiveError, Speaker, WatchConfig, WatchSummary,
+    WatchUpdate, revoke_replay, watch, watch_replay,
 };
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, Piece};
 use mayfly_protocol::live::chat::MAX_COMMENT_LEN;
@@ -345,12 +345,33 @@ async fn broadcast(
         .iter()
         .map(|id| speaker(client, &Speaker::Named(*id)))
         .collect();
+    if let Some(r) = &stats.replay {
+        for e in &r.errors {
+            eline(format_args!("mayfly: warning: replay: {e}"));
+        }
+    }
+    let replay = stats
+        .replay
+        .as_ref()
+        .map(|r| json!({"kept": r.kept, "failed": r.failed, "dropped": r.dropped}));
+    let replay_line = stats.replay.as_ref().map_or_else(String::new, |r| {
+        let lost = r.failed + r.dropped;
+        format!(
+            "\nreplay: {} segment(s) kept at your relays for 24 h{}",
+            r.kept,
+            if lost == 0 {
+                String::new()
+            } else {
+                format!(", {lost} missing")
+            }
+        )
+    });
     print(
         json,
-        json!({"event": "ended", "broadcast_id": id, "segments": stats.segments, "published": stats.published, "bytes": stats.bytes, "epochs": stats.epochs, "refused": stats.refused, "viewers": named, "anonymous_viewers": stats.anonymous_viewers}),
+        json!({"event": "ended", "broadcast_id": id, "segments": stats.segments, "published": stats.published, "bytes": stats.bytes, "epochs": stats.epochs, "refused": stats.refused, "viewers": named, "anonymous_viewers": stats.anonymous_viewers, "replay": replay}),
         || {
             format!(
-                "ended {}: {} segment(s), {} bytes, {} epoch key(s); {} reached a viewer\nwatched by: {}{}",
+                "ended {}: {} segment(s), {} bytes, {} epoch key(s); {} reached a viewer\nwatched by: {}{}{replay_line}",
                 short(&id),
                 stats.segments,
                 stats.bytes,
@@ -437,10 +458,13 @@ pub fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
         let synced = client.sync().await;
         let r = client.with_home(|h| -> anyhow::Result<_> {
             let mut rows = Vec::new();
+            let own = h.identity().public();
             for b in h.broadcasts()? {
-                let name = h
-                    .contact(&b.broadcaster)?
-                    .map_or_else(|| "?".to_owned(), |c| c.name);
+                let name = match h.contact(&b.broadcaster)? {
+                    _ if b.broadcaster == own => "you".to_owned(),
+                    Some(c) => c.name,
+                    None => "?".to_owned(),
+                };
                 rows.push((b, name));
             }
             Ok(rows)
@@ -481,6 +505,8 @@ pub struct WatchOptions<'a> {
     pub idle: Duration,
     /// Publish no signed join.
     pub anonymous: bool,
+    /// Play the replay from its start.
+    pub replay: bool,
 }
 
 /// `mayfly live watch`.
@@ -504,6 +530,10 @@ pub fn watch_live(dir: &Path, o: &WatchOptions<'_>, json: bool) -> anyhow::Resul
                 .context("cannot serve the control socket for `live comment`")?;
             let bar = spinner(!json);
             let show = |u: WatchUpdate<'_>| match u {
+                WatchUpdate::Progress(p) if p.replay => bar.set_message(format!(
+                    "replay: {} segment(s), {} skipped, {} bytes",
+                    p.played, p.skipped, p.bytes
+                )),
                 WatchUpdate::Progress(p) => bar.set_message(format!(
                     "{} segment(s), {} skipped, {} bytes, latency {} ms",
                     p.played, p.skipped, p.bytes, p.latency_ms
@@ -524,29 +554,44 @@ pub fn watch_live(dir: &Path, o: &WatchOptions<'_>, json: bool) -> anyhow::Resul
                 }
                 _ => {}
             };
+            let from_replay = |bar: &ProgressBar| {
+                self::show(
+                    bar,
+                    json && out != "-",
+                    json!({"event": "replay"}),
+                    "the broadcast is over: playing its replay from the broadcaster's relays"
+                        .to_owned(),
+                )
+            };
             let s = if out == "-" {
-                watch(
+                watch_or_replay(
                     &client,
-                    Some(&mut events),
+                    &mut events,
                     &b,
                     &mut Stdout,
                     &config,
-                    Some(comments),
+                    o.replay,
+                    comments,
                     show,
+                    from_replay,
+                    &bar,
                 )
                 .await?
             } else {
                 let mut f = std::io::BufWriter::new(
                     std::fs::File::create(out).with_context(|| format!("cannot create {out}"))?,
                 );
-                watch(
+                watch_or_replay(
                     &client,
-                    Some(&mut events),
+                    &mut events,
                     &b,
                     &mut f,
                     &config,
-                    Some(comments),
+                    o.replay,
+                    comments,
                     show,
+                    from_replay,
+                    &bar,
                 )
                 .await?
             };
@@ -559,6 +604,79 @@ pub fn watch_live(dir: &Path, o: &WatchOptions<'_>, json: bool) -> anyhow::Resul
         report(&hex::encode(b.id.0), &s, out, json)?;
         if s.progress.played == 0 {
             bail!("no segment of the broadcast arrived within {:?}", o.idle);
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Watches `b` live, or plays its replay: when asked to (`replay`), or when
+/// the broadcast, which has a replay, can no longer be joined.
+#[allow(clippy::too_many_arguments)]
+async fn watch_or_replay<W: std::io::Write>(
+    client: &Client,
+    events: &mut mpsc::Receiver<Event>,
+    b: &mayfly_node::home::Broadcast,
+    out: &mut W,
+    config: &WatchConfig,
+    replay: bool,
+    comments: mpsc::Receiver<control::ControlRequest>,
+    mut show: impl FnMut(WatchUpdate<'_>),
+    from_replay: impl Fn(&ProgressBar),
+    bar: &ProgressBar,
+) -> anyhow::Result<WatchSummary> {
+    if !replay {
+        match watch(
+            client,
+            Some(events),
+            b,
+            out,
+            config,
+            Some(comments),
+            &mut show,
+        )
+        .await
+        {
+            Err(LiveError::NoPeers) if b.replay => from_replay(bar),
+            r => return Ok(r?),
+        }
+    } else if !b.replay {
+        bail!("this broadcast has no replay: it was not started with --replay");
+    }
+    Ok(watch_replay(client, b, out, config.playout, show).await?)
+}
+
+/// `mayfly live revoke`: deletes the replay of this home's own broadcast
+/// at its relays and erases its keys here.
+pub fn revoke(dir: &Path, id: &str, json: bool) -> anyhow::Result<()> {
+    super::runtime()?.block_on(async {
+        let (client, _events) = start(dir, one_shot_config()).await?;
+        let r = async {
+            let b = client.with_home(|h| h.find_broadcast(id))?;
+            anyhow::Ok((hex::encode(b.id.0), revoke_replay(&client, &b).await?))
+        }
+        .await;
+        client.shutdown().await;
+        let (id, r) = r?;
+        for (relay, e) in &r.failed {
+            eline(format_args!("mayfly: warning: the replay at {relay} was not deleted: {e}"));
+        }
+        for (name, e) in &r.not_told {
+            eline(format_args!("mayfly: warning: {name} was not told to erase the keys: {e}"));
+        }
+        print(
+            json,
+            json!({"revoked": id, "deleted_at": r.deleted_at, "failed": r.failed.iter().map(|(a, _)| a).collect::<Vec<_>>(), "keys_erased": r.keys_erased, "followers_told": r.told}),
+            || {
+                format!(
+                    "revoked {}: replay deleted at {} relay(s), keys erased here; {} follower(s) told to erase theirs",
+                    short(&id),
+                    r.deleted_at.len(),
+                    r.told
+                )
+            },
+        )?;
+        if r.deleted_at.is_empty() {
+            bail!("no relay deleted the replay");
         }
         anyhow::Ok(())
     })
@@ -722,22 +840,33 @@ fn report(id: &str, s: &WatchSummary, out: &str, json: bool) -> anyhow::Result<(
     let msg = json!({
         "broadcast_id": id, "ended": s.ended, "segments": p.played, "skipped": p.skipped,
         "bytes": p.bytes, "latency_p50_ms": pct(0.5), "latency_p99_ms": pct(0.99),
-        "no_key": p.no_key, "refused": p.refused,
+        "no_key": p.no_key, "refused": p.refused, "replay": p.replay,
     });
-    let text = format!(
-        "{} {}: {} segment(s), {} skipped, {} bytes, latency p50 {} ms, p99 {} ms",
-        if s.ended {
-            "watched"
-        } else {
-            "stopped watching"
-        },
-        short(id),
-        p.played,
-        p.skipped,
-        p.bytes,
-        pct(0.5).unwrap_or(0),
-        pct(0.99).unwrap_or(0)
-    );
+    let how = match (s.ended, p.replay) {
+        (true, false) => "watched",
+        (false, false) => "stopped watching",
+        (true, true) => "watched the replay of",
+        (false, true) => "played what the relays keep of the replay of",
+    };
+    let text = if p.replay {
+        format!(
+            "{how} {}: {} segment(s), {} skipped, {} bytes",
+            short(id),
+            p.played,
+            p.skipped,
+            p.bytes
+        )
+    } else {
+        format!(
+            "{how} {}: {} segment(s), {} skipped, {} bytes, latency p50 {} ms, p99 {} ms",
+            short(id),
+            p.played,
+            p.skipped,
+            p.bytes,
+            pct(0.5).unwrap_or(0),
+            pct(0.99).unwrap_or(0)
+        )
+    };
     if out == "-" {
         // Stdout carries the video.
         eline(if json { msg.to_string() } else { text });

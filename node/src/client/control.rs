@@ -97,6 +97,33 @@ impl Client {
         Ok(failed)
     }
 
+    /// Tells each of `to` (contacts) that this device's broadcast `id` is
+    /// revoked, so they erase its keys (LIVE.md §13.3). Returns the
+    /// contacts that could not be told.
+    pub async fn send_live_revoked(
+        &self,
+        to: &[SigningPublicKey],
+        id: &mayfly_protocol::live::BroadcastId,
+    ) -> Result<Vec<(String, ClientError)>, ClientError> {
+        // The keys it erases die within a day anyway.
+        let expires_at = self.inner.now().plus(MAX_LIVE_TTL_MS);
+        let control = Control::LiveRevoked(*id);
+        let mut failed = Vec::new();
+        for identity in to {
+            let Some(contact) = self.inner.home().contact(identity)? else {
+                continue;
+            };
+            if let Err(e) = self
+                .inner
+                .send_control_until(&contact, &control, expires_at)
+                .await
+            {
+                failed.push((contact.name.clone(), e));
+            }
+        }
+        Ok(failed)
+    }
+
     /// Follows `contact`'s broadcasts: tells them in a `Follow` control
     /// message, so they send this device their start notifications and
     /// keys (LIVE.md §3.4).

@@ -64,6 +64,14 @@ pub enum Event {
         /// The broadcast, epoch and key.
         grant: LiveKeyGrant,
     },
+    /// A broadcaster revoked a broadcast whose keys this device held: they
+    /// are erased (LIVE.md §13.3).
+    LiveRevoked {
+        /// The broadcaster.
+        broadcaster: SigningPublicKey,
+        /// The broadcast.
+        broadcast_id: mayfly_protocol::live::BroadcastId,
+    },
     /// A contact started or stopped following this identity (LIVE.md
     /// §3.4).
     Follower {

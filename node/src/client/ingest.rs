@@ -245,6 +245,18 @@ impl Inner {
                     });
                 }
             }
+            // Only the broadcaster of a broadcast held here revokes it.
+            Control::LiveRevoked(id) => {
+                let held = self.home().broadcasts()?.into_iter().find(|b| b.id == id);
+                if held.is_some_and(|b| b.broadcaster == sender)
+                    && self.home().erase_broadcast(&id)?
+                {
+                    self.emit(Event::LiveRevoked {
+                        broadcaster: sender,
+                        broadcast_id: id,
+                    });
+                }
+            }
             Control::Follow | Control::Unfollow => {
                 // Follows from contacts only (LIVE.md §3.4).
                 let contact = self.home().contact(&sender)?;

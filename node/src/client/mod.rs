@@ -42,6 +42,7 @@ mod open;
 mod peer;
 mod progress;
 mod relays;
+mod replay;
 mod revoke;
 mod send;
 mod spool;
@@ -56,6 +57,7 @@ pub use init::create_home;
 pub use open::{OpenReport, OpenTarget};
 pub use peer::parse_relay;
 pub use progress::{Progress, ProgressFn, none as progress_none};
+pub use replay::ReplayRelay;
 pub use revoke::RevokeReport;
 pub use send::{Delivered, SendOptions, SendReport};
 

@@ -283,4 +283,24 @@ impl Home {
     pub fn erase_expired_broadcasts(&self, now: UnixMillis) -> Result<usize, HomeError> {
         self.write(|tx| purge(tx, now))
     }
+
+    /// Erases broadcast `id` and every epoch key of it held here, at once
+    /// (its broadcaster revoked it). Returns whether it was held.
+    pub fn erase_broadcast(&self, id: &BroadcastId) -> Result<bool, HomeError> {
+        self.write(|tx| {
+            let Some(b) = tx
+                .txn
+                .open_table(BROADCASTS)?
+                .remove(&id.0)?
+                .map(|v| Broadcast::decode(*id, v.value()))
+                .transpose()?
+            else {
+                return Ok(false);
+            };
+            for e in &b.epochs {
+                tx.drop_secret(&key_slot(&b.id, *e))?;
+            }
+            Ok(true)
+        })
+    }
 }

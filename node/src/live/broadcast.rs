@@ -13,6 +13,7 @@ use mayfly_protocol::live::{BroadcastId, EpochKey, LIVE_EPOCH_MS, SegmentGate, S
 use mayfly_protocol::{Codec, LiveKeyGrant, SigningPublicKey, UnixMillis};
 
 use super::audience::{Audience, AudienceEvent};
+use super::replay::{ReplayStats, Uploader};
 use super::{LiveConfig, LiveError, LiveEvent, LivePeer};
 use crate::client::{Client, ClientError};
 
@@ -34,6 +35,11 @@ pub struct BroadcastConfig {
     /// Audience events queued for the application; beyond, they are
     /// dropped (and counted) rather than stall the overlay.
     pub audience_queue: usize,
+    /// Segments waiting to be uploaded to the replay; one beyond is left
+    /// out of the replay rather than hold the stream up.
+    pub replay_queue: usize,
+    /// How long the end of a broadcast waits for the replay's uploads.
+    pub replay_finish: std::time::Duration,
 }
 
 impl Default for BroadcastConfig {
@@ -45,6 +51,8 @@ impl Default for BroadcastConfig {
             advertise: Vec::new(),
             live: LiveConfig::default(),
             audience_queue: 256,
+            replay_queue: 64,
+            replay_finish: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -69,6 +77,8 @@ pub struct BroadcastStats {
     /// Audience events dropped because the application did not take them
     /// in time (the queue is bounded).
     pub audience_dropped: u64,
+    /// What the replay's uploads did, with a replay.
+    pub replay: Option<ReplayStats>,
 }
 
 /// Contacts that could not be handed a key, and why.
@@ -90,6 +100,8 @@ pub struct Broadcaster {
     peers: Vec<String>,
     config: BroadcastConfig,
     stats: BroadcastStats,
+    /// The replay's uploads, with a replay.
+    uploader: Option<Uploader>,
 }
 
 impl Broadcaster {
@@ -103,6 +115,15 @@ impl Broadcaster {
         config: BroadcastConfig,
     ) -> Result<(Self, Failed), LiveError> {
         let id = BroadcastId(client.random_32());
+        let uploader = if config.replay {
+            let relays = client.replay_relays()?;
+            if relays.is_empty() {
+                return Err(LiveError::NoReplayRelay);
+            }
+            Some(Uploader::start(client, relays, id, config.replay_queue))
+        } else {
+            None
+        };
         let key = EpochKey::from_bytes(client.random_32());
         let (device, identity) = client.with_home(|h| (h.device().clone(), h.identity().public()));
         // The broadcaster's own gate only judges what others send it.
@@ -154,8 +175,10 @@ impl Broadcaster {
                 epochs: 1,
                 ..BroadcastStats::default()
             },
+            uploader,
         };
         let grant = b.grant();
+        b.keep_own_key(&grant)?;
         let failed = b.client.send_live_key(&b.viewers, &grant).await?;
         Ok((b, failed))
     }
@@ -245,6 +268,7 @@ impl Broadcaster {
         self.epoch_started = self.client.now();
         self.stats.epochs += 1;
         let grant = self.grant();
+        self.keep_own_key(&grant)?;
         Ok(self.client.send_live_key(&self.viewers, &grant).await?)
     }
 
@@ -270,7 +294,11 @@ impl Broadcaster {
     /// peer after `linger` (so the end reaches the viewers).
     pub async fn end(mut self, linger: std::time::Duration) -> Result<BroadcastStats, LiveError> {
         self.publish(false, true, &[], &[], 0).await?;
-        tokio::time::sleep(linger).await;
+        let linger = tokio::time::sleep(linger);
+        if let Some(u) = self.uploader.take() {
+            self.stats.replay = Some(u.finish(self.config.replay_finish).await);
+        }
+        linger.await;
         self.peer.stop().await;
         let (refused, dropped) = self.listener.await.unwrap_or((0, 0));
         self.stats.refused = refused;
@@ -294,6 +322,9 @@ impl Broadcaster {
             .sealer
             .seal(keyframe, end, init, media, duration_ms, now)?;
         let bytes = seg.to_bytes();
+        if let Some(u) = &mut self.uploader {
+            u.push(seg.seq(), bytes.clone());
+        }
         self.stats.segments += 1;
         self.stats.bytes += bytes.len() as u64;
         let took = self.peer.publish(bytes).await?;
@@ -301,6 +332,21 @@ impl Broadcaster {
             self.stats.published += 1;
         }
         Ok(took)
+    }
+
+    /// With a replay, keeps the broadcaster's own copy of each epoch key
+    /// in its home for `MAX_LIVE_TTL_MS`, as a viewer does (LIVE.md §3.2):
+    /// its own replay can then be watched, and the broadcast is in `live
+    /// list` to revoke. Without one, keys live in memory only.
+    fn keep_own_key(&self, grant: &LiveKeyGrant) -> Result<(), LiveError> {
+        if self.config.replay {
+            let now = self.client.now();
+            self.client.with_home(|h| {
+                let own = h.identity().public();
+                h.store_live_key(&own, grant, now)
+            })?;
+        }
+        Ok(())
     }
 
     /// The current epoch's key, as a `LiveKey` message.

@@ -23,11 +23,13 @@ mod broadcast;
 pub mod control;
 mod discovery;
 mod peer;
+mod replay;
 mod watch;
 
 pub use audience::{Audience, AudienceEvent, Speaker};
 pub use broadcast::{BroadcastConfig, BroadcastStats, Broadcaster, Failed};
 pub use peer::{LiveEvent, LivePeer, LivePeerError};
+pub use replay::{ReplayStats, Revoked, revoke_replay, watch_replay};
 pub use watch::{WatchConfig, WatchProgress, WatchSummary, WatchUpdate, comment, watch};
 
 /// A live broadcast or watch failed.
@@ -55,6 +57,12 @@ pub enum LiveError {
     /// A comment could not be posted.
     #[error("the comment was not posted: {0}")]
     Comment(String),
+    /// A broadcast with a replay needs a relay to keep it.
+    #[error("a replay is kept at your relays, and this home has none")]
+    NoReplayRelay,
+    /// Only its broadcaster can revoke a broadcast.
+    #[error("this broadcast is not yours to revoke")]
+    NotYours,
 }
 
 /// Follows or unfollows the contact `name` for a control request (CLIENT.md

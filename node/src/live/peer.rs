@@ -100,6 +100,7 @@ enum Command {
     MeshSize(oneshot::Sender<usize>),
     Subscribers(oneshot::Sender<usize>),
     Connections(oneshot::Sender<usize>),
+    FailedDials(oneshot::Sender<u64>),
     Stop,
 }
 
@@ -272,6 +273,13 @@ impl LivePeer {
         rx.await.map_err(|_| LivePeerError::Stopped)
     }
 
+    /// How many dials of this peer have failed so far.
+    pub async fn failed_dials(&self) -> Result<u64, LivePeerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::FailedDials(tx)).await?;
+        rx.await.map_err(|_| LivePeerError::Stopped)
+    }
+
     /// How many connected peers are subscribed to the topic.
     pub async fn subscribers(&self) -> Result<usize, LivePeerError> {
         let (tx, rx) = oneshot::channel();
@@ -318,6 +326,7 @@ async fn run(
     let mut pending: std::collections::VecDeque<(Segment, UnixMillis, PeerId)> =
         std::collections::VecDeque::new();
     let mut chat_gate = ChatGate::new(gate.broadcast_id());
+    let mut failed_dials = 0u64;
     loop {
         tokio::select! {
             c = commands.recv() => match c {
@@ -352,6 +361,9 @@ async fn run(
                 Some(Command::Connections(reply)) => {
                     let _ = reply.send(swarm.connected_peers().count());
                 }
+                Some(Command::FailedDials(reply)) => {
+                    let _ = reply.send(failed_dials);
+                }
                 Some(Command::Subscribers(reply)) => {
                     let n = swarm
                         .behaviour()
@@ -378,6 +390,10 @@ async fn run(
                         message_id,
                         message,
                     })) => (propagation_source, message_id, message),
+                    SwarmEvent::OutgoingConnectionError { .. } => {
+                        failed_dials += 1;
+                        continue;
+                    }
                     SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                         if let Some(client) = swarm.behaviour_mut().rendezvous.as_mut() {
                             discovery.connected(client, peer_id);

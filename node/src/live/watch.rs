@@ -37,6 +37,10 @@ pub struct WatchConfig {
     pub anonymous: bool,
     /// How often the join is repeated while watching.
     pub presence_interval: Duration,
+    /// How long joining waits for a connection to one of the overlay's
+    /// peers before the broadcast counts as one that cannot be joined
+    /// ([`LiveError::NoPeers`]: over, or unreachable).
+    pub connect_within: Duration,
 }
 
 impl Default for WatchConfig {
@@ -49,6 +53,7 @@ impl Default for WatchConfig {
             idle: Duration::from_secs(30),
             anonymous: false,
             presence_interval: Duration::from_millis(PRESENCE_INTERVAL_MS),
+            connect_within: Duration::from_secs(10),
         }
     }
 }
@@ -70,6 +75,9 @@ pub struct WatchProgress {
     pub refused: u64,
     /// Comments received.
     pub comments: u64,
+    /// Whether this is a replay, fetched from relays (then latencies mean
+    /// nothing and are not measured).
+    pub replay: bool,
 }
 
 /// What a watch reports as it goes.
@@ -347,6 +355,16 @@ async fn join(
                 dialled += 1;
             }
         }
+        // A dial is only queued: wait for a connection to come up, or
+        // for every dial to fail (the broadcast is over).
+        let deadline = tokio::time::Instant::now() + config.connect_within;
+        while dialled > 0 && peer.connections().await? == 0 {
+            if tokio::time::Instant::now() >= deadline || peer.failed_dials().await? >= dialled {
+                dialled = 0;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         Ok(())
     }
     .await;
@@ -442,7 +460,7 @@ async fn refresh_keys(
 }
 
 /// Writes one playout output; true for a segment's media.
-fn write_output<W: Write>(
+pub(super) fn write_output<W: Write>(
     o: Output,
     out: &mut W,
     now: UnixMillis,
@@ -461,8 +479,10 @@ fn write_output<W: Write>(
             out.write_all(&bytes).map_err(LiveError::Output)?;
             p.bytes += bytes.len() as u64;
             p.played += 1;
-            p.latency_ms = now.0.saturating_sub(produced_at.0);
-            summary.latencies_ms.push(p.latency_ms);
+            if !p.replay {
+                p.latency_ms = now.0.saturating_sub(produced_at.0);
+                summary.latencies_ms.push(p.latency_ms);
+            }
             Ok(true)
         }
         Output::Skipped { from, to } => {

@@ -134,16 +134,18 @@ pub async fn run_with_clock(
     let store = {
         let (dir, limits) = (store_dir.clone(), config.store.clone());
         let rng = crate::rng::node_rng(None).map_err(RelayError::Rng)?;
-        tokio::task::spawn_blocking(move || RelayStore::open(&dir, limits, rng))
-            .await
-            .map_err(|e| RelayError::Store {
-                path: store_dir.clone(),
-                source: StoreError::Io(io::Error::other(e.to_string())),
-            })?
-            .map_err(|source| RelayError::Store {
-                path: store_dir.clone(),
-                source,
-            })?
+        tokio::task::spawn_blocking(move || {
+            RelayStore::open(&dir, limits, rng).and_then(RelayStore::with_replays)
+        })
+        .await
+        .map_err(|e| RelayError::Store {
+            path: store_dir.clone(),
+            source: StoreError::Io(io::Error::other(e.to_string())),
+        })?
+        .map_err(|source| RelayError::Store {
+            path: store_dir.clone(),
+            source,
+        })?
     };
     tracing::info!(path = %store_dir.display(), "store open");
     let store = Arc::new(store);

@@ -181,7 +181,8 @@ impl RateLimiter {
     /// bucket and one from its own kind's, if it has one. A refused request
     /// takes nothing, and says which bucket was empty.
     ///
-    /// A PutChunk or GetChunk takes its token from the chunk bucket alone,
+    /// A PutChunk or GetChunk (or a replay's ReplayPut or ReplayGet, which
+    /// carry pieces of segments) takes its token from the chunk bucket alone,
     /// so a large clip does not use up the requests every other operation
     /// needs; and one that came on a chunk stream (`on_chunk_stream`) takes
     /// none at all: the stream's server shapes its bytes instead
@@ -193,7 +194,13 @@ impl RateLimiter {
         on_chunk_stream: bool,
         now: Instant,
     ) -> Result<(), Limited> {
-        if matches!(request, Request::PutChunk { .. } | Request::GetChunk { .. }) {
+        if matches!(
+            request,
+            Request::PutChunk { .. }
+                | Request::GetChunk { .. }
+                | Request::ReplayPut { .. }
+                | Request::ReplayGet { .. }
+        ) {
             return match on_chunk_stream || self.chunks.allow(peer, now) {
                 true => Ok(()),
                 false => Err(Limited::Chunks),

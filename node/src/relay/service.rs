@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use libp2p::PeerId;
 use mayfly_protocol::limits::CIPHERTEXT_CHUNK_SIZE;
+use mayfly_protocol::mailbox::replay::REPLAY_PIECE_LEN;
 use mayfly_protocol::mailbox::{ErrorCode, Notify, Request, Response, RevokeOutcome};
 use mayfly_protocol::{Applied, DeviceCertificate, MessageId, SigningPublicKey};
 use rand_chacha::ChaCha20Rng;
@@ -304,11 +305,12 @@ impl Service {
                 match store.collect(clock.now()) {
                     Ok(stats) => {
                         metrics.collected(&stats);
-                        if stats.messages + stats.tombstones > 0 {
+                        if stats.messages + stats.tombstones + stats.replay_segments > 0 {
                             tracing::info!(
                                 messages = stats.messages,
                                 envelopes = stats.envelopes,
                                 tombstones = stats.tombstones,
+                                replay_segments = stats.replay_segments,
                                 "collected expired data"
                             );
                         }
@@ -586,6 +588,62 @@ impl Ctx {
             }
             Request::Announce { addrs } => self.announce(peer, generation, addrs).await,
             Request::Locate { identity_key } => self.locate(identity_key).await,
+            Request::ReplayPut {
+                broadcast_id,
+                seq,
+                piece,
+            } => {
+                let owner = self.current_login(&peer, generation).await?.identity_key();
+                let now = self.clock.now();
+                self.blocking(move |s| s.replay()?.put(&owner, &broadcast_id, seq, &piece, now))
+                    .await?;
+                Ok(Response::Ok)
+            }
+            Request::ReplayGet {
+                broadcaster,
+                broadcast_id,
+                seq,
+                index,
+            } => {
+                // As for a chunk: the answer's bytes count until written.
+                drop(hold);
+                *out = self
+                    .responses
+                    .take(REPLAY_PIECE_LEN)
+                    .await
+                    .map_err(|_| Response::error(ErrorCode::Internal, "internal error"))?;
+                let now = self.clock.now();
+                let piece = self
+                    .blocking(move |s| {
+                        s.replay()?
+                            .get(&broadcaster, &broadcast_id, seq, index, now)
+                    })
+                    .await?;
+                self.metrics.served(piece.bytes.len());
+                Ok(Response::ReplayPiece(piece))
+            }
+            Request::ReplayList {
+                broadcaster,
+                broadcast_id,
+                from,
+                limit,
+            } => {
+                let now = self.clock.now();
+                let (entries, more) = self
+                    .blocking(move |s| {
+                        s.replay()?
+                            .list(&broadcaster, &broadcast_id, from, limit, now)
+                    })
+                    .await?;
+                Ok(Response::ReplaySegments { entries, more })
+            }
+            Request::ReplayDelete { broadcast_id } => {
+                let owner = self.current_login(&peer, generation).await?.identity_key();
+                let now = self.clock.now();
+                self.blocking(move |s| s.replay()?.delete(&owner, &broadcast_id, now))
+                    .await?;
+                Ok(Response::Ok)
+            }
         }
     }
 

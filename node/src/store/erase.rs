@@ -153,6 +153,13 @@ impl RelayStore {
         }
         self.commit(txn)?;
         self.release_erased(&mut w, &wipe, &gone)?;
+        drop(w);
+        if let Some(replay) = &self.replay {
+            let replays = replay.collect(now)?;
+            stats.replay_segments = replays.segments;
+            stats.replay_tombstones = replays.tombstones;
+            stats.more |= replays.more;
+        }
         Ok(stats)
     }
 }

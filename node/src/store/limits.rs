@@ -69,6 +69,17 @@ pub struct StoreLimits {
     /// redb's own default (1 GiB) would let a busy relay's resident memory
     /// grow far past what small hosts have.
     pub cache_bytes: u64,
+    /// Bytes of live replay segments one broadcaster may have at the relay
+    /// (RELAY.md §5.7). Default 4 GiB: about 6 hours of a 1.5 Mbit/s stream.
+    pub replay_bytes: u64,
+    /// Bytes of live replay segments at the relay in all. Default 64 GiB.
+    pub replay_total_bytes: u64,
+    /// Replays (and replay tombstones) one broadcaster may have at the
+    /// relay at once. Default 64.
+    pub replays_per_broadcaster: u64,
+    /// Replay segments at the relay in all; also the number of slots
+    /// `replay.slots` may grow to (64 bytes each). Default 2^20.
+    pub max_replay_segments: u32,
 }
 
 impl Default for StoreLimits {
@@ -86,6 +97,10 @@ impl Default for StoreLimits {
             pending_ttl_secs: 6 * 3600,
             collect_batch: 256,
             cache_bytes: 64 * 1024 * 1024,
+            replay_bytes: 4 * GIB,
+            replay_total_bytes: 64 * GIB,
+            replays_per_broadcaster: 64,
+            max_replay_segments: 1 << 20,
         }
     }
 }

@@ -113,6 +113,7 @@ mod manifest_cache;
 mod outcome;
 mod prekeys;
 mod records;
+mod replay;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -127,6 +128,10 @@ pub use error::StoreError;
 pub use keyfile::{KEY_FILE_HEADER_LEN, KEY_FILE_MAGIC, KEY_FILE_NAME, KEY_SLOT_LEN};
 pub use limits::StoreLimits;
 pub use outcome::{CollectStats, Deposited, StoreStats};
+pub use replay::{
+    REPLAY_DB_FILE_NAME, REPLAY_SLOT_CONTEXT, REPLAY_SLOT_FILE_MAGIC, REPLAY_SLOT_FILE_NAME,
+    ReplayCollected, ReplayStats, ReplayStore,
+};
 
 use crypt::DataKey;
 use keyfile::KeyFile;
@@ -158,6 +163,9 @@ pub struct RelayStore {
     manifests: manifest_cache::ManifestCache,
     /// Chunk rows waiting to be written ([`deferred`]).
     deferred: deferred::Deferred,
+    /// Live replays, in files of their own (RELAY.md §5.7), on a relay
+    /// ([`RelayStore::with_replays`]).
+    replay: Option<ReplayStore>,
 }
 
 /// State only the (single) writer touches.
@@ -209,6 +217,7 @@ impl RelayStore {
             batches: chunk_batch::ChunkBatches::default(),
             manifests: manifest_cache::ManifestCache::default(),
             deferred: deferred::Deferred::default(),
+            replay: None,
         };
         store.reconcile(slots)?;
         Ok(store)
@@ -251,6 +260,28 @@ impl RelayStore {
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Keeps live replays too, in `replay.redb` and `replay.slots` beside
+    /// the database (RELAY.md §5.7, §7): what a relay does. A client's
+    /// personal store keeps none.
+    pub fn with_replays(mut self) -> Result<Self, StoreError> {
+        let rng = {
+            let mut w = self.writer();
+            let mut seed = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut w.rng, &mut seed);
+            <ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed)
+        };
+        self.replay = Some(ReplayStore::open(&self.dir, self.limits.clone(), rng)?);
+        Ok(self)
+    }
+
+    /// The live replays kept beside the clips; NotFound for a store that
+    /// keeps none.
+    pub fn replay(&self) -> Result<&ReplayStore, StoreError> {
+        self.replay
+            .as_ref()
+            .ok_or(StoreError::NotFound("replays: this store keeps none"))
     }
 
     /// The limits in force.

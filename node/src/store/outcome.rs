@@ -26,6 +26,10 @@ pub struct CollectStats {
     pub abandoned: u64,
     /// Tombstones dropped past their `keep_until`.
     pub tombstones: u64,
+    /// Live replay segments deleted 24 hours after they were produced.
+    pub replay_segments: u64,
+    /// Replay tombstones dropped past their `keep_until`.
+    pub replay_tombstones: u64,
     /// True if a batch limit was reached and more may be due: call again.
     pub more: bool,
 }

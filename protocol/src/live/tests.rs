@@ -333,6 +333,25 @@ proptest! {
     fn the_fuzz_harnesses_hold(data in proptest::collection::vec(any::<u8>(), 0..400)) {
         crate::fuzzing::live_gate(&data);
         crate::fuzzing::live_segment(&data);
+        crate::fuzzing::replay_head(&data);
+    }
+
+    /// A relay's reading of a segment's head (RELAY.md §5.7) agrees with
+    /// the segment, on a real one, on every prefix that holds the head, and
+    /// with one byte of the head changed.
+    #[test]
+    fn a_replay_head_is_the_segments_own(seed in 1u8..40, media in proptest::collection::vec(any::<u8>(), 0..300), at in 0usize..209, bit in 0u8..8) {
+        let mut s = setup(seed);
+        let bytes = s.sealer.seal(true, false, INIT, &media, 1000, T0).unwrap().to_bytes();
+        crate::fuzzing::replay_head(&bytes);
+        let head = crate::mailbox::replay::SegmentHead::read(&bytes).unwrap();
+        prop_assert_eq!(head.segment_len as usize, bytes.len());
+        prop_assert_eq!(head.certificate.identity_key(), s.identity.public());
+        prop_assert!(crate::mailbox::replay::SegmentHead::read(&bytes[..208]).is_err());
+        prop_assert_eq!(crate::mailbox::replay::SegmentHead::read(&bytes[..209]), Ok(head));
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 1 << bit;
+        crate::fuzzing::replay_head(&flipped);
     }
 
     #[test]

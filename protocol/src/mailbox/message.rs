@@ -11,7 +11,9 @@ use crate::limits::{
     CIPHERTEXT_CHUNK_SIZE, MAX_ACKS, MAX_ADDR_LEN, MAX_ANNOUNCE_ADDRS, MAX_CHUNKS,
     MAX_ERROR_DETAIL_LEN, MAX_LIST_ENTRIES, MAX_MANIFEST_LEN, MAX_PREKEYS_PER_PUBLISH,
 };
+use crate::live::BroadcastId;
 use crate::mailbox::login::LoginProof;
+use crate::mailbox::replay::{MAX_REPLAY_LIST, Piece, ReplayEntry, read_segment_len};
 use crate::manifest::{ChunkHash, Manifest};
 use crate::prekey::{Prekey, PrekeyBundle};
 use crate::revocation::RevocationRecord;
@@ -94,6 +96,44 @@ pub enum Request {
     Locate {
         /// Whose device.
         identity_key: SigningPublicKey,
+    },
+    /// Upload one piece of a sealed live segment for the broadcast's
+    /// replay (logged in as the broadcaster; RELAY.md §5.7).
+    ReplayPut {
+        /// The broadcast.
+        broadcast_id: BroadcastId,
+        /// The segment's sequence number.
+        seq: u64,
+        /// The piece.
+        piece: Piece,
+    },
+    /// Download one piece of a replay's segment.
+    ReplayGet {
+        /// The broadcaster's identity: each identity's replays are its own.
+        broadcaster: SigningPublicKey,
+        /// The broadcast.
+        broadcast_id: BroadcastId,
+        /// The segment's sequence number.
+        seq: u64,
+        /// Which piece.
+        index: u16,
+    },
+    /// List the complete segments of a replay from a sequence number on.
+    ReplayList {
+        /// The broadcaster's identity.
+        broadcaster: SigningPublicKey,
+        /// The broadcast.
+        broadcast_id: BroadcastId,
+        /// The lowest sequence number wanted.
+        from: u64,
+        /// At most this many, 1 to [`MAX_REPLAY_LIST`].
+        limit: u16,
+    },
+    /// Delete a replay now and refuse it from then on (logged in as the
+    /// broadcaster).
+    ReplayDelete {
+        /// The broadcast.
+        broadcast_id: BroadcastId,
     },
 }
 
@@ -240,6 +280,15 @@ pub enum Response {
         /// Its announced binary multiaddrs: 1 to [`MAX_ANNOUNCE_ADDRS`],
         /// each 1 to [`MAX_ADDR_LEN`] bytes, no two equal.
         addrs: Vec<Vec<u8>>,
+    },
+    /// A piece of a replay's segment: the answer to [`Request::ReplayGet`].
+    ReplayPiece(Piece),
+    /// A replay's complete segments: the answer to [`Request::ReplayList`].
+    ReplaySegments {
+        /// Segments in strictly increasing sequence order.
+        entries: Vec<ReplayEntry>,
+        /// Whether more segments follow the last one.
+        more: bool,
     },
 }
 
@@ -426,6 +475,44 @@ impl Codec for Request {
                 out.put_u8(0x0c);
                 put_addrs(out, addrs);
             }
+            Self::ReplayPut {
+                broadcast_id,
+                seq,
+                piece,
+            } => {
+                out.put_u8(0x0e);
+                out.put(&broadcast_id.0);
+                out.put_u64(*seq);
+                piece.put(out);
+            }
+            Self::ReplayGet {
+                broadcaster,
+                broadcast_id,
+                seq,
+                index,
+            } => {
+                out.put_u8(0x0f);
+                out.put(&broadcaster.to_bytes());
+                out.put(&broadcast_id.0);
+                out.put_u64(*seq);
+                out.put_u16(*index);
+            }
+            Self::ReplayList {
+                broadcaster,
+                broadcast_id,
+                from,
+                limit,
+            } => {
+                out.put_u8(0x10);
+                out.put(&broadcaster.to_bytes());
+                out.put(&broadcast_id.0);
+                out.put_u64(*from);
+                out.put_u16(*limit);
+            }
+            Self::ReplayDelete { broadcast_id } => {
+                out.put_u8(0x11);
+                out.put(&broadcast_id.0);
+            }
             Self::Locate { identity_key } => {
                 out.put_u8(0x0d);
                 out.put(&identity_key.to_bytes());
@@ -557,6 +644,44 @@ impl Codec for Request {
             0x0d => Self::Locate {
                 identity_key: SigningPublicKey::read(r)?,
             },
+            0x0e => Self::ReplayPut {
+                broadcast_id: BroadcastId(r.array()?),
+                seq: r.u64()?,
+                piece: Piece::read(r)?,
+            },
+            0x0f => {
+                let broadcaster = SigningPublicKey::read(r)?;
+                let broadcast_id = BroadcastId(r.array()?);
+                let seq = r.u64()?;
+                let index = r.u16()?;
+                if index >= crate::mailbox::replay::MAX_REPLAY_PIECES {
+                    return Err(DecodeError::Invalid("piece index"));
+                }
+                Self::ReplayGet {
+                    broadcaster,
+                    broadcast_id,
+                    seq,
+                    index,
+                }
+            }
+            0x10 => {
+                let broadcaster = SigningPublicKey::read(r)?;
+                let broadcast_id = BroadcastId(r.array()?);
+                let from = r.u64()?;
+                let limit = r.u16()?;
+                if limit == 0 || usize::from(limit) > MAX_REPLAY_LIST {
+                    return Err(DecodeError::Invalid("replay list limit"));
+                }
+                Self::ReplayList {
+                    broadcaster,
+                    broadcast_id,
+                    from,
+                    limit,
+                }
+            }
+            0x11 => Self::ReplayDelete {
+                broadcast_id: BroadcastId(r.array()?),
+            },
             _ => return Err(DecodeError::Invalid("request type")),
         })
     }
@@ -608,6 +733,19 @@ impl Codec for Response {
             Self::Revoked(o) => {
                 out.put_u8(0x88);
                 out.put_u8(*o as u8);
+            }
+            Self::ReplayPiece(piece) => {
+                out.put_u8(0x8a);
+                piece.put(out);
+            }
+            Self::ReplaySegments { entries, more } => {
+                out.put_u8(0x8b);
+                out.put_u16(entries.len() as u16);
+                for e in entries {
+                    out.put_u64(e.seq);
+                    out.put_u32(e.segment_len);
+                }
+                out.put_u8(u8::from(*more));
             }
             Self::Located { certificate, addrs } => {
                 out.put_u8(0x89);
@@ -713,6 +851,24 @@ impl Codec for Response {
                 certificate: Box::new(DeviceCertificate::read(r)?),
                 addrs: read_addrs(r, true)?,
             },
+            0x8a => Self::ReplayPiece(Piece::read(r)?),
+            0x8b => {
+                let n = r.count_u16("replay segments", MAX_REPLAY_LIST)?;
+                let entries: Vec<ReplayEntry> = (0..n)
+                    .map(|_| {
+                        Ok(ReplayEntry {
+                            seq: r.u64()?,
+                            segment_len: read_segment_len(r)?,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+                strictly_increasing(&seqs, "replay segment order")?;
+                Self::ReplaySegments {
+                    entries,
+                    more: r.bool("more flag")?,
+                }
+            }
             _ => return Err(DecodeError::Invalid("response type")),
         })
     }

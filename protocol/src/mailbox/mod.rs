@@ -6,6 +6,7 @@
 pub mod frame;
 pub mod login;
 pub mod message;
+pub mod replay;
 
 pub use frame::{FrameDecoder, MAX_FRAME_LEN, encode_frame};
 pub use login::LoginProof;

@@ -595,6 +595,12 @@ pub fn decode(ty: &str, input: &Value) -> Faults {
                     }
                     // Follow and unfollow have no body.
                     Some([5 | 6]) => {}
+                    // Live revoked: a broadcast id.
+                    Some([7]) => {
+                        if c.take(32).is_none() {
+                            add(&mut f, "§3.1 truncation");
+                        }
+                    }
                     Some(_) => {
                         // The body of an unknown kind has no layout to check.
                         add(&mut f, "CLIENT-MESSAGES.md §2 kind");

@@ -1137,6 +1137,21 @@ pub fn generate() -> Vec<Case> {
         "ok",
         &Control::Unfollow.to_bytes(),
     ));
+    let live_revoked = Control::LiveRevoked(live::BroadcastId([0x5a; 32])).to_bytes();
+    out.push(decode_case(
+        "control-live-revoked",
+        "The broadcaster revoked its broadcast (kind 7): the broadcast id.",
+        "control",
+        "ok",
+        &live_revoked,
+    ));
+    out.push(neg_decode(
+        "control-neg-live-revoked-truncated",
+        "A live revocation whose broadcast id is one byte short.",
+        "control",
+        "§3.1 truncation",
+        &live_revoked[..live_revoked.len() - 1],
+    ));
     let mut follow_body = Control::Follow.to_bytes();
     follow_body.push(0);
     out.push(neg_decode(

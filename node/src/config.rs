@@ -60,7 +60,7 @@
 //! `max_messages`, `max_identities`, `max_one_time_prekeys`,
 //! `max_tombstones`, `pending_ttl_secs`, `collect_batch`, `cache_bytes`,
 //! and the live replays' `replay_bytes`, `replay_total_bytes`,
-//! `replays_per_broadcaster`, `max_replay_segments`).
+//! `replays_per_broadcaster`, `max_replay_segments`, `replay_watches`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

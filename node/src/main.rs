@@ -204,6 +204,11 @@ enum LiveCommand {
         #[arg(long)]
         replay: bool,
     },
+    /// Who watched the replay of your broadcast (named, and how many anonymously).
+    Viewers {
+        /// The broadcast id (or a unique prefix of at least 4 hex digits), from `live list`.
+        id: String,
+    },
     /// Revoke your broadcast: its replay is deleted at your relays and its keys erased here.
     Revoke {
         /// The broadcast id (or a unique prefix of at least 4 hex digits), from `live list`.
@@ -356,6 +361,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json,
         ),
         Command::Live(LiveCommand::Revoke { id }) => cli::live::revoke(&home()?, &id, json),
+        Command::Live(LiveCommand::Viewers { id }) => cli::live::viewers(&home()?, &id, json),
         Command::Live(LiveCommand::Comment { id, text }) => {
             cli::live::comment(&home()?, &id, &text, json)
         }

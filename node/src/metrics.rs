@@ -93,6 +93,10 @@ pub enum RequestType {
     ReplayList,
     /// ReplayDelete.
     ReplayDelete,
+    /// ReplayWatched.
+    ReplayWatched,
+    /// ReplayViewers.
+    ReplayViewers,
 }
 
 impl RequestType {
@@ -117,6 +121,8 @@ impl RequestType {
             R::ReplayGet { .. } => Self::ReplayGet,
             R::ReplayList { .. } => Self::ReplayList,
             R::ReplayDelete { .. } => Self::ReplayDelete,
+            R::ReplayWatched { .. } => Self::ReplayWatched,
+            R::ReplayViewers { .. } => Self::ReplayViewers,
         }
     }
 
@@ -139,6 +145,8 @@ impl RequestType {
             Self::ReplayGet => "replay_get",
             Self::ReplayList => "replay_list",
             Self::ReplayDelete => "replay_delete",
+            Self::ReplayWatched => "replay_watched",
+            Self::ReplayViewers => "replay_viewers",
         }
     }
 }

@@ -470,7 +470,7 @@ fn a_replay_plays_after_the_broadcast_and_is_erased_when_revoked_or_24_hours_old
     // bob watches after the end: the broadcast cannot be joined, so its
     // replay plays, from the start; carol asks for the replay outright.
     let input = std::fs::read(LIVE_SAMPLE).unwrap();
-    for (f, args) in [(&bob, &[][..]), (&carol, &["--replay"][..])] {
+    for (f, args) in [(&bob, &[][..]), (&carol, &["--replay", "--anonymous"][..])] {
         let out = f.join("replay.mp4");
         let mut a = vec!["live", "watch", &id[..8], "--out", out.to_str().unwrap()];
         a.extend_from_slice(args);
@@ -497,6 +497,12 @@ fn a_replay_plays_after_the_broadcast_and_is_erased_when_revoked_or_24_hours_old
             input.len()
         );
     }
+    // alice's replay viewer list: bob by name (his signed join), carol as
+    // an anonymous viewer.
+    let viewers = json(&alice, &["live", "viewers", &id[..8]]);
+    assert_eq!(viewers["viewers"], serde_json::json!(["bob"]), "{viewers}");
+    assert_eq!(viewers["anonymous_viewers"], 1, "{viewers}");
+    assert_eq!(viewers["unreadable"], 0, "{viewers}");
     let first = replay_keys(&relay_home);
     assert_eq!(first.len() as u64, segments, "a key slot per segment");
     assert_eq!(

@@ -587,3 +587,75 @@ fn a_store_without_replays_keeps_none_and_writes_no_replay_file() {
 fn open_without_replays(dir: &Path) -> RelayStore {
     RelayStore::open(dir, StoreLimits::default(), rng(99)).unwrap()
 }
+
+/// A join for broadcast `id`, sealed under some key (the relay cannot
+/// tell which), its salt chosen by `n`.
+fn join(id: BroadcastId, n: u8) -> mayfly_protocol::live::chat::ChatMessage {
+    use mayfly_protocol::live::chat::{ChatBody, ChatKind, ChatMessage};
+    let body = ChatBody {
+        kind: ChatKind::Join,
+        sent_at: NOW,
+        token: [n; 16],
+        text: String::new(),
+    };
+    ChatMessage::seal(id, 0, &EpochKey::from_bytes([n; 32]), [n; 32], &body, None).unwrap()
+}
+
+#[test]
+fn replay_viewers_joins_are_kept_once_bounded_and_go_with_the_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = StoreLimits {
+        replay_watches: 3,
+        ..StoreLimits::default()
+    };
+    let store = open(dir.path(), limits, 17);
+    let replays = store.replay().unwrap();
+    let mut alice = Broadcaster::new(17);
+    // No replay yet: nothing to join.
+    assert!(matches!(
+        replays.watched(&alice.key(), &join(alice.id, 1)),
+        Err(StoreError::NotFound(_))
+    ));
+    let s0 = alice.segment(100, NOW);
+    put_all(&store, &alice, 0, &s0, NOW).unwrap();
+    for n in [1, 2, 1, 3] {
+        replays.watched(&alice.key(), &join(alice.id, n)).unwrap();
+    }
+    assert!(matches!(
+        replays.watched(&alice.key(), &join(alice.id, 4)),
+        Err(StoreError::QuotaExceeded(_))
+    ));
+    let (all, more) = replays.viewers(&alice.key(), &alice.id, 0, 64).unwrap();
+    assert!(!more);
+    let numbers: Vec<u32> = all.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, [0, 1, 2]);
+    assert_eq!(all[1].1, join(alice.id, 2));
+    let (page, more) = replays.viewers(&alice.key(), &alice.id, 1, 1).unwrap();
+    assert_eq!((page.len(), page[0].0, more), (1, 1, true));
+    // Under another broadcaster's name they are not there.
+    let mallory = Broadcaster::new(18);
+    assert!(matches!(
+        replays.viewers(&mallory.key(), &alice.id, 0, 64),
+        Err(StoreError::NotFound(_))
+    ));
+    // They go with the replay.
+    replays.delete(&alice.key(), &alice.id, NOW).unwrap();
+    assert!(matches!(
+        replays.viewers(&alice.key(), &alice.id, 0, 64),
+        Err(StoreError::Revoked)
+    ));
+    assert!(matches!(
+        replays.watched(&alice.key(), &join(alice.id, 5)),
+        Err(StoreError::Revoked)
+    ));
+    let keep_until = UnixMillis(NOW.0 + MAX_LIVE_TTL_MS + MAX_CLOCK_SKEW_MS);
+    store.collect(keep_until).unwrap();
+    // A new replay under the same id starts with no joins.
+    let mut again = Broadcaster::new(17);
+    let fresh = again.segment(100, keep_until);
+    put_all(&store, &again, 0, &fresh, keep_until).unwrap();
+    assert_eq!(
+        replays.viewers(&alice.key(), &alice.id, 0, 64).unwrap(),
+        (vec![], false)
+    );
+}

@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 use mayfly_protocol::codec::Codec;
-use mayfly_protocol::live::BroadcastId;
+use mayfly_protocol::live::chat::{ChatBody, ChatKind, ChatMessage};
+use mayfly_protocol::live::{BroadcastId, EpochKey};
 use mayfly_protocol::mailbox::replay::{self, *};
 use mayfly_protocol::mailbox::*;
 use mayfly_protocol::*;
@@ -103,7 +104,37 @@ fn requests(w: &World, seed: u64) -> Vec<Request> {
         Request::ReplayDelete {
             broadcast_id: BroadcastId([5; 32]),
         },
+        Request::ReplayWatched {
+            broadcaster: w.alice.identity.public(),
+            chat: join(w, seed),
+        },
+        Request::ReplayViewers {
+            broadcast_id: BroadcastId([6; 32]),
+            from: seed as u32,
+            limit: 1 + (seed % MAX_REPLAY_LIST as u64) as u16,
+        },
     ]
+}
+
+/// A replay viewer's join: signed by bob for an even `seed`, anonymous
+/// for an odd one.
+fn join(w: &World, seed: u64) -> ChatMessage {
+    let body = ChatBody {
+        kind: ChatKind::Join,
+        sent_at: NOW,
+        token: [seed as u8; 16],
+        text: String::new(),
+    };
+    let signer = seed.is_multiple_of(2).then_some(&w.bob.device);
+    ChatMessage::seal(
+        BroadcastId([5; 32]),
+        seed as u32,
+        &EpochKey::from_bytes([7; 32]),
+        [seed as u8; 32],
+        &body,
+        signer,
+    )
+    .unwrap()
 }
 
 /// A piece of a segment whose length `seed` chooses: its last piece.
@@ -170,6 +201,12 @@ fn responses(w: &World, seed: u64) -> Vec<Response> {
         Response::ReplaySegments {
             entries: vec![],
             more: false,
+        },
+        Response::ReplayWatches {
+            watches: (0..1 + seed % 4)
+                .map(|i| (i as u32 * 2, join(w, seed + i)))
+                .collect(),
+            more: seed.is_multiple_of(2),
         },
         Response::ReplaySegments {
             entries: (0..1 + seed % MAX_REPLAY_LIST as u64)
@@ -412,6 +449,31 @@ fn replay_pieces_are_exactly_their_segment_cut() {
         }
         .to_bytes()
     };
+    let w = world(5);
+    let watches = |numbers: &[u32]| {
+        Response::ReplayWatches {
+            watches: numbers.iter().map(|&n| (n, join(&w, 1))).collect(),
+            more: false,
+        }
+        .to_bytes()
+    };
+    assert!(Response::decode(&watches(&[0, 7])).is_ok());
+    assert!(Response::decode(&watches(&[7, 7])).is_err());
+    let viewers = |limit: u16| {
+        Request::ReplayViewers {
+            broadcast_id: BroadcastId([1; 32]),
+            from: 0,
+            limit,
+        }
+        .to_bytes()
+    };
+    assert!(Request::decode(&viewers(64)).is_ok());
+    assert!(Request::decode(&viewers(0)).is_err());
+    assert!(Request::decode(&viewers(65)).is_err());
+    assert_eq!(
+        hex(&viewers(64)),
+        format!("13{}000000000040", "01".repeat(32))
+    );
     assert!(Response::decode(&listed(&[1, 2])).is_ok());
     assert!(Response::decode(&listed(&[2, 2])).is_err());
     assert!(Response::decode(&listed(&[3, 2])).is_err());

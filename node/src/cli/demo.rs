@@ -12,8 +12,8 @@ use mayfly_node::client::{self, Client, ClientConfig, Event, OpenTarget, SendOpt
 use mayfly_node::home::{Home, Profile, Via};
 use mayfly_node::live::control::{self, ControlRequest};
 use mayfly_node::live::{
-    AudienceEvent, BroadcastConfig, Broadcaster, WatchConfig, WatchUpdate, revoke_replay, watch,
-    watch_replay,
+    AudienceEvent, BroadcastConfig, Broadcaster, WatchConfig, WatchUpdate, replay_viewers,
+    revoke_replay, watch, watch_replay,
 };
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, Piece};
 use mayfly_protocol::mailbox::{ErrorCode, Request, Response};
@@ -530,13 +530,20 @@ async fn live(
         carol.client(),
         &broadcasts[1],
         &mut replay_out,
-        watch_config.playout,
+        &watch_config,
         |_| {},
     )
     .await?;
     ensure!(
         replayed.ended && replay_written.take() == LIVE_SAMPLE,
         "the replay is not alice's stream"
+    );
+    // Carol left a signed join with the replay: alice's replay viewers.
+    let carol_id = carol.client().with_home(|h| h.identity().public());
+    let audience = replay_viewers(alice.client(), &broadcasts[0]).await?;
+    ensure!(
+        audience.named == [carol_id] && audience.anonymous == 0,
+        "alice's replay viewers: {audience:?}"
     );
     // Alice revokes: the relay deletes the replay, and her followers
     // erase the keys.
@@ -561,13 +568,13 @@ async fn live(
         carol.client(),
         &broadcasts[1],
         &mut std::io::sink(),
-        watch_config.playout,
+        &watch_config,
         |_| {},
     )
     .await;
     ensure!(gone.is_err(), "the revoked replay still plays");
     steps.done(&format!(
-        "the relay kept the replay ({kept} segments, sealed); after the end carol played it back from the relay, byte for byte. Alice revoked the broadcast: the relay deleted the replay, and bob's and carol's devices erased its keys"
+        "the relay kept the replay ({kept} segments, sealed); after the end carol played it back from the relay, byte for byte, and alice's replay viewer list shows her (a signed join kept with the replay). Alice revoked the broadcast: the relay deleted the replay, and bob's and carol's devices erased its keys"
     ))?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use mayfly_node::client::{Client, ClientConfig, Event};
 use mayfly_node::live::control::{self, Request};
 use mayfly_node::live::{
     AudienceEvent, BroadcastConfig, Broadcaster, LiveError, Speaker, WatchConfig, WatchSummary,
-    WatchUpdate, revoke_replay, watch, watch_replay,
+    WatchUpdate, replay_viewers, revoke_replay, watch, watch_replay,
 };
 use mayfly_protocol::fmp4::{Cutter, CutterConfig, Piece};
 use mayfly_protocol::live::chat::MAX_COMMENT_LEN;
@@ -642,7 +642,48 @@ async fn watch_or_replay<W: std::io::Write>(
     } else if !b.replay {
         bail!("this broadcast has no replay: it was not started with --replay");
     }
-    Ok(watch_replay(client, b, out, config.playout, show).await?)
+    Ok(watch_replay(client, b, out, config, show).await?)
+}
+
+/// `mayfly live viewers`: who watched the replay of this home's own
+/// broadcast, from the joins kept with it at its relays.
+pub fn viewers(dir: &Path, id: &str, json: bool) -> anyhow::Result<()> {
+    super::runtime()?.block_on(async {
+        let (client, _events) = start(dir, one_shot_config()).await?;
+        let r = async {
+            let b = client.with_home(|h| h.find_broadcast(id))?;
+            let a = replay_viewers(&client, &b).await?;
+            let names: Vec<String> = a
+                .named
+                .iter()
+                .map(|i| speaker(&client, &Speaker::Named(*i)))
+                .collect();
+            anyhow::Ok((hex::encode(b.id.0), a, names))
+        }
+        .await;
+        client.shutdown().await;
+        let (id, a, names) = r?;
+        print(
+            json,
+            json!({"broadcast_id": id, "viewers": names, "anonymous_viewers": a.anonymous, "unreadable": a.unreadable}),
+            || {
+                format!(
+                    "the replay of {} was watched by: {}{}",
+                    short(&id),
+                    if names.is_empty() {
+                        "nobody by name".to_owned()
+                    } else {
+                        names.join(", ")
+                    },
+                    match a.anonymous {
+                        0 => String::new(),
+                        n => format!(", and {n} anonymous viewer(s)"),
+                    }
+                )
+            },
+        )?;
+        anyhow::Ok(())
+    })
 }
 
 /// `mayfly live revoke`: deletes the replay of this home's own broadcast

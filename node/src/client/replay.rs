@@ -6,6 +6,7 @@
 use libp2p::{Multiaddr, PeerId};
 use mayfly_protocol::SigningPublicKey;
 use mayfly_protocol::live::BroadcastId;
+use mayfly_protocol::live::chat::ChatMessage;
 use mayfly_protocol::mailbox::replay::{MAX_REPLAY_LIST, Piece, ReplayEntry, pieces};
 use mayfly_protocol::mailbox::{Request, Response};
 
@@ -133,6 +134,48 @@ impl Client {
             index += 1;
         }
         Ok(out)
+    }
+}
+
+impl Client {
+    /// Leaves `chat`, a join sealed under an epoch key of the broadcast it
+    /// names, with `broadcaster`'s replay at `relay`, for the broadcaster's
+    /// viewer list (no login: the relay learns no more than the fetches
+    /// told it).
+    pub async fn replay_watched(
+        &self,
+        relay: &ReplayRelay,
+        broadcaster: &SigningPublicKey,
+        chat: ChatMessage,
+    ) -> Result<(), ClientError> {
+        self.inner.connect(relay.peer, &relay.dial).await?;
+        let request = Request::ReplayWatched {
+            broadcaster: *broadcaster,
+            chat,
+        };
+        expect_ok(&self.inner, relay.peer, request, "replay watched").await
+    }
+
+    /// Up to [`MAX_REPLAY_LIST`] joins kept with this device's replay of
+    /// `id` at `relay`, from number `from` on, and whether more follow.
+    pub async fn replay_viewers(
+        &self,
+        relay: &ReplayRelay,
+        id: &BroadcastId,
+        from: u32,
+    ) -> Result<(Vec<(u32, ChatMessage)>, bool), ClientError> {
+        let inner = &self.inner;
+        inner.connect(relay.peer, &relay.dial).await?;
+        inner.login(relay.peer).await?;
+        let request = Request::ReplayViewers {
+            broadcast_id: *id,
+            from,
+            limit: MAX_REPLAY_LIST as u16,
+        };
+        match inner.request(relay.peer, request).await? {
+            Response::ReplayWatches { watches, more } => Ok((watches, more)),
+            _ => Err(unexpected(relay.peer, "replay viewers")),
+        }
     }
 }
 

@@ -29,7 +29,9 @@ mod watch;
 pub use audience::{Audience, AudienceEvent, Speaker};
 pub use broadcast::{BroadcastConfig, BroadcastStats, Broadcaster, Failed};
 pub use peer::{LiveEvent, LivePeer, LivePeerError};
-pub use replay::{ReplayStats, Revoked, revoke_replay, watch_replay};
+pub use replay::{
+    ReplayAudience, ReplayStats, Revoked, replay_viewers, revoke_replay, watch_replay,
+};
 pub use watch::{WatchConfig, WatchProgress, WatchSummary, WatchUpdate, comment, watch};
 
 /// A live broadcast or watch failed.

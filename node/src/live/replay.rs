@@ -8,12 +8,14 @@
 
 use std::io::Write;
 
+use mayfly_protocol::SigningPublicKey;
+use mayfly_protocol::live::chat::{ChatBody, ChatKind, ChatMessage};
 use mayfly_protocol::live::{BroadcastId, SegmentGate};
 use mayfly_protocol::playout::{Playout, PlayoutConfig};
 use tokio::sync::mpsc;
 
 use super::LiveError;
-use super::watch::{WatchSummary, WatchUpdate, write_output};
+use super::watch::{WatchConfig, WatchSummary, WatchUpdate, write_output};
 use crate::client::{Client, ReplayRelay};
 use crate::home::Broadcast;
 
@@ -119,13 +121,19 @@ impl Uploader {
 /// writes it in order, as fragmented MP4. A gap in the replay is passed
 /// over to the next keyframe segment. Ends after the end segment, or when
 /// no relay has more.
+///
+/// Unless `config.anonymous`, the viewer leaves a signed join with the
+/// first relay that lists the replay, and an anonymous viewer an unsigned
+/// one, for the broadcaster's viewer list (§13.2); the relay cannot read
+/// either.
 pub async fn watch_replay<W: Write>(
     client: &Client,
     broadcast: &Broadcast,
     out: &mut W,
-    playout: PlayoutConfig,
+    config: &WatchConfig,
     mut on_update: impl FnMut(WatchUpdate<'_>),
 ) -> Result<WatchSummary, LiveError> {
+    let playout = config.playout;
     let relays = client.broadcaster_relays(&broadcast.broadcaster)?;
     let serial = client.with_home(|h| -> Result<_, LiveError> {
         Ok(h.contact(&broadcast.broadcaster)?
@@ -144,6 +152,7 @@ pub async fn watch_replay<W: Write>(
     let mut from = 0u64;
     let mut last_error: Option<LiveError> = None;
     let mut any = false;
+    let mut joined = false;
     'relays: for relay in &relays {
         loop {
             let (entries, more) = match client
@@ -157,6 +166,12 @@ pub async fn watch_replay<W: Write>(
                 }
             };
             any = true;
+            if !joined {
+                joined = true;
+                if leave_join(client, broadcast, relay, config.anonymous).await {
+                    on_update(WatchUpdate::Joined);
+                }
+            }
             for entry in &entries {
                 let bytes = match client
                     .replay_segment(relay, &broadcast.broadcaster, &broadcast.id, entry)
@@ -204,6 +219,116 @@ pub async fn watch_replay<W: Write>(
     match last_error {
         Some(e) if !any => Err(e),
         _ => Ok(summary),
+    }
+}
+
+/// Seals a join under the newest key of the broadcast held (signed unless
+/// `anonymous`) and leaves it with the replay at `relay`. Best effort: a
+/// replay plays whether or not the join is kept. True if it was.
+async fn leave_join(
+    client: &Client,
+    broadcast: &Broadcast,
+    relay: &ReplayRelay,
+    anonymous: bool,
+) -> bool {
+    let Ok(keys) = client.with_home(|h| h.live_keys(&broadcast.id)) else {
+        return false;
+    };
+    let Some((epoch, key)) = keys.into_iter().max_by_key(|(e, _)| *e) else {
+        return false;
+    };
+    let token: [u8; 16] = client.random_32()[..16].try_into().expect("16 bytes");
+    let body = ChatBody {
+        kind: ChatKind::Join,
+        sent_at: client.now(),
+        token,
+        text: String::new(),
+    };
+    let device = client.with_home(|h| h.device().clone());
+    let signer = (!anonymous).then_some(&device);
+    let Ok(chat) = ChatMessage::seal(broadcast.id, epoch, &key, client.random_32(), &body, signer)
+    else {
+        return false;
+    };
+    match client
+        .replay_watched(relay, &broadcast.broadcaster, chat)
+        .await
+    {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!("replay: the join was not kept: {e}");
+            false
+        }
+    }
+}
+
+/// Who watched a replay, as its joins at the broadcaster's relays say.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayAudience {
+    /// Viewers who signed their join, in the order they came.
+    pub named: Vec<SigningPublicKey>,
+    /// Anonymous joins, each watch counted once (by its token).
+    pub anonymous: usize,
+    /// Joins that did not open: sealed under a key this home lacks, or not
+    /// a valid join (the relay cannot tell; it keeps what it is given).
+    pub unreadable: usize,
+}
+
+/// The replay viewer list of this home's own broadcast `broadcast`: the
+/// joins kept with its replay at this device's relays, opened with the
+/// epoch keys kept here (LIVE.md §13.2). A viewer who watched twice, or
+/// whose join is at two relays, counts once.
+pub async fn replay_viewers(
+    client: &Client,
+    broadcast: &Broadcast,
+) -> Result<ReplayAudience, LiveError> {
+    let own = client.with_home(|h| h.identity().public());
+    if broadcast.broadcaster != own {
+        return Err(LiveError::NotYours);
+    }
+    let keys: std::collections::BTreeMap<u32, _> = client
+        .with_home(|h| h.live_keys(&broadcast.id))?
+        .into_iter()
+        .collect();
+    let mut out = ReplayAudience::default();
+    let mut tokens = std::collections::HashSet::new();
+    let mut last_error = None;
+    let mut reached = false;
+    for relay in client.replay_relays()? {
+        let mut from = 0u32;
+        loop {
+            let (watches, more) = match client.replay_viewers(&relay, &broadcast.id, from).await {
+                Ok(page) => page,
+                Err(e) => {
+                    last_error = Some(e);
+                    break;
+                }
+            };
+            reached = true;
+            for (n, chat) in watches {
+                from = n.saturating_add(1);
+                let opened = keys.get(&chat.epoch()).map(|k| chat.open(k));
+                let Some(Ok(c)) = opened else {
+                    out.unreadable += 1;
+                    continue;
+                };
+                if c.body.kind != ChatKind::Join || !tokens.insert(c.body.token) {
+                    continue;
+                }
+                match c.identity() {
+                    Some(id) if !out.named.contains(&id) => out.named.push(id),
+                    Some(_) => {}
+                    None => out.anonymous += 1,
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+    match last_error {
+        Some(e) if !reached => Err(e.into()),
+        _ => Ok(out),
     }
 }
 

@@ -644,6 +644,22 @@ impl Ctx {
                     .await?;
                 Ok(Response::Ok)
             }
+            Request::ReplayWatched { broadcaster, chat } => {
+                self.blocking(move |s| s.replay()?.watched(&broadcaster, &chat))
+                    .await?;
+                Ok(Response::Ok)
+            }
+            Request::ReplayViewers {
+                broadcast_id,
+                from,
+                limit,
+            } => {
+                let owner = self.current_login(&peer, generation).await?.identity_key();
+                let (watches, more) = self
+                    .blocking(move |s| s.replay()?.viewers(&owner, &broadcast_id, from, limit))
+                    .await?;
+                Ok(Response::ReplayWatches { watches, more })
+            }
         }
     }
 

@@ -80,6 +80,9 @@ pub struct StoreLimits {
     /// Replay segments at the relay in all; also the number of slots
     /// `replay.slots` may grow to (64 bytes each). Default 2^20.
     pub max_replay_segments: u32,
+    /// Replay viewers' joins kept with one replay (each at most 828
+    /// bytes). Default 1024.
+    pub replay_watches: u32,
 }
 
 impl Default for StoreLimits {
@@ -101,6 +104,7 @@ impl Default for StoreLimits {
             replay_total_bytes: 64 * GIB,
             replays_per_broadcaster: 64,
             max_replay_segments: 1 << 20,
+            replay_watches: 1024,
         }
     }
 }

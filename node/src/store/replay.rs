@@ -20,6 +20,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use mayfly_protocol::codec::Codec;
+use mayfly_protocol::live::chat::ChatMessage;
 use mayfly_protocol::live::{BroadcastId, Segment};
 use mayfly_protocol::mailbox::replay::{Piece, ReplayEntry, SegmentHead, piece_count, piece_len};
 use mayfly_protocol::{MAX_CLOCK_SKEW_MS, MAX_LIVE_TTL_MS, SigningPublicKey, UnixMillis};
@@ -57,6 +58,14 @@ const TOMBSTONES: TableDefinition<K64, u64> = TableDefinition::new("replay_tombs
 /// (keep_until, replay): the tombstone collector's queue.
 const TOMBSTONE_EXPIRIES: TableDefinition<(u64, K64), ()> =
     TableDefinition::new("replay_tombstone_expiries");
+/// (replay, n) → a replay viewer's join (a chat message, LIVE.md §12.2),
+/// numbered from 0 in the order they came.
+const WATCHES: TableDefinition<(K64, u32), &[u8]> = TableDefinition::new("replay_watches");
+/// (replay, BLAKE3 of a join) → its number: each join is kept once.
+const WATCH_HASHES: TableDefinition<(K64, &[u8; 32]), u32> =
+    TableDefinition::new("replay_watch_hashes");
+/// Replay → joins kept.
+const WATCH_COUNTS: TableDefinition<K64, u32> = TableDefinition::new("replay_watch_counts");
 /// Broadcaster identity → (bytes, replays and tombstones) it holds.
 const OWNERS: TableDefinition<&[u8; 32], (u64, u64)> = TableDefinition::new("replay_owners");
 /// Name → counter.
@@ -194,6 +203,9 @@ struct Tables<'t> {
     tombstone_expiries: redb::Table<'t, (u64, K64), ()>,
     owners: redb::Table<'t, &'static [u8; 32], (u64, u64)>,
     counters: redb::Table<'t, &'static str, u64>,
+    watches: redb::Table<'t, (K64, u32), &'static [u8]>,
+    watch_hashes: redb::Table<'t, (K64, &'static [u8; 32]), u32>,
+    watch_counts: redb::Table<'t, K64, u32>,
 }
 
 impl<'t> Tables<'t> {
@@ -207,6 +219,9 @@ impl<'t> Tables<'t> {
             tombstone_expiries: txn.open_table(TOMBSTONE_EXPIRIES)?,
             owners: txn.open_table(OWNERS)?,
             counters: txn.open_table(COUNTERS)?,
+            watches: txn.open_table(WATCHES)?,
+            watch_hashes: txn.open_table(WATCH_HASHES)?,
+            watch_counts: txn.open_table(WATCH_COUNTS)?,
         })
     }
 
@@ -266,6 +281,7 @@ impl<'t> Tables<'t> {
         let gone = segments <= 1;
         if gone {
             self.replays.remove(rk)?;
+            self.erase_watches(rk)?;
         } else {
             self.replays.insert(
                 rk,
@@ -275,6 +291,21 @@ impl<'t> Tables<'t> {
         self.charge_owner(&owner, -len, if gone { -1 } else { 0 })?;
         self.add_total(-len)?;
         Ok(rec.slot)
+    }
+}
+
+impl Tables<'_> {
+    /// Deletes the joins kept with a replay (it is gone).
+    fn erase_watches(&mut self, rk: &Rk) -> Result<(), StoreError> {
+        if self.watch_counts.remove(rk)?.is_none() {
+            return Ok(());
+        }
+        self.watches
+            .retain_in((rk, 0)..=(rk, u32::MAX), |_, _| false)?;
+        let (lo, hi) = ([0u8; 32], [0xffu8; 32]);
+        self.watch_hashes
+            .retain_in((rk, &lo)..=(rk, &hi), |_, _| false)?;
+        Ok(())
     }
 }
 
@@ -638,6 +669,7 @@ impl ReplayStore {
             for (seq, rec) in &rows {
                 wipe.push(t.erase_segment(&rk, *seq, rec)?);
             }
+            t.erase_watches(&rk)?;
             // The tombstone takes the replay's place in the count.
             let keep_until = now.0 + MAX_LIVE_TTL_MS + MAX_CLOCK_SKEW_MS;
             t.tombstones.insert(&rk, keep_until)?;
@@ -698,6 +730,73 @@ impl ReplayStore {
         txn.commit()?;
         self.release(&mut w, &wipe)?;
         Ok(out)
+    }
+
+    /// Keeps a replay viewer's join (`chat`, sealed under an epoch key of
+    /// the broadcast it names) with `broadcaster`'s replay, for the
+    /// broadcaster's viewer list. The same join again changes nothing.
+    pub fn watched(
+        &self,
+        broadcaster: &SigningPublicKey,
+        chat: &ChatMessage,
+    ) -> Result<(), StoreError> {
+        let rk = replay_key(broadcaster, &chat.broadcast_id());
+        let bytes = chat.to_bytes();
+        let hash = *blake3::hash(&bytes).as_bytes();
+        let _w = self.writer();
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = Tables::open(&txn)?;
+            if t.tombstones.get(&rk)?.is_some() {
+                return Err(StoreError::Revoked);
+            }
+            if t.replays.get(&rk)?.is_none() {
+                return Err(StoreError::NotFound("no replay of this broadcast"));
+            }
+            if t.watch_hashes.get((&rk, &hash))?.is_some() {
+                return Ok(());
+            }
+            let n = t.watch_counts.get(&rk)?.map_or(0, |g| g.value());
+            if n >= self.limits.replay_watches {
+                return Err(StoreError::QuotaExceeded("viewers of the replay"));
+            }
+            t.watches.insert((&rk, n), bytes.as_slice())?;
+            t.watch_hashes.insert((&rk, &hash), n)?;
+            t.watch_counts.insert(&rk, n + 1)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Up to `limit` of the joins kept with a replay, numbered from `from`
+    /// on, and whether more follow.
+    pub fn viewers(
+        &self,
+        broadcaster: &SigningPublicKey,
+        id: &BroadcastId,
+        from: u32,
+        limit: u16,
+    ) -> Result<(Vec<(u32, ChatMessage)>, bool), StoreError> {
+        let rk = replay_key(broadcaster, id);
+        let txn = self.db.begin_read()?;
+        if txn.open_table(TOMBSTONES)?.get(&rk)?.is_some() {
+            return Err(StoreError::Revoked);
+        }
+        if txn.open_table(REPLAYS)?.get(&rk)?.is_none() {
+            return Err(StoreError::NotFound("no replay of this broadcast"));
+        }
+        let watches = txn.open_table(WATCHES)?;
+        let mut out = Vec::new();
+        for row in watches.range((&rk, from)..=(&rk, u32::MAX))? {
+            let (k, v) = row?;
+            if out.len() == usize::from(limit) {
+                return Ok((out, true));
+            }
+            let chat = ChatMessage::decode(v.value())
+                .map_err(|_| StoreError::corrupt("a replay viewer's join"))?;
+            out.push((k.value().1, chat));
+        }
+        Ok((out, false))
     }
 
     /// Counts for metrics.

@@ -12,6 +12,7 @@ use crate::limits::{
     MAX_ERROR_DETAIL_LEN, MAX_LIST_ENTRIES, MAX_MANIFEST_LEN, MAX_PREKEYS_PER_PUBLISH,
 };
 use crate::live::BroadcastId;
+use crate::live::chat::ChatMessage;
 use crate::mailbox::login::LoginProof;
 use crate::mailbox::replay::{MAX_REPLAY_LIST, Piece, ReplayEntry, read_segment_len};
 use crate::manifest::{ChunkHash, Manifest};
@@ -134,6 +135,24 @@ pub enum Request {
     ReplayDelete {
         /// The broadcast.
         broadcast_id: BroadcastId,
+    },
+    /// A replay viewer's join (a chat message of the broadcast, LIVE.md
+    /// §12), kept with the replay for its broadcaster's viewer list.
+    ReplayWatched {
+        /// The broadcaster's identity.
+        broadcaster: SigningPublicKey,
+        /// The join, sealed under an epoch key (its broadcast id names the
+        /// replay).
+        chat: ChatMessage,
+    },
+    /// The joins kept with a replay (logged in as the broadcaster).
+    ReplayViewers {
+        /// The broadcast.
+        broadcast_id: BroadcastId,
+        /// The lowest number wanted.
+        from: u32,
+        /// At most this many, 1 to [`MAX_REPLAY_LIST`].
+        limit: u16,
     },
 }
 
@@ -288,6 +307,14 @@ pub enum Response {
         /// Segments in strictly increasing sequence order.
         entries: Vec<ReplayEntry>,
         /// Whether more segments follow the last one.
+        more: bool,
+    },
+    /// The joins kept with a replay, numbered in the order they came: the
+    /// answer to [`Request::ReplayViewers`].
+    ReplayWatches {
+        /// (number, join), numbers strictly increasing.
+        watches: Vec<(u32, ChatMessage)>,
+        /// Whether more follow the last one.
         more: bool,
     },
 }
@@ -513,6 +540,21 @@ impl Codec for Request {
                 out.put_u8(0x11);
                 out.put(&broadcast_id.0);
             }
+            Self::ReplayWatched { broadcaster, chat } => {
+                out.put_u8(0x12);
+                out.put(&broadcaster.to_bytes());
+                chat.encode(out);
+            }
+            Self::ReplayViewers {
+                broadcast_id,
+                from,
+                limit,
+            } => {
+                out.put_u8(0x13);
+                out.put(&broadcast_id.0);
+                out.put_u32(*from);
+                out.put_u16(*limit);
+            }
             Self::Locate { identity_key } => {
                 out.put_u8(0x0d);
                 out.put(&identity_key.to_bytes());
@@ -682,6 +724,23 @@ impl Codec for Request {
             0x11 => Self::ReplayDelete {
                 broadcast_id: BroadcastId(r.array()?),
             },
+            0x12 => Self::ReplayWatched {
+                broadcaster: SigningPublicKey::read(r)?,
+                chat: ChatMessage::read(r)?,
+            },
+            0x13 => {
+                let broadcast_id = BroadcastId(r.array()?);
+                let from = r.u32()?;
+                let limit = r.u16()?;
+                if limit == 0 || usize::from(limit) > MAX_REPLAY_LIST {
+                    return Err(DecodeError::Invalid("replay list limit"));
+                }
+                Self::ReplayViewers {
+                    broadcast_id,
+                    from,
+                    limit,
+                }
+            }
             _ => return Err(DecodeError::Invalid("request type")),
         })
     }
@@ -737,6 +796,15 @@ impl Codec for Response {
             Self::ReplayPiece(piece) => {
                 out.put_u8(0x8a);
                 piece.put(out);
+            }
+            Self::ReplayWatches { watches, more } => {
+                out.put_u8(0x8c);
+                out.put_u16(watches.len() as u16);
+                for (n, chat) in watches {
+                    out.put_u32(*n);
+                    chat.encode(out);
+                }
+                out.put_u8(u8::from(*more));
             }
             Self::ReplaySegments { entries, more } => {
                 out.put_u8(0x8b);
@@ -852,6 +920,18 @@ impl Codec for Response {
                 addrs: read_addrs(r, true)?,
             },
             0x8a => Self::ReplayPiece(Piece::read(r)?),
+            0x8c => {
+                let n = r.count_u16("replay watches", MAX_REPLAY_LIST)?;
+                let watches: Vec<(u32, ChatMessage)> = (0..n)
+                    .map(|_| Ok((r.u32()?, ChatMessage::read(r)?)))
+                    .collect::<Result<_, DecodeError>>()?;
+                let numbers: Vec<u32> = watches.iter().map(|w| w.0).collect();
+                strictly_increasing(&numbers, "replay watch order")?;
+                Self::ReplayWatches {
+                    watches,
+                    more: r.bool("more flag")?,
+                }
+            }
             0x8b => {
                 let n = r.count_u16("replay segments", MAX_REPLAY_LIST)?;
                 let entries: Vec<ReplayEntry> = (0..n)

@@ -53,6 +53,12 @@
 //! mailbox_bytes = 4_294_967_296
 //! mailbox_entries = 1000
 //! pending_ttl_secs = 21_600   # an upload not complete after 6 h is deleted
+//!
+//! [live]                # carrying live broadcasts (LIVE.md §8.2)
+//! max_forwards = 64     # 0: off
+//! forwards_per_broadcaster = 2
+//! forward_idle_secs = 60
+//! # forward_listen = "/ip4/0.0.0.0/tcp/0"   # default: the first TCP listen host, port 0
 //! ```
 //!
 //! `[store]` takes every field of [`StoreLimits`] (`max_clip_bytes`,
@@ -94,6 +100,62 @@ pub struct RelayConfig {
     /// Serve Prometheus metrics over HTTP at `http://ADDR/metrics` (e.g.
     /// `"127.0.0.1:9090"`). Off when absent; `--metrics` replaces it.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Carrying live broadcasts in their overlays (LIVE.md §8.2).
+    pub live: LiveForwarding,
+}
+
+/// `[live]`: how the relay joins broadcasts' overlays when their
+/// broadcasters ask (LIVE.md §8.2).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveForwarding {
+    /// Broadcasts forwarded at once; 0 turns forwarding off.
+    pub max_forwards: usize,
+    /// Broadcasts one broadcaster may have forwarded at once.
+    pub forwards_per_broadcaster: usize,
+    /// Seconds a forwarder waits for a segment before it stops.
+    pub forward_idle_secs: u64,
+    /// Where forwarders listen, each on a port of its own (port 0: the OS
+    /// picks). Default: the host of the relay's first TCP listen address.
+    pub forward_listen: Option<Multiaddr>,
+}
+
+impl Default for LiveForwarding {
+    fn default() -> Self {
+        let d = crate::live::ForwardLimits::default();
+        Self {
+            max_forwards: d.max_forwards,
+            forwards_per_broadcaster: d.per_broadcaster,
+            forward_idle_secs: d.idle.as_secs(),
+            forward_listen: None,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The forwarders' limits: `[live]`, listening by default on the host
+    /// of the first TCP listen address, on port 0.
+    pub fn forward_limits(&self) -> crate::live::ForwardLimits {
+        use libp2p::multiaddr::Protocol;
+        let listen = self.live.forward_listen.clone().unwrap_or_else(|| {
+            self.listen
+                .iter()
+                .find_map(|a| {
+                    let mut it = a.iter();
+                    let host = it.next()?;
+                    matches!(it.next(), Some(Protocol::Tcp(_)))
+                        .then(|| Multiaddr::empty().with(host).with(Protocol::Tcp(0)))
+                })
+                .unwrap_or_else(|| crate::live::ForwardLimits::default().listen)
+        });
+        crate::live::ForwardLimits {
+            max_forwards: self.live.max_forwards,
+            per_broadcaster: self.live.forwards_per_broadcaster,
+            idle: Duration::from_secs(self.live.forward_idle_secs.max(1)),
+            listen,
+            ..crate::live::ForwardLimits::default()
+        }
+    }
 }
 
 /// Per-peer token buckets on mailbox requests: a peer may send `burst`
@@ -213,6 +275,7 @@ impl Default for RelayConfig {
             store: StoreLimits::default(),
             collect_interval_secs: 60,
             metrics_listen: None,
+            live: LiveForwarding::default(),
         }
     }
 }
@@ -529,6 +592,29 @@ mod tests {
         assert_eq!(config.rate, RateLimits::default());
         assert_eq!(config.store, StoreLimits::default());
         assert_eq!(config.uploads, UploadLimits::default());
+    }
+
+    #[test]
+    fn live_forwarders_listen_on_the_relays_host_unless_told() {
+        let c = RelayConfig::from_toml(
+            "listen = [\"/ip4/127.0.0.1/udp/4001/quic-v1\", \"/ip4/10.1.2.3/tcp/4001\"]\n[live]\nmax_forwards = 3\n",
+        )
+        .unwrap();
+        let f = c.forward_limits();
+        assert_eq!(f.max_forwards, 3);
+        assert_eq!(
+            f.listen,
+            "/ip4/10.1.2.3/tcp/0".parse::<Multiaddr>().unwrap()
+        );
+        assert_eq!(f.per_broadcaster, 2);
+        let c = RelayConfig::from_toml(
+            "[live]\nforward_listen = \"/ip4/0.0.0.0/tcp/0\"\nforward_idle_secs = 5\n",
+        )
+        .unwrap();
+        let f = c.forward_limits();
+        assert_eq!(f.listen, "/ip4/0.0.0.0/tcp/0".parse::<Multiaddr>().unwrap());
+        assert_eq!(f.idle, Duration::from_secs(5));
+        assert!(RelayConfig::from_toml("[live]\nmax_forward = 3\n").is_err());
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub enum RequestType {
     ReplayDelete,
     /// ReplayWatched.
     ReplayWatched,
+    /// LiveForward.
+    LiveForward,
     /// ReplayViewers.
     ReplayViewers,
 }
@@ -122,6 +124,7 @@ impl RequestType {
             R::ReplayList { .. } => Self::ReplayList,
             R::ReplayDelete { .. } => Self::ReplayDelete,
             R::ReplayWatched { .. } => Self::ReplayWatched,
+            R::LiveForward { .. } => Self::LiveForward,
             R::ReplayViewers { .. } => Self::ReplayViewers,
         }
     }
@@ -146,6 +149,7 @@ impl RequestType {
             Self::ReplayList => "replay_list",
             Self::ReplayDelete => "replay_delete",
             Self::ReplayWatched => "replay_watched",
+            Self::LiveForward => "live_forward",
             Self::ReplayViewers => "replay_viewers",
         }
     }

@@ -283,7 +283,8 @@ fn a_follower_who_unfollows_or_is_removed_while_live_gets_no_later_key() {
     for f in [&bob, &carol, &dave] {
         assert_eq!(json(f, &["follow", "alice"])["following"], true);
     }
-    // alice streams from stdin: the test decides when the stream ends.
+    // alice streams from stdin: the test decides when the stream ends. She
+    // waits for bob and dave to be in the overlay before the first segment.
     let mut live = Running::spawn(
         &alice,
         &[
@@ -292,7 +293,7 @@ fn a_follower_who_unfollows_or_is_removed_while_live_gets_no_later_key() {
             "--listen",
             LOOPBACK,
             "--wait-for",
-            "1",
+            "2",
             "-",
         ],
         Stdio::piped(),

@@ -47,6 +47,15 @@ struct Live {
 /// Three friends online (seeds `seed`, `seed + 1`, `seed + 2`), and alice
 /// goes live to bob and carol.
 async fn go_live(dir: &std::path::Path, seed: u64) -> Live {
+    let config = BroadcastConfig {
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        ..BroadcastConfig::default()
+    };
+    go_live_with(dir, seed, config).await
+}
+
+/// [`go_live`] under `config`.
+async fn go_live_with(dir: &std::path::Path, seed: u64, config: BroadcastConfig) -> Live {
     let (relay, mut alice, mut bob) = friends(dir, ("alice", seed), ("bob", seed + 1)).await;
     let mut carol = Person::create(dir, "carol", &relay.address, seed + 2);
     befriend(&alice, &carol);
@@ -54,10 +63,6 @@ async fn go_live(dir: &std::path::Path, seed: u64) -> Live {
         p.online(ClientConfig::default()).await;
     }
     let ids = [bob.card().identity_key(), carol.card().identity_key()];
-    let config = BroadcastConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        ..BroadcastConfig::default()
-    };
     let (b, failed) = Broadcaster::start(alice.client(), ids.to_vec(), config)
         .await
         .unwrap();
@@ -137,7 +142,7 @@ fn a_removed_viewer_cannot_open_what_is_sealed_after_the_rotation() {
             )
         };
         let broadcasting = async {
-            while b.peer().subscribers().await.unwrap() < 2 {
+            while b.viewers_in_overlay().await.unwrap() < 2 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             for s in &segs[..3] {
@@ -177,6 +182,100 @@ fn a_removed_viewer_cannot_open_what_is_sealed_after_the_rotation() {
             .map(|(e, _)| e)
             .collect::<Vec<_>>();
         assert_eq!(keys, vec![0]);
+    });
+}
+
+#[test]
+fn viewers_who_cannot_dial_the_broadcaster_watch_through_its_relay() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        // alice tells her viewers an address where nobody listens (as
+        // behind a NAT): they reach the broadcast only through the
+        // forwarder her relay runs for it, which she dialled out to.
+        let config = BroadcastConfig {
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            advertise: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+            ..BroadcastConfig::default()
+        };
+        let Live {
+            bob,
+            carol,
+            mut b,
+            broadcasts,
+            _relay,
+            _alice,
+            ..
+        } = go_live_with(dir.path(), 61, config).await;
+        assert_eq!(b.stats().forwarding_relays.len(), 1, "{:?}", b.stats());
+        assert_eq!(broadcasts[0].peers.len(), 2, "{:?}", broadcasts[0].peers);
+        let wc = WatchConfig {
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            idle: Duration::from_secs(5),
+            ..WatchConfig::default()
+        };
+        let (init, segs) = cut();
+        let (bob_out, bob_got) = Collect::new();
+        let (carol_out, carol_got) = Collect::new();
+        // A viewer's join goes out once a peer of the topic is there: the
+        // relay's forwarder, the only one it can reach.
+        let (joined_tx, mut joined) = mpsc::unbounded_channel();
+        let on_join = |tx: mpsc::UnboundedSender<()>| {
+            move |u: WatchUpdate<'_>| {
+                if matches!(u, WatchUpdate::Joined) {
+                    let _ = tx.send(());
+                }
+            }
+        };
+        let watching = async {
+            let (mut bo, mut co) = (bob_out, carol_out);
+            let (b_join, c_join) = (on_join(joined_tx.clone()), on_join(joined_tx));
+            tokio::join!(
+                watch(
+                    bob.client(),
+                    None,
+                    &broadcasts[0],
+                    &mut bo,
+                    &wc,
+                    None,
+                    b_join
+                ),
+                watch(
+                    carol.client(),
+                    None,
+                    &broadcasts[1],
+                    &mut co,
+                    &wc,
+                    None,
+                    c_join
+                ),
+            )
+        };
+        let broadcasting = async {
+            // Both viewers are in the overlay (through the relay) before
+            // the first segment.
+            for _ in 0..2 {
+                joined.recv().await.unwrap();
+            }
+            for s in &segs {
+                b.send(&init, s).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let connected = b.peer().connections().await.unwrap();
+            (b.end(Duration::from_millis(300)).await.unwrap(), connected)
+        };
+        let ((bob_s, carol_s), (stats, connected)) = tokio::join!(watching, broadcasting);
+        let (bob_s, carol_s) = (bob_s.unwrap(), carol_s.unwrap());
+        // alice's only overlay connection is the one she made to the relay.
+        assert_eq!(connected, 1);
+        for (s, got) in [(&bob_s, &bob_got), (&carol_s, &carol_got)] {
+            assert!(s.ended, "{s:?}");
+            assert_eq!(s.progress.played as usize, segs.len(), "{s:?}");
+            assert!(
+                got.take() == LIVE_SAMPLE,
+                "a stream through the relay differs"
+            );
+        }
+        assert_eq!(stats.segments as usize, segs.len() + 1);
     });
 }
 
@@ -273,7 +372,7 @@ fn comments_are_signed_joins_build_the_viewer_list_and_a_removed_viewer_cannot_p
             )
         };
         let broadcasting = async {
-            while b.peer().subscribers().await.unwrap() < 2 {
+            while b.viewers_in_overlay().await.unwrap() < 2 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             for s in &segs[..3] {

@@ -108,6 +108,9 @@ fn requests(w: &World, seed: u64) -> Vec<Request> {
             broadcaster: w.alice.identity.public(),
             chat: join(w, seed),
         },
+        Request::LiveForward {
+            broadcast_id: BroadcastId([seed as u8; 32]),
+        },
         Request::ReplayViewers {
             broadcast_id: BroadcastId([6; 32]),
             from: seed as u32,
@@ -198,6 +201,7 @@ fn responses(w: &World, seed: u64) -> Vec<Response> {
             addrs: addrs(seed),
         },
         Response::ReplayPiece(replay_piece(seed)),
+        Response::Forwarding { addrs: addrs(seed) },
         Response::ReplaySegments {
             entries: vec![],
             more: false,
@@ -474,6 +478,16 @@ fn replay_pieces_are_exactly_their_segment_cut() {
         hex(&viewers(64)),
         format!("13{}000000000040", "01".repeat(32))
     );
+    let forward = Request::LiveForward {
+        broadcast_id: BroadcastId([0xab; 32]),
+    };
+    assert_eq!(hex(&forward.to_bytes()), format!("14{}", "ab".repeat(32)));
+    // A forwarder is somewhere: no addresses is not an answer.
+    assert!(Response::decode(&Response::Forwarding { addrs: vec![] }.to_bytes()).is_err());
+    let one = Response::Forwarding {
+        addrs: vec![vec![0x04, 127, 0, 0, 1, 0x06, 0x0f, 0xa1]],
+    };
+    assert_eq!(hex(&one.to_bytes()), "8d00010008047f000001060fa1");
     assert!(Response::decode(&listed(&[1, 2])).is_ok());
     assert!(Response::decode(&listed(&[2, 2])).is_err());
     assert!(Response::decode(&listed(&[3, 2])).is_err());

@@ -438,7 +438,7 @@ async fn live(
     };
     let broadcasting = async {
         let deadline = Instant::now() + STEP_TIMEOUT;
-        while b.peer().subscribers().await? < 2 {
+        while b.viewers_in_overlay().await? < 2 {
             ensure!(Instant::now() < deadline, "the viewers did not join");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -230,21 +230,31 @@ async fn broadcast(
     for (name, e) in &failed {
         eline(format_args!("mayfly: warning: {name} was not told: {e}"));
     }
+    for e in &b.stats().forward_errors {
+        eline(format_args!(
+            "mayfly: warning: a relay does not carry the broadcast: {e}"
+        ));
+    }
+    let relays = b.stats().forwarding_relays.clone();
     print(
         json,
-        json!({"event": "live", "broadcast_id": id, "viewers": viewers.len() - failed.len(), "peers": b.peers()}),
+        json!({"event": "live", "broadcast_id": id, "viewers": viewers.len() - failed.len(), "peers": b.peers(), "forwarding_relays": relays}),
         || {
             format!(
-                "live {} to {} viewer(s); overlay at {}",
+                "live {} to {} viewer(s); overlay at {}{}",
                 short(&id),
                 viewers.len() - failed.len(),
-                b.peers().join(" ")
+                b.peers().join(" "),
+                match relays.len() {
+                    0 => String::new(),
+                    n => format!(" (through {n} relay(s) for viewers who cannot dial you)"),
+                }
             )
         },
     )?;
     if o.wait_for > 0 {
         let deadline = Instant::now() + WAIT_FOR_VIEWERS;
-        while b.peer().subscribers().await? < o.wait_for {
+        while b.viewers_in_overlay().await? < o.wait_for {
             if Instant::now() >= deadline {
                 bail!(
                     "fewer than {} viewer(s) joined within {WAIT_FOR_VIEWERS:?}",
@@ -371,7 +381,7 @@ async fn broadcast(
         json!({"event": "ended", "broadcast_id": id, "segments": stats.segments, "published": stats.published, "bytes": stats.bytes, "epochs": stats.epochs, "refused": stats.refused, "viewers": named, "anonymous_viewers": stats.anonymous_viewers, "replay": replay}),
         || {
             format!(
-                "ended {}: {} segment(s), {} bytes, {} epoch key(s); {} reached a viewer\nwatched by: {}{}{replay_line}",
+                "ended {}: {} segment(s), {} bytes, {} epoch key(s); {} went out to the overlay\nwatched by: {}{}{replay_line}",
                 short(&id),
                 stats.segments,
                 stats.bytes,
@@ -625,6 +635,9 @@ async fn watch_or_replay<W: std::io::Write>(
     bar: &ProgressBar,
 ) -> anyhow::Result<WatchSummary> {
     if !replay {
+        // A broadcast that is over plays its replay: nobody can be dialled,
+        // or whom the viewer reached had nothing to give (a relay's
+        // forwarder that outlived a broadcaster that stopped short).
         match watch(
             client,
             Some(events),
@@ -637,6 +650,7 @@ async fn watch_or_replay<W: std::io::Write>(
         .await
         {
             Err(LiveError::NoPeers) if b.replay => from_replay(bar),
+            Ok(s) if b.replay && s.progress.played == 0 => from_replay(bar),
             r => return Ok(r?),
         }
     } else if !b.replay {

@@ -179,6 +179,29 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Asks `relay` (one of ours) to carry this device's live broadcast `id`
+    /// in its overlay (LIVE.md §8.2); returns where its forwarder can be
+    /// dialled.
+    pub async fn live_forward(
+        &self,
+        relay: &ReplayRelay,
+        id: &BroadcastId,
+    ) -> Result<Vec<Multiaddr>, ClientError> {
+        let inner = &self.inner;
+        inner.connect(relay.peer, &relay.dial).await?;
+        inner.login(relay.peer).await?;
+        let request = Request::LiveForward { broadcast_id: *id };
+        match inner.request(relay.peer, request).await? {
+            Response::Forwarding { addrs } => Ok(addrs
+                .into_iter()
+                .filter_map(|a| Multiaddr::try_from(a).ok())
+                .collect()),
+            _ => Err(unexpected(relay.peer, "live forward")),
+        }
+    }
+}
+
 fn to_relays(relays: Vec<(String, PeerId, Multiaddr)>) -> Vec<ReplayRelay> {
     relays
         .into_iter()

@@ -40,6 +40,10 @@ pub struct BroadcastConfig {
     pub replay_queue: usize,
     /// How long the end of a broadcast waits for the replay's uploads.
     pub replay_finish: std::time::Duration,
+    /// Whether to ask this device's relays to carry the broadcast in their
+    /// overlays (LIVE.md §8.2), so that viewers who cannot dial the
+    /// broadcaster reach it through them.
+    pub relay_forward: bool,
 }
 
 impl Default for BroadcastConfig {
@@ -53,6 +57,7 @@ impl Default for BroadcastConfig {
             audience_queue: 256,
             replay_queue: 64,
             replay_finish: std::time::Duration::from_secs(30),
+            relay_forward: true,
         }
     }
 }
@@ -62,7 +67,8 @@ impl Default for BroadcastConfig {
 pub struct BroadcastStats {
     /// Segments sealed.
     pub segments: u64,
-    /// Of those, segments published to at least one peer.
+    /// Of those, segments published to at least one peer (a viewer, or a
+    /// relay's forwarder).
     pub published: u64,
     /// Bytes of sealed segments.
     pub bytes: u64,
@@ -79,6 +85,10 @@ pub struct BroadcastStats {
     pub audience_dropped: u64,
     /// What the replay's uploads did, with a replay.
     pub replay: Option<ReplayStats>,
+    /// Relays that carry the broadcast in their overlays (their addresses).
+    pub forwarding_relays: Vec<String>,
+    /// Relays asked to carry it that did not, and why.
+    pub forward_errors: Vec<String>,
 }
 
 /// Contacts that could not be handed a key, and why.
@@ -102,6 +112,8 @@ pub struct Broadcaster {
     stats: BroadcastStats,
     /// The replay's uploads, with a replay.
     uploader: Option<Uploader>,
+    /// The overlay peer ids of the relays' forwarders.
+    forwarder_ids: Vec<libp2p::PeerId>,
 }
 
 impl Broadcaster {
@@ -147,14 +159,26 @@ impl Broadcaster {
         } else {
             config.advertise.clone()
         };
+        let (forwarders, forwarding_relays, forward_errors) = if config.relay_forward {
+            forwarders(client, &peer, id).await
+        } else {
+            Default::default()
+        };
+        // Room for the relays' forwarders: viewers who cannot dial the
+        // broadcaster dial them.
+        let own = mayfly_protocol::limits::MAX_LIVE_PEERS
+            .saturating_sub(forwarders.len())
+            .max(1);
         let peers = advertise
             .iter()
-            .take(mayfly_protocol::limits::MAX_LIVE_PEERS)
+            .take(own)
             .map(|a| {
                 a.clone()
                     .with(libp2p::multiaddr::Protocol::P2p(peer.peer_id()))
                     .to_string()
             })
+            .chain(forwarders.iter().map(Multiaddr::to_string))
+            .take(mayfly_protocol::limits::MAX_LIVE_PEERS)
             .collect();
         let now = client.now();
         let b = Self {
@@ -173,9 +197,18 @@ impl Broadcaster {
             config,
             stats: BroadcastStats {
                 epochs: 1,
+                forwarding_relays,
+                forward_errors,
                 ..BroadcastStats::default()
             },
             uploader,
+            forwarder_ids: forwarders
+                .iter()
+                .filter_map(|a| match a.iter().last() {
+                    Some(libp2p::multiaddr::Protocol::P2p(p)) => Some(p),
+                    _ => None,
+                })
+                .collect(),
         };
         let grant = b.grant();
         b.keep_own_key(&grant)?;
@@ -201,6 +234,18 @@ impl Broadcaster {
     /// The overlay peer (for tests and tools: its address, its mesh).
     pub fn peer(&self) -> &LivePeer {
         &self.peer
+    }
+
+    /// How many viewers are in the overlay now: the peers subscribed to the
+    /// broadcast that are not relays' forwarders.
+    pub async fn viewers_in_overlay(&self) -> Result<usize, LiveError> {
+        Ok(self
+            .peer
+            .subscribed_peers()
+            .await?
+            .iter()
+            .filter(|p| !self.forwarder_ids.contains(p))
+            .count())
     }
 
     /// Who is handed keys.
@@ -360,6 +405,47 @@ impl Broadcaster {
             peers: self.peers.clone(),
         }
     }
+}
+
+/// Relay forwarders a broadcast names at most, so that its own addresses
+/// keep room among `MAX_LIVE_PEERS`.
+const MAX_FORWARDERS: usize = 4;
+
+/// Asks each of the device's relays to carry broadcast `id` (LIVE.md
+/// §8.2) and makes each forwarder an explicit peer of `peer`, which sends
+/// it every segment. Returns the forwarders' addresses, the relays that
+/// forward, and the refusals.
+async fn forwarders(
+    client: &Client,
+    peer: &LivePeer,
+    id: BroadcastId,
+) -> (Vec<Multiaddr>, Vec<String>, Vec<String>) {
+    let (mut addrs, mut relays, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    let own = match client.replay_relays() {
+        Ok(r) => r,
+        Err(e) => return (addrs, relays, vec![e.to_string()]),
+    };
+    for relay in own {
+        if addrs.len() >= MAX_FORWARDERS {
+            break;
+        }
+        match client.live_forward(&relay, &id).await {
+            Ok(found) if !found.is_empty() => {
+                // One address per forwarder: they all name the same peer.
+                let mut dialled = false;
+                for a in found.iter().take(MAX_FORWARDERS - addrs.len()) {
+                    if !dialled {
+                        dialled = peer.add_direct(a.clone()).await.is_ok();
+                    }
+                    addrs.push(a.clone());
+                }
+                relays.push(relay.address.clone());
+            }
+            Ok(_) => errors.push(format!("{}: no forwarder address", relay.address)),
+            Err(e) => errors.push(format!("{}: {e}", relay.address)),
+        }
+    }
+    (addrs, relays, errors)
 }
 
 /// How often silent viewers are looked for.

@@ -22,12 +22,14 @@ mod audience;
 mod broadcast;
 pub mod control;
 mod discovery;
+mod forward;
 mod peer;
 mod replay;
 mod watch;
 
 pub use audience::{Audience, AudienceEvent, Speaker};
 pub use broadcast::{BroadcastConfig, BroadcastStats, Broadcaster, Failed};
+pub use forward::{ForwardError, ForwardLimits, Forwards};
 pub use peer::{LiveEvent, LivePeer, LivePeerError};
 pub use replay::{
     ReplayAudience, ReplayStats, Revoked, replay_viewers, revoke_replay, watch_replay,

@@ -99,8 +99,10 @@ enum Command {
     ),
     MeshSize(oneshot::Sender<usize>),
     Subscribers(oneshot::Sender<usize>),
+    SubscribedPeers(oneshot::Sender<Vec<PeerId>>),
     Connections(oneshot::Sender<usize>),
     FailedDials(oneshot::Sender<u64>),
+    Direct(PeerId, Multiaddr),
     Stop,
 }
 
@@ -126,7 +128,33 @@ impl LivePeer {
         config: &LiveConfig,
         metrics: Option<&mut prometheus_client::registry::Registry>,
     ) -> Result<(LivePeer, mpsc::Receiver<LiveEvent>), LivePeerError> {
-        let gs_config = gossipsub_config(config, broadcaster)?;
+        Self::start_as(gate, broadcaster, broadcaster, listen, config, metrics).await
+    }
+
+    /// Starts a relay's forwarder (LIVE.md §8.2): a viewer's mesh and no
+    /// key, and, like the broadcaster, a rendezvous point, so that viewers
+    /// who reach the broadcast only through the relay find each other
+    /// there; it takes as many incoming connections as a broadcaster.
+    pub async fn start_forwarder(
+        gate: SegmentGate,
+        listen: Multiaddr,
+        config: &LiveConfig,
+    ) -> Result<(LivePeer, mpsc::Receiver<LiveEvent>), LivePeerError> {
+        Self::start_as(gate, false, true, listen, config, None).await
+    }
+
+    /// `publisher`: the broadcaster's smaller mesh; `point`: a rendezvous
+    /// point (and the broadcaster's connection limits) rather than a client.
+    async fn start_as(
+        gate: SegmentGate,
+        publisher: bool,
+        point: bool,
+        listen: Multiaddr,
+        config: &LiveConfig,
+        metrics: Option<&mut prometheus_client::registry::Registry>,
+    ) -> Result<(LivePeer, mpsc::Receiver<LiveEvent>), LivePeerError> {
+        let broadcaster = point;
+        let gs_config = gossipsub_config(config, publisher)?;
         let transport = |e: &dyn std::fmt::Display| LivePeerError::Transport(e.to_string());
         let mut behaviour = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gs_config)
             .map_err(|e| LivePeerError::Config(e.to_string()))?;
@@ -273,10 +301,30 @@ impl LivePeer {
         rx.await.map_err(|_| LivePeerError::Stopped)
     }
 
+    /// Dials `address` (it ends in `/p2p/<id>`) and sends that peer every
+    /// message from then on, outside the mesh (a gossipsub explicit peer):
+    /// for a relay's forwarder, through which viewers that cannot dial this
+    /// peer are reached (LIVE.md §8.2).
+    pub async fn add_direct(&self, address: Multiaddr) -> Result<(), LivePeerError> {
+        let Some(libp2p::multiaddr::Protocol::P2p(peer)) = address.iter().last() else {
+            return Err(LivePeerError::Config(format!(
+                "{address}: an explicit peer's address must end in /p2p/<id>"
+            )));
+        };
+        self.send(Command::Direct(peer, address)).await
+    }
+
     /// How many dials of this peer have failed so far.
     pub async fn failed_dials(&self) -> Result<u64, LivePeerError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::FailedDials(tx)).await?;
+        rx.await.map_err(|_| LivePeerError::Stopped)
+    }
+
+    /// The connected peers subscribed to the topic.
+    pub async fn subscribed_peers(&self) -> Result<Vec<PeerId>, LivePeerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::SubscribedPeers(tx)).await?;
         rx.await.map_err(|_| LivePeerError::Stopped)
     }
 
@@ -364,6 +412,12 @@ async fn run(
                 Some(Command::FailedDials(reply)) => {
                     let _ = reply.send(failed_dials);
                 }
+                Some(Command::Direct(peer, a)) => {
+                    swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer);
+                    if let Err(e) = swarm.dial(a) {
+                        tracing::debug!("live dial of an explicit peer: {e}");
+                    }
+                }
                 Some(Command::Subscribers(reply)) => {
                     let n = swarm
                         .behaviour()
@@ -372,6 +426,16 @@ async fn run(
                         .filter(|(_, topics)| topics.contains(&&topic))
                         .count();
                     let _ = reply.send(n);
+                }
+                Some(Command::SubscribedPeers(reply)) => {
+                    let peers = swarm
+                        .behaviour()
+                        .gossipsub
+                        .all_peers()
+                        .filter(|(_, topics)| topics.contains(&&topic))
+                        .map(|(p, _)| *p)
+                        .collect();
+                    let _ = reply.send(peers);
                 }
                 Some(Command::MeshSize(reply)) => {
                     let _ = reply.send(swarm.behaviour().gossipsub.mesh_peers(&topic).count());

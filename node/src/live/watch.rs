@@ -41,6 +41,10 @@ pub struct WatchConfig {
     /// peers before the broadcast counts as one that cannot be joined
     /// ([`LiveError::NoPeers`]: over, or unreachable).
     pub connect_within: Duration,
+    /// Seconds in a row without any overlay connection after which a watch
+    /// ends: [`LiveError::NoPeers`] if nothing played (the viewer came
+    /// after the end), else as an idle watch does.
+    pub alone_ticks: u32,
 }
 
 impl Default for WatchConfig {
@@ -54,6 +58,7 @@ impl Default for WatchConfig {
             anonymous: false,
             presence_interval: Duration::from_millis(PRESENCE_INTERVAL_MS),
             connect_within: Duration::from_secs(10),
+            alone_ticks: 3,
         }
     }
 }
@@ -129,6 +134,8 @@ pub async fn watch<W: Write>(
     let mut audience = Audience::new();
     // Until the join is out, it is tried again every second.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Seconds in a row with no overlay connection.
+    let mut alone = 0u32;
     let result: Result<(), LiveError> = async {
         loop {
             let deadline = playout.next_deadline().map(|d| {
@@ -181,6 +188,19 @@ pub async fn watch<W: Write>(
                     }
                 }
                 _ = tick.tick() => {
+                    // Every peer gone (the broadcast is over, and its
+                    // relays' forwarders have stopped): no segment can come.
+                    if peer.connections().await? == 0 {
+                        alone += 1;
+                        if alone >= config.alone_ticks {
+                            if summary.progress.played == 0 {
+                                return Err(LiveError::NoPeers);
+                            }
+                            return Ok(());
+                        }
+                    } else {
+                        alone = 0;
+                    }
                     for e in audience.expire(client.now()) {
                         on_update(WatchUpdate::Audience(&e));
                     }

@@ -164,6 +164,7 @@ pub async fn run_with_clock(
         }
         None => None,
     };
+    let offset_ms = clock_offset_ms(&clock);
     let (client, events, event_loop) =
         net::new_with_role(key.keypair, &config.limits, Role::Relay)?;
     let task = tokio::spawn(event_loop.run());
@@ -180,6 +181,13 @@ pub async fn run_with_clock(
         crate::rng::node_rng(None).map_err(RelayError::Rng)?,
         metrics.clone(),
     );
+    let service = if config.live.max_forwards > 0 {
+        let mut limits = config.forward_limits();
+        limits.live.clock_offset_ms = offset_ms;
+        service.with_forwards(Arc::new(crate::live::Forwards::new(limits)))
+    } else {
+        service
+    };
 
     let served = Served {
         service,
@@ -197,6 +205,14 @@ pub async fn run_with_clock(
     }
     tracing::info!("relay stopped");
     result
+}
+
+/// How far `clock` is from the system clock, in ms (tests shift it).
+fn clock_offset_ms(clock: &Clock) -> i64 {
+    let system = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    clock.now().0 as i64 - system
 }
 
 /// Aborts a task when dropped.

@@ -33,6 +33,7 @@ use super::rate::RateLimiter;
 use super::uploads::Uploads;
 use crate::clock::Clock;
 use crate::config::{Limits, RateLimits, UploadLimits};
+use crate::live::{ForwardError, Forwards};
 use crate::mailbox::{ByteBudget, Held, Hold};
 use crate::metrics::{RelayMetrics, RequestType};
 use crate::net::{Client, Reply};
@@ -106,6 +107,9 @@ pub(super) struct Ctx {
     uploads: Uploads,
     /// Bytes of chunk responses not yet written (RELAY.md §5.5).
     responses: ByteBudget,
+    /// Forwarders of live broadcasts (LIVE.md §8.2), on a relay that
+    /// carries them.
+    forwards: Option<Arc<Forwards>>,
 }
 
 /// The mailbox service of one relay.
@@ -144,6 +148,15 @@ impl Service {
     ) -> Self {
         let parts = (store, client, relay_peer, clock);
         Self::with_mode(parts, limits, rng, metrics, Mode::Relay)
+    }
+
+    /// Carries live broadcasts in their overlays when their broadcasters
+    /// ask (LIVE.md §8.2), with `forwards`. Before the service runs.
+    pub fn with_forwards(mut self, forwards: Arc<Forwards>) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.forwards = Some(forwards);
+        }
+        self
     }
 
     /// A client's personal service over its own `store`, answering direct
@@ -195,6 +208,7 @@ impl Service {
                 clock,
                 uploads: Uploads::new(limits.uploads),
                 responses: ByteBudget::new(limits.max_buffered_response_bytes),
+                forwards: None,
             }),
             rate: RateLimiter::new(limits.rate),
             tasks: JoinSet::new(),
@@ -643,6 +657,33 @@ impl Ctx {
                 self.blocking(move |s| s.replay()?.delete(&owner, &broadcast_id, now))
                     .await?;
                 Ok(Response::Ok)
+            }
+            Request::LiveForward { broadcast_id } => {
+                let cert = self.current_login(&peer, generation).await?;
+                let Some(forwards) = &self.forwards else {
+                    return Err(Response::error(
+                        ErrorCode::Unsupported,
+                        "this relay carries no live broadcast",
+                    ));
+                };
+                let addrs = forwards
+                    .forward(cert.identity_key(), cert.serial(), broadcast_id)
+                    .await
+                    .map_err(|e| {
+                        let code = match &e {
+                            ForwardError::Full => ErrorCode::RateLimited,
+                            ForwardError::TooMany => ErrorCode::QuotaExceeded,
+                            ForwardError::NotYours => ErrorCode::Forbidden,
+                            _ => {
+                                tracing::error!("live forwarder: {e}");
+                                return Response::error(ErrorCode::Internal, "internal error");
+                            }
+                        };
+                        Response::error(code, &e.to_string())
+                    })?;
+                Ok(Response::Forwarding {
+                    addrs: addrs.iter().map(|a| a.to_vec()).collect(),
+                })
             }
             Request::ReplayWatched { broadcaster, chat } => {
                 self.blocking(move |s| s.replay()?.watched(&broadcaster, &chat))

@@ -145,6 +145,13 @@ pub enum Request {
         /// replay).
         chat: ChatMessage,
     },
+    /// Ask the relay to carry the logged-in broadcaster's live broadcast in
+    /// its overlay (LIVE.md §8.2): the relay joins the broadcast's topic as
+    /// a forwarder without keys.
+    LiveForward {
+        /// The broadcast.
+        broadcast_id: BroadcastId,
+    },
     /// The joins kept with a replay (logged in as the broadcaster).
     ReplayViewers {
         /// The broadcast.
@@ -302,6 +309,14 @@ pub enum Response {
     },
     /// A piece of a replay's segment: the answer to [`Request::ReplayGet`].
     ReplayPiece(Piece),
+    /// Where the relay's forwarder of a broadcast can be dialled: the
+    /// answer to [`Request::LiveForward`].
+    Forwarding {
+        /// Binary multiaddrs, each with the forwarder's `/p2p/` peer id: 1
+        /// to [`MAX_ANNOUNCE_ADDRS`], each 1 to [`MAX_ADDR_LEN`] bytes, no
+        /// two equal.
+        addrs: Vec<Vec<u8>>,
+    },
     /// A replay's complete segments: the answer to [`Request::ReplayList`].
     ReplaySegments {
         /// Segments in strictly increasing sequence order.
@@ -545,6 +560,10 @@ impl Codec for Request {
                 out.put(&broadcaster.to_bytes());
                 chat.encode(out);
             }
+            Self::LiveForward { broadcast_id } => {
+                out.put_u8(0x14);
+                out.put(&broadcast_id.0);
+            }
             Self::ReplayViewers {
                 broadcast_id,
                 from,
@@ -728,6 +747,9 @@ impl Codec for Request {
                 broadcaster: SigningPublicKey::read(r)?,
                 chat: ChatMessage::read(r)?,
             },
+            0x14 => Self::LiveForward {
+                broadcast_id: BroadcastId(r.array()?),
+            },
             0x13 => {
                 let broadcast_id = BroadcastId(r.array()?);
                 let from = r.u32()?;
@@ -796,6 +818,10 @@ impl Codec for Response {
             Self::ReplayPiece(piece) => {
                 out.put_u8(0x8a);
                 piece.put(out);
+            }
+            Self::Forwarding { addrs } => {
+                out.put_u8(0x8d);
+                put_addrs(out, addrs);
             }
             Self::ReplayWatches { watches, more } => {
                 out.put_u8(0x8c);
@@ -920,6 +946,9 @@ impl Codec for Response {
                 addrs: read_addrs(r, true)?,
             },
             0x8a => Self::ReplayPiece(Piece::read(r)?),
+            0x8d => Self::Forwarding {
+                addrs: read_addrs(r, true)?,
+            },
             0x8c => {
                 let n = r.count_u16("replay watches", MAX_REPLAY_LIST)?;
                 let watches: Vec<(u32, ChatMessage)> = (0..n)

@@ -12,6 +12,13 @@
 //!   broadcaster serves those outside its mesh by gossip (IHAVE/IWANT).
 //! - **fan-out**: the baseline. The broadcaster floods each segment to
 //!   every viewer (one copy per viewer).
+//! - **relay**: a relay's forwarder in the overlay (LIVE.md §8.2): the
+//!   broadcaster sends it every segment (an explicit peer) and keeps a mesh
+//!   one smaller (2); viewers dial the broadcaster and the forwarder, as a
+//!   start notification naming both tells them to.
+//! - **NAT**: the same, with the broadcaster out of the viewers' reach:
+//!   they dial the forwarder alone and find each other there; the
+//!   broadcaster's only connection is the one it made to the forwarder.
 //!
 //! Reported per run: the broadcaster's gossip bytes sent (gossipsub's
 //! `topic_msg_sent_bytes`) divided by the stream's bytes; glass-to-glass
@@ -156,6 +163,8 @@ enum Mode {
     Overlay,
     Star,
     FanOut,
+    Relay,
+    Nat,
 }
 
 async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
@@ -170,20 +179,43 @@ async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
         g.add_key(0, key.clone());
         g
     };
+    let through_relay = matches!(mode, Mode::Relay | Mode::Nat);
+    let discovery = matches!(mode, Mode::Overlay | Mode::Relay | Mode::Nat);
     let config = LiveConfig {
         heartbeat: a.heartbeat,
         flood_publish: fan_out,
-        discover_peers: if mode == Mode::Overlay { 6 } else { 0 },
+        discover_peers: if discovery { 6 } else { 0 },
         ..LiveConfig::default()
     };
     let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse()?;
+    // The relay's forwarder holds no key.
+    let forwarder = if through_relay {
+        let (f, mut rx) = LivePeer::start_forwarder(
+            SegmentGate::new(id, alice.public(), 1),
+            listen.clone(),
+            &config,
+        )
+        .await?;
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        Some(f)
+    } else {
+        None
+    };
+    let caster_config = LiveConfig {
+        broadcaster_mesh_n: if through_relay {
+            config.broadcaster_mesh_n - 1
+        } else {
+            config.broadcaster_mesh_n
+        },
+        ..config.clone()
+    };
     // The broadcaster runs on a thread of its own, so that its CPU time can
     // be told from the viewers'.
     let registry = std::sync::Arc::new(std::sync::Mutex::new(Registry::default()));
     let (started_tx, started) = tokio::sync::oneshot::channel();
     {
         let (gate, listen, config, registry) =
-            (gate(), listen.clone(), config.clone(), registry.clone());
+            (gate(), listen.clone(), caster_config, registry.clone());
         std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -209,17 +241,24 @@ async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
         });
     }
     let (caster, caster_tid) = started.await??;
+    let at = |p: &LivePeer| {
+        p.address()
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(p.peer_id()))
+    };
+    if let Some(f) = &forwarder {
+        caster.add_direct(at(f)).await?;
+    }
     let (tx, mut events) = mpsc::channel::<LiveEvent>(65_536);
     let mut viewers: Vec<LivePeer> = Vec::new();
     for _ in 0..n {
         let (v, mut rx) = LivePeer::start(gate(), false, listen.clone(), &config, None).await?;
-        v.dial(
-            caster
-                .address()
-                .clone()
-                .with(libp2p::multiaddr::Protocol::P2p(caster.peer_id())),
-        )
-        .await?;
+        if mode != Mode::Nat {
+            v.dial(at(&caster)).await?;
+        }
+        if let Some(f) = &forwarder {
+            v.dial(at(f)).await?;
+        }
         let tx = tx.clone();
         tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
@@ -233,10 +272,15 @@ async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
     // Wait for every mesh to form (at most 30 s): with discovery, every
     // viewer connected to another viewer as well as the broadcaster.
     let formed = Instant::now();
-    let others = if mode == Mode::Overlay && n > 1 { 2 } else { 1 };
+    let others = if discovery && n > 1 { 2 } else { 1 };
+    let at_caster = match mode {
+        Mode::Nat => 1,
+        Mode::Relay => n + 1,
+        _ => n,
+    };
     loop {
-        let mut ok = caster.subscribers().await? == n;
-        if mode == Mode::Overlay {
+        let mut ok = caster.subscribers().await? == at_caster;
+        if discovery {
             for v in &viewers {
                 ok &= v.mesh_size().await? > 0 && v.connections().await? >= others;
             }
@@ -300,7 +344,7 @@ async fn run(n: usize, mode: Mode, a: &Args) -> anyhow::Result<Outcome> {
     let cpu_used = cpu() - cpu_before;
     let caster_cpu = thread_cpu(caster_tid) - caster_cpu_before;
     let sent = sent_bytes(&registry.lock().expect("not poisoned"))? - sent_before;
-    for v in viewers.iter().chain([&caster]) {
+    for v in viewers.iter().chain([&caster]).chain(forwarder.as_ref()) {
         v.stop().await;
     }
     latencies.sort_unstable();
@@ -338,7 +382,13 @@ fn main() -> anyhow::Result<()> {
         "viewers | run | upload / stream | latency p50 / p99 | delivered | CPU ms per stream s: all peers, broadcaster, per viewer"
     );
     for &n in &a.viewers {
-        for mode in [Mode::Overlay, Mode::Star, Mode::FanOut] {
+        for mode in [
+            Mode::Overlay,
+            Mode::Star,
+            Mode::FanOut,
+            Mode::Relay,
+            Mode::Nat,
+        ] {
             let o = rt.block_on(run(n, mode, &a))?;
             println!(
                 "{n} | {} | {:.2}x | {} / {} ms | {}/{} | {:.0}, {:.0}, {:.1}",
@@ -346,6 +396,8 @@ fn main() -> anyhow::Result<()> {
                     Mode::Overlay => "overlay",
                     Mode::Star => "star",
                     Mode::FanOut => "fan-out",
+                    Mode::Relay => "relay",
+                    Mode::Nat => "NAT",
                 },
                 o.upload_ratio,
                 o.p50,

@@ -140,9 +140,27 @@ impl Broadcaster {
         let (device, identity) = client.with_home(|h| (h.device().clone(), h.identity().public()));
         // The broadcaster's own gate only judges what others send it.
         let gate = SegmentGate::new(id, identity, device.certificate().serial());
-        let live = super::on_clock_of(client, &config.live);
+        let (forwarders, forwarding_relays, forward_errors) = if config.relay_forward {
+            ask_relays(client, id).await
+        } else {
+            Default::default()
+        };
+        let mut live = super::on_clock_of(client, &config.live);
+        // Each forwarder takes every segment (an explicit peer): the mesh
+        // gives up a place for it, so the upload stays what the mesh alone
+        // would be (LIVE.md §8.2).
+        live.broadcaster_mesh_n = live
+            .broadcaster_mesh_n
+            .saturating_sub(forwarders.len())
+            .max(1);
         let (peer, events) =
             LivePeer::start(gate, true, config.listen.clone(), &live, None).await?;
+        for f in &forwarders {
+            if let Some(a) = f.first() {
+                peer.add_direct(a.clone()).await?;
+            }
+        }
+        let forwarders: Vec<Multiaddr> = forwarders.into_iter().flatten().collect();
         // Its chat gate needs the keys: viewers seal joins and comments
         // under them.
         peer.add_key(0, key.clone()).await?;
@@ -158,11 +176,6 @@ impl Broadcaster {
             peer.addresses().to_vec()
         } else {
             config.advertise.clone()
-        };
-        let (forwarders, forwarding_relays, forward_errors) = if config.relay_forward {
-            forwarders(client, &peer, id).await
-        } else {
-            Default::default()
         };
         // Room for the relays' forwarders: viewers who cannot dial the
         // broadcaster dial them.
@@ -412,40 +425,34 @@ impl Broadcaster {
 const MAX_FORWARDERS: usize = 4;
 
 /// Asks each of the device's relays to carry broadcast `id` (LIVE.md
-/// §8.2) and makes each forwarder an explicit peer of `peer`, which sends
-/// it every segment. Returns the forwarders' addresses, the relays that
-/// forward, and the refusals.
-async fn forwarders(
+/// §8.2). Returns each forwarder's addresses (at most [`MAX_FORWARDERS`]
+/// in all), the relays that forward, and the refusals.
+async fn ask_relays(
     client: &Client,
-    peer: &LivePeer,
     id: BroadcastId,
-) -> (Vec<Multiaddr>, Vec<String>, Vec<String>) {
-    let (mut addrs, mut relays, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+) -> (Vec<Vec<Multiaddr>>, Vec<String>, Vec<String>) {
+    let (mut forwarders, mut relays, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     let own = match client.replay_relays() {
         Ok(r) => r,
-        Err(e) => return (addrs, relays, vec![e.to_string()]),
+        Err(e) => return (forwarders, relays, vec![e.to_string()]),
     };
+    let mut room = MAX_FORWARDERS;
     for relay in own {
-        if addrs.len() >= MAX_FORWARDERS {
+        if room == 0 {
             break;
         }
         match client.live_forward(&relay, &id).await {
             Ok(found) if !found.is_empty() => {
-                // One address per forwarder: they all name the same peer.
-                let mut dialled = false;
-                for a in found.iter().take(MAX_FORWARDERS - addrs.len()) {
-                    if !dialled {
-                        dialled = peer.add_direct(a.clone()).await.is_ok();
-                    }
-                    addrs.push(a.clone());
-                }
+                let found: Vec<Multiaddr> = found.into_iter().take(room).collect();
+                room -= found.len();
+                forwarders.push(found);
                 relays.push(relay.address.clone());
             }
             Ok(_) => errors.push(format!("{}: no forwarder address", relay.address)),
             Err(e) => errors.push(format!("{}: {e}", relay.address)),
         }
     }
-    (addrs, relays, errors)
+    (forwarders, relays, errors)
 }
 
 /// How often silent viewers are looked for.

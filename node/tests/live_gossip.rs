@@ -5,7 +5,8 @@
 //! peer that publishes forged and corrupted segments. Every viewer gets
 //! every segment and opens it; nothing the gate refuses is forwarded by an
 //! honest peer; a viewer that joins late receives what is sealed after it
-//! joined.
+//! joined; viewers that drop out do not stop the others getting every
+//! segment, and get every segment sealed after they come back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,6 +22,11 @@ use tokio::sync::mpsc;
 const VIEWERS: usize = 20;
 const SEGMENTS: u64 = 30;
 const LIMIT: Duration = Duration::from_secs(60);
+/// Viewers that drop out before segment `DROP_AT` and come back, as new
+/// overlay peers, before segment `REJOIN_AT`.
+const DROPPED: [usize; 2] = [1, 2];
+const DROP_AT: u64 = 18;
+const REJOIN_AT: u64 = 21;
 
 fn now() -> UnixMillis {
     UnixMillis(
@@ -152,7 +158,34 @@ async fn run() {
         .map(|(i, p)| (p.peer_id(), i))
         .collect();
     let mut late: Option<(LivePeer, mpsc::Receiver<LiveEvent>)> = None;
+    let mut rejoined: Vec<(LivePeer, mpsc::Receiver<LiveEvent>)> = Vec::new();
     for seq in 0..SEGMENTS {
+        if seq == DROP_AT {
+            // Two viewers drop out (their peers stop, connections close):
+            // the others' meshes repair and keep getting everything.
+            for &i in &DROPPED {
+                all[i].stop().await;
+            }
+        }
+        if seq == REJOIN_AT {
+            // And come back as new overlay peers, dialling the broadcaster
+            // again, as a restarted `live watch` does.
+            for _ in DROPPED {
+                let (v, rx) = LivePeer::start(gate(), false, listen.clone(), &config, None)
+                    .await
+                    .unwrap();
+                v.dial(caster_address.clone()).await.unwrap();
+                let probe = v.clone();
+                wait_until(|| {
+                    let p = probe.clone();
+                    async move {
+                        p.mesh_size().await.unwrap() > 0 && p.connections().await.unwrap() >= 2
+                    }
+                })
+                .await;
+                rejoined.push((v, rx));
+            }
+        }
         let keyframe = seq % 5 == 0;
         let init: &[u8] = if keyframe { b"ftyp moov" } else { &[] };
         let seg = sealer
@@ -201,7 +234,11 @@ async fn run() {
     let mut latencies = Vec::new();
     let mut refused_from = Vec::new();
     tokio::time::timeout(LIMIT, async {
-        while got.iter().any(|s| s.len() < SEGMENTS as usize) {
+        while got
+            .iter()
+            .enumerate()
+            .any(|(i, s)| !DROPPED.contains(&i) && s.len() < SEGMENTS as usize)
+        {
             let (i, e) = collected.recv().await.unwrap();
             match e {
                 LiveEvent::Segment {
@@ -251,6 +288,19 @@ async fn run() {
     })
     .await
     .unwrap_or_else(|_| panic!("the late joiner got {late_got:?}"));
+    // So do the viewers who dropped out and came back.
+    for (i, (_, rx)) in rejoined.iter_mut().enumerate() {
+        let mut back = BTreeSet::new();
+        tokio::time::timeout(LIMIT, async {
+            while !(REJOIN_AT..SEGMENTS).all(|s| back.contains(&s)) {
+                if let Some(LiveEvent::Segment { seq, .. }) = rx.recv().await {
+                    back.insert(seq);
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("rejoined viewer {i} got {back:?}"));
+    }
     latencies.sort_unstable();
     eprintln!(
         "{} deliveries; latency p50 {} ms, p99 {} ms",
@@ -258,7 +308,11 @@ async fn run() {
         latencies[latencies.len() / 2],
         latencies[latencies.len() * 99 / 100]
     );
-    for p in all.iter().chain([&late_peer]) {
+    for p in all
+        .iter()
+        .chain([&late_peer])
+        .chain(rejoined.iter().map(|(p, _)| p))
+    {
         p.stop().await;
     }
 }

@@ -315,9 +315,18 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
         count_files(&bob.dir)
     ))?;
 
-    live(&mut steps, &mut alice, &mut bob, &mut carol).await?;
+    // dave joins for the live part, through an invite of alice's.
+    let mut dave = Party::create(root, "dave", &relay_addr)?;
+    dave.online().await?;
+    let invite = alice.client().invite()?;
+    dave.client().accept_invite(&invite).await?;
+    alice
+        .wait(|e| matches!(e, Event::ContactAdded { .. }).then_some(()))
+        .await?;
 
-    for p in [&mut alice, &mut bob, &mut carol] {
+    live(&mut steps, &mut alice, &mut bob, &mut carol, &mut dave).await?;
+
+    for p in [&mut alice, &mut bob, &mut carol, &mut dave] {
         p.offline().await;
     }
     relay.stop().await?;
@@ -328,19 +337,22 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 8–10: bob and carol follow alice, she goes live with `samples/live.mp4`,
-/// they watch over the overlay and write exactly her stream.
+/// 10–14: bob, carol and dave follow alice, she goes live with
+/// `samples/live.mp4`, bob and carol (anonymously) watch from the start
+/// and dave joins late, over the overlay; they comment, alice sees her
+/// viewer list, and the replay is watched and then erased.
 async fn live(
     steps: &mut Steps,
     alice: &mut Party,
     bob: &mut Party,
     carol: &mut Party,
+    dave: &mut Party,
 ) -> anyhow::Result<()> {
-    for party in [&*bob, &*carol] {
+    for party in [&*bob, &*carol, &*dave] {
         let a = party.client().with_home(|h| h.find_contact("alice"))?;
         party.client().follow(&a).await?;
     }
-    for _ in 0..2 {
+    for _ in 0..3 {
         alice
             .wait(|e| {
                 matches!(
@@ -361,7 +373,7 @@ async fn live(
         .map(|(c, _)| c.card.identity_key())
         .collect();
     steps.done(&format!(
-        "bob and carol followed alice: {} followers",
+        "bob, carol and dave (who accepted an invite of alice's) followed alice: {} followers",
         followers.len()
     ))?;
 
@@ -375,7 +387,7 @@ async fn live(
     ensure!(failed.is_empty(), "a start notification failed: {failed:?}");
     let bid = b.id();
     let mut broadcasts = Vec::new();
-    for party in [&mut *bob, &mut *carol] {
+    for party in [&mut *bob, &mut *carol, &mut *dave] {
         party
             .wait(|e| {
                 matches!(e, Event::LiveKey { grant, .. } if grant.broadcast_id == bid && grant.epoch == 0)
@@ -389,7 +401,7 @@ async fn live(
         );
     }
     steps.done(&format!(
-        "alice went live ({}); bob and carol got the start notification and its key in an envelope",
+        "alice went live ({}); bob, carol and dave got the start notification and its key in an envelope",
         &hex::encode(bid.0)[..12]
     ))?;
 
@@ -408,6 +420,27 @@ async fn live(
     let carol_heard = std::cell::RefCell::new(Vec::new());
     let (bob_out, bob_written) = Sink::new();
     let (carol_out, carol_written) = Sink::new();
+    let (dave_out, dave_written) = Sink::new();
+    // dave starts watching once alice has sent two segments.
+    let (late_tx, late_rx) = tokio::sync::oneshot::channel::<()>();
+    let dave_watch = async {
+        let mut dave_out = dave_out;
+        late_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("alice stopped early"))?;
+        anyhow::Ok(
+            watch(
+                dave.client(),
+                None,
+                &broadcasts[2],
+                &mut dave_out,
+                &watch_config,
+                None,
+                |_| {},
+            )
+            .await?,
+        )
+    };
     let watching = async {
         let mut bob_out = bob_out;
         let mut carol_out = carol_out;
@@ -444,10 +477,23 @@ async fn live(
         }
         let mut init = Vec::new();
         let mut sent = 0;
+        let mut late_tx = Some(late_tx);
         for p in Cutter::cut_all(LIVE_SAMPLE, CutterConfig::default())? {
             match p {
                 Piece::Init(i) => init = i,
                 Piece::Segment(seg) => {
+                    if sent == 2
+                        && let Some(tx) = late_tx.take()
+                    {
+                        // dave comes in now: the next segment goes out once
+                        // he is in the overlay.
+                        let _ = tx.send(());
+                        let deadline = Instant::now() + STEP_TIMEOUT;
+                        while b.viewers_in_overlay().await? < 3 {
+                            ensure!(Instant::now() < deadline, "dave did not join");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
                     b.send(&init, &seg).await?;
                     sent += 1;
                     if sent == 3 {
@@ -472,12 +518,32 @@ async fn live(
         }
         anyhow::Ok(b.end(Duration::from_millis(300)).await?)
     };
-    let (watched, stats) = tokio::join!(watching, broadcasting);
+    let (watched, dave_s, stats) = tokio::join!(watching, dave_watch, broadcasting);
     let (bob_s, carol_s) = watched?;
-    let stats = stats?;
+    let (dave_s, stats) = (dave_s?, stats?);
     ensure!(
         bob_written.take() == LIVE_SAMPLE && carol_written.take() == LIVE_SAMPLE,
         "a viewer wrote something else than alice's stream"
+    );
+    // dave started at the first keyframe segment he got, at or after the
+    // third, and wrote the stream from there on.
+    let (init, segments) = Cutter::cut_all(LIVE_SAMPLE, CutterConfig::default())?
+        .into_iter()
+        .fold((Vec::new(), Vec::new()), |(mut i, mut s), p| {
+            match p {
+                Piece::Init(x) => i = x,
+                Piece::Segment(x) => s.push(x),
+            }
+            (i, s)
+        });
+    let from = segments.len() - dave_s.progress.played as usize;
+    let mut tail = init.clone();
+    for s in &segments[from..] {
+        tail.extend_from_slice(&s.bytes);
+    }
+    ensure!(
+        dave_s.ended && from >= 2 && dave_written.take() == tail,
+        "dave, who joined late, wrote something else than the stream from a keyframe on"
     );
     let mut lat: Vec<u64> = bob_s
         .latencies_ms
@@ -487,7 +553,7 @@ async fn live(
         .collect();
     lat.sort_unstable();
     steps.done(&format!(
-        "alice streamed samples/live.mp4 in {} sealed, signed segments ({} bytes) over the viewers' overlay; bob and carol each wrote it byte for byte ({} segments each, latency p50 {:.1} ms, max {:.1} ms)",
+        "alice streamed samples/live.mp4 in {} sealed, signed segments ({} bytes) over the viewers' overlay; bob and carol each wrote it byte for byte ({} segments each, latency p50 {:.1} ms, max {:.1} ms); dave joined late, after 2 segments, and wrote the rest from the next keyframe on, byte for byte",
         stats.segments,
         stats.bytes,
         bob_s.progress.played,
@@ -503,8 +569,9 @@ async fn live(
             alice_heard.push(text);
         }
     }
+    let dave_id = dave.client().with_home(|h| h.identity().public());
     ensure!(
-        stats.named_viewers == [bob_id] && stats.anonymous_viewers == 1,
+        stats.named_viewers == [bob_id, dave_id] && stats.anonymous_viewers == 1,
         "alice's viewer list: {:?} and {} anonymous",
         stats.named_viewers,
         stats.anonymous_viewers
@@ -515,7 +582,7 @@ async fn live(
         carol_heard.borrow()
     );
     steps.done(&format!(
-        "bob commented \"{DEMO_COMMENT}\", sealed under the broadcast key and signed by his device; alice and carol saw it. Alice's viewer list, from signed joins: bob, and 1 anonymous viewer (carol, who published no signed join)"
+        "bob commented \"{DEMO_COMMENT}\", sealed under the broadcast key and signed by his device; alice and carol saw it. Alice's viewer list, from signed joins: bob, dave, and 1 anonymous viewer (carol, who published no signed join)"
     ))?;
 
     // The replay: kept at alice's relay, played back after the end.
@@ -549,10 +616,10 @@ async fn live(
     // erase the keys.
     let revoked = revoke_replay(alice.client(), &broadcasts[0]).await?;
     ensure!(
-        revoked.deleted_at.len() == 1 && revoked.told == 2,
+        revoked.deleted_at.len() == 1 && revoked.told == 3,
         "the revocation: {revoked:?}"
     );
-    for party in [&mut *bob, &mut *carol] {
+    for party in [&mut *bob, &mut *carol, &mut *dave] {
         party
             .wait(|e| {
                 matches!(e, Event::LiveRevoked { broadcast_id, .. } if *broadcast_id == bid)
@@ -574,7 +641,7 @@ async fn live(
     .await;
     ensure!(gone.is_err(), "the revoked replay still plays");
     steps.done(&format!(
-        "the relay kept the replay ({kept} segments, sealed); after the end carol played it back from the relay, byte for byte, and alice's replay viewer list shows her (a signed join kept with the replay). Alice revoked the broadcast: the relay deleted the replay, and bob's and carol's devices erased its keys"
+        "the relay kept the replay ({kept} segments, sealed); after the end carol played it back from the relay, byte for byte, and alice's replay viewer list shows her (a signed join kept with the replay). Alice revoked the broadcast: the relay deleted the replay, and her followers' devices erased its keys"
     ))?;
     Ok(())
 }

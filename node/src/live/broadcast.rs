@@ -128,9 +128,9 @@ impl Broadcaster {
     ) -> Result<(Self, Failed), LiveError> {
         let id = BroadcastId(client.random_32());
         let uploader = if config.replay {
-            let relays = client.replay_relays()?;
+            let relays = client.own_relays()?;
             if relays.is_empty() {
-                return Err(LiveError::NoReplayRelay);
+                return Err(LiveError::NoRelayRef);
             }
             Some(Uploader::start(client, relays, id, config.replay_queue))
         } else {
@@ -432,7 +432,7 @@ async fn ask_relays(
     id: BroadcastId,
 ) -> (Vec<Vec<Multiaddr>>, Vec<String>, Vec<String>) {
     let (mut forwarders, mut relays, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-    let own = match client.replay_relays() {
+    let own = match client.own_relays() {
         Ok(r) => r,
         Err(e) => return (forwarders, relays, vec![e.to_string()]),
     };

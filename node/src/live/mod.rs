@@ -63,7 +63,7 @@ pub enum LiveError {
     Comment(String),
     /// A broadcast with a replay needs a relay to keep it.
     #[error("a replay is kept at your relays, and this home has none")]
-    NoReplayRelay,
+    NoRelayRef,
     /// Only its broadcaster can revoke a broadcast.
     #[error("this broadcast is not yours to revoke")]
     NotYours,

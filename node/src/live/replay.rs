@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::LiveError;
 use super::watch::{WatchConfig, WatchSummary, WatchUpdate, write_output};
-use crate::client::{Client, ReplayRelay};
+use crate::client::{Client, RelayRef};
 use crate::home::Broadcast;
 
 /// What the uploader did, at the end of a broadcast.
@@ -47,7 +47,7 @@ impl Uploader {
     /// Starts uploading to `relays` for broadcast `id`.
     pub(super) fn start(
         client: &Client,
-        relays: Vec<ReplayRelay>,
+        relays: Vec<RelayRef>,
         id: BroadcastId,
         queue: usize,
     ) -> Self {
@@ -228,7 +228,7 @@ pub async fn watch_replay<W: Write>(
 async fn leave_join(
     client: &Client,
     broadcast: &Broadcast,
-    relay: &ReplayRelay,
+    relay: &RelayRef,
     anonymous: bool,
 ) -> bool {
     let Ok(keys) = client.with_home(|h| h.live_keys(&broadcast.id)) else {
@@ -294,7 +294,7 @@ pub async fn replay_viewers(
     let mut tokens = std::collections::HashSet::new();
     let mut last_error = None;
     let mut reached = false;
-    for relay in client.replay_relays()? {
+    for relay in client.own_relays()? {
         let mut from = 0u32;
         loop {
             let (watches, more) = match client.replay_viewers(&relay, &broadcast.id, from).await {
@@ -359,7 +359,7 @@ pub async fn revoke_replay(client: &Client, broadcast: &Broadcast) -> Result<Rev
         return Err(LiveError::NotYours);
     }
     let mut out = Revoked::default();
-    for relay in client.replay_relays()? {
+    for relay in client.own_relays()? {
         match client.replay_delete(&relay, &broadcast.id).await {
             Ok(()) => out.deleted_at.push(relay.address),
             Err(e) => out.failed.push((relay.address, e.to_string())),

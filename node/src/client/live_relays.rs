@@ -1,7 +1,9 @@
-//! A live broadcast's replay at relays (RELAY.md §5.7, LIVE.md §13): the
-//! broadcaster keeps each sealed segment at its own relays; a viewer
-//! fetches them from the broadcaster's relays, as its contact card names
-//! them; the broadcaster deletes the replay when it revokes the broadcast.
+//! What live broadcasts ask of relays: the replay (RELAY.md §5.7, LIVE.md
+//! §13) — the broadcaster keeps each sealed segment at its own relays, a
+//! viewer fetches them from the broadcaster's relays as its contact card
+//! names them and leaves its join there, and the broadcaster deletes the
+//! replay when it revokes the broadcast — and forwarding (RELAY.md §5.8,
+//! LIVE.md §8.2), a relay carrying the broadcast in its overlay.
 
 use libp2p::{Multiaddr, PeerId};
 use mayfly_protocol::SigningPublicKey;
@@ -13,9 +15,9 @@ use mayfly_protocol::mailbox::{Request, Response};
 use super::inner::{Inner, card_relays, unexpected};
 use super::{Client, ClientError};
 
-/// A relay that holds (or is asked for) a replay.
+/// A relay a live broadcast uses: one of this device's, or a broadcaster's.
 #[derive(Debug, Clone)]
-pub struct ReplayRelay {
+pub struct RelayRef {
     /// Its address, as configured or as a contact card names it.
     pub address: String,
     peer: PeerId,
@@ -23,8 +25,9 @@ pub struct ReplayRelay {
 }
 
 impl Client {
-    /// This device's relays, where its broadcasts' replays are kept.
-    pub fn replay_relays(&self) -> Result<Vec<ReplayRelay>, ClientError> {
+    /// This device's relays, where its broadcasts' replays are kept and
+    /// which carry its broadcasts in their overlays.
+    pub fn own_relays(&self) -> Result<Vec<RelayRef>, ClientError> {
         Ok(to_relays(self.inner.own_relays()?))
     }
 
@@ -32,7 +35,7 @@ impl Client {
     pub fn broadcaster_relays(
         &self,
         broadcaster: &SigningPublicKey,
-    ) -> Result<Vec<ReplayRelay>, ClientError> {
+    ) -> Result<Vec<RelayRef>, ClientError> {
         let contact = self.inner.home().contact(broadcaster)?.ok_or_else(|| {
             ClientError::from(crate::home::HomeError::UnknownContact(hex::encode(
                 broadcaster.to_bytes(),
@@ -45,7 +48,7 @@ impl Client {
     /// replay of broadcast `id`, piece by piece, logged in as this device.
     pub async fn replay_put(
         &self,
-        relay: &ReplayRelay,
+        relay: &RelayRef,
         id: &BroadcastId,
         seq: u64,
         segment: &[u8],
@@ -71,7 +74,7 @@ impl Client {
     /// Deletes broadcast `id`'s replay at `relay` (logged in as this device).
     pub async fn replay_delete(
         &self,
-        relay: &ReplayRelay,
+        relay: &RelayRef,
         id: &BroadcastId,
     ) -> Result<(), ClientError> {
         let inner = &self.inner;
@@ -85,7 +88,7 @@ impl Client {
     /// replay of `id` at `relay`, from `from` on, and whether more follow.
     pub async fn replay_list(
         &self,
-        relay: &ReplayRelay,
+        relay: &RelayRef,
         broadcaster: &SigningPublicKey,
         id: &BroadcastId,
         from: u64,
@@ -108,7 +111,7 @@ impl Client {
     /// caller checks the segment as it would one off the overlay.
     pub async fn replay_segment(
         &self,
-        relay: &ReplayRelay,
+        relay: &RelayRef,
         broadcaster: &SigningPublicKey,
         id: &BroadcastId,
         entry: &ReplayEntry,
@@ -144,7 +147,7 @@ impl Client {
     /// told it).
     pub async fn replay_watched(
         &self,
-        relay: &ReplayRelay,
+        relay: &RelayRef,
         broadcaster: &SigningPublicKey,
         chat: ChatMessage,
     ) -> Result<(), ClientError> {
@@ -160,7 +163,7 @@ impl Client {
     /// `id` at `relay`, from number `from` on, and whether more follow.
     pub async fn replay_viewers(
         &self,
-        relay: &ReplayRelay,
+        relay: &RelayRef,
         id: &BroadcastId,
         from: u32,
     ) -> Result<(Vec<(u32, ChatMessage)>, bool), ClientError> {
@@ -185,7 +188,7 @@ impl Client {
     /// dialled.
     pub async fn live_forward(
         &self,
-        relay: &ReplayRelay,
+        relay: &RelayRef,
         id: &BroadcastId,
     ) -> Result<Vec<Multiaddr>, ClientError> {
         let inner = &self.inner;
@@ -202,10 +205,10 @@ impl Client {
     }
 }
 
-fn to_relays(relays: Vec<(String, PeerId, Multiaddr)>) -> Vec<ReplayRelay> {
+fn to_relays(relays: Vec<(String, PeerId, Multiaddr)>) -> Vec<RelayRef> {
     relays
         .into_iter()
-        .map(|(address, peer, dial)| ReplayRelay {
+        .map(|(address, peer, dial)| RelayRef {
             address,
             peer,
             dial,

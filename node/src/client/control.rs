@@ -78,23 +78,40 @@ impl Client {
             )
             .into());
         }
-        let control = Control::LiveKey(grant.clone());
+        let contacts = to
+            .iter()
+            .map(|identity| {
+                self.inner.home().contact(identity)?.ok_or_else(|| {
+                    ClientError::from(crate::home::HomeError::UnknownContact(hex::encode(
+                        identity.to_bytes(),
+                    )))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self
+            .send_each(&contacts, &Control::LiveKey(grant.clone()), expires_at)
+            .await)
+    }
+
+    /// Sends `control` to each of `contacts`, the clip carrying it
+    /// expiring at `expires_at`; returns those that could not be told.
+    async fn send_each(
+        &self,
+        contacts: &[Contact],
+        control: &Control,
+        expires_at: UnixMillis,
+    ) -> Vec<(String, ClientError)> {
         let mut failed = Vec::new();
-        for identity in to {
-            let contact = self.inner.home().contact(identity)?.ok_or_else(|| {
-                ClientError::from(crate::home::HomeError::UnknownContact(hex::encode(
-                    identity.to_bytes(),
-                )))
-            })?;
+        for contact in contacts {
             if let Err(e) = self
                 .inner
-                .send_control_until(&contact, &control, expires_at)
+                .send_control_until(contact, control, expires_at)
                 .await
             {
                 failed.push((contact.name.clone(), e));
             }
         }
-        Ok(failed)
+        failed
     }
 
     /// Tells each of `to` (contacts) that this device's broadcast `id` is
@@ -107,21 +124,13 @@ impl Client {
     ) -> Result<Vec<(String, ClientError)>, ClientError> {
         // The keys it erases die within a day anyway.
         let expires_at = self.inner.now().plus(MAX_LIVE_TTL_MS);
-        let control = Control::LiveRevoked(*id);
-        let mut failed = Vec::new();
+        let mut contacts = Vec::new();
         for identity in to {
-            let Some(contact) = self.inner.home().contact(identity)? else {
-                continue;
-            };
-            if let Err(e) = self
-                .inner
-                .send_control_until(&contact, &control, expires_at)
-                .await
-            {
-                failed.push((contact.name.clone(), e));
-            }
+            contacts.extend(self.inner.home().contact(identity)?);
         }
-        Ok(failed)
+        Ok(self
+            .send_each(&contacts, &Control::LiveRevoked(*id), expires_at)
+            .await)
     }
 
     /// Follows `contact`'s broadcasts: tells them in a `Follow` control

@@ -570,12 +570,7 @@ impl ReplayStore {
     ) -> Result<(Vec<ReplayEntry>, bool), StoreError> {
         let rk = replay_key(broadcaster, id);
         let txn = self.db.begin_read()?;
-        if txn.open_table(TOMBSTONES)?.get(&rk)?.is_some() {
-            return Err(StoreError::Revoked);
-        }
-        if txn.open_table(REPLAYS)?.get(&rk)?.is_none() {
-            return Err(StoreError::NotFound("no replay of this broadcast"));
-        }
+        held(&txn, &rk)?;
         let segments = txn.open_table(SEGMENTS)?;
         let mut entries = Vec::new();
         for row in segments.range((&rk, from)..=(&rk, u64::MAX))? {
@@ -779,12 +774,7 @@ impl ReplayStore {
     ) -> Result<(Vec<(u32, ChatMessage)>, bool), StoreError> {
         let rk = replay_key(broadcaster, id);
         let txn = self.db.begin_read()?;
-        if txn.open_table(TOMBSTONES)?.get(&rk)?.is_some() {
-            return Err(StoreError::Revoked);
-        }
-        if txn.open_table(REPLAYS)?.get(&rk)?.is_none() {
-            return Err(StoreError::NotFound("no replay of this broadcast"));
-        }
+        held(&txn, &rk)?;
         let watches = txn.open_table(WATCHES)?;
         let mut out = Vec::new();
         for row in watches.range((&rk, from)..=(&rk, u32::MAX))? {
@@ -811,6 +801,18 @@ impl ReplayStore {
                 .map_or(0, |g| g.value()),
         })
     }
+}
+
+/// Revoked for a deleted replay, NotFound for one not held, as a read
+/// snapshot `txn` sees it.
+fn held(txn: &redb::ReadTransaction, rk: &Rk) -> Result<(), StoreError> {
+    if txn.open_table(TOMBSTONES)?.get(rk)?.is_some() {
+        return Err(StoreError::Revoked);
+    }
+    if txn.open_table(REPLAYS)?.get(rk)?.is_none() {
+        return Err(StoreError::NotFound("no replay of this broadcast"));
+    }
+    Ok(())
 }
 
 /// Reads a segment's pieces back and checks the whole as a viewer would

@@ -1332,6 +1332,47 @@ fn an_interrupted_deletion_is_finished_at_the_next_open() {
 }
 
 #[test]
+fn the_integrity_check_counts_a_whole_store_and_finds_a_damaged_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let mut r = rng(23);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let (c1, c2) = (clip(THREE_CHUNKS, &mut r), clip(1000, &mut r));
+    let mut store = store_with(path, StoreLimits::default(), &[&bob]);
+    for c in [&c1, &c2] {
+        let e = envelope(c, &alice, &bob, &mut r);
+        store
+            .deposit(&bob.key(), &e, c.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+    }
+    // c1 complete and listed, c2 pending with no chunk.
+    upload_all(&store, &c1);
+    let report = store.check().expect("a whole store passes");
+    assert!(!report.repaired);
+    assert_eq!(
+        (
+            report.messages,
+            report.complete,
+            report.envelopes,
+            report.chunks,
+            report.key_slots
+        ),
+        (2, 1, 2, 3, 2)
+    );
+    drop(store);
+
+    // One bit of c1's data key flipped in place: its values no longer open.
+    let key = data_key(path, &c1.id()).unwrap();
+    let mut slots = std::fs::read(path.join(KEY_FILE_NAME)).unwrap();
+    let at = memchr::memmem::find(&slots, &key).expect("the key is in the key file");
+    slots[at] ^= 1;
+    std::fs::write(path.join(KEY_FILE_NAME), &slots).unwrap();
+    let mut store = open(path, StoreLimits::default(), 1004);
+    let e = store.check().expect_err("a damaged key is found");
+    assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
+}
+
+#[test]
 fn errors_map_onto_mailbox_codes() {
     let cases = [
         (StoreError::NotFound("x"), ErrorCode::NotFound),

@@ -96,6 +96,7 @@
 //! * A relay that ignores all this can keep anything; SPEC §15.5 explains why
 //!   that yields ciphertext only.
 
+mod check;
 mod chunk_batch;
 mod chunk_files;
 mod chunk_rows;
@@ -122,6 +123,7 @@ use std::sync::{Mutex, MutexGuard};
 use rand_chacha::ChaCha20Rng;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+pub use check::StoreCheck;
 pub use chunk_files::CHUNK_DIR_NAME;
 pub use deferred::{DEFERRED_ROWS_PER_UPLOAD, MAX_DEFERRED_UPLOADS};
 pub use error::StoreError;

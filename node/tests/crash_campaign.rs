@@ -25,6 +25,7 @@
 //! `MAYFLY_CRASH_FIGURES` a file to append the figures line to.
 
 mod common;
+mod lazyfs;
 mod mailbox_client;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -353,6 +354,7 @@ fn all_files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
 /// The offline checks of a stopped relay's home after kill `restart`.
 fn check_offline(
     home: &Path,
+    disk: &Path,
     restart: usize,
     sent: &[Sent],
     keys_seen: &mut HashMap<[u8; 32], [u8; 32]>,
@@ -381,7 +383,7 @@ fn check_offline(
         return;
     }
     let mut files = Vec::new();
-    all_files(home, &mut files);
+    all_files(disk, &mut files);
     for key in &erased {
         let finder = memchr::memmem::Finder::new(key);
         for (name, bytes) in &files {
@@ -527,12 +529,52 @@ async fn check_online(
     peer.close().await;
 }
 
+/// What happens to the relay at each kill.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fault {
+    /// `kill -9`: the process dies, the kernel keeps what it wrote.
+    Crash,
+    /// `kill -9`, then every write not synced is lost ([`lazyfs`]).
+    PowerCut,
+}
+
 #[test]
 fn acknowledged_clips_survive_sigkill_and_erased_ones_stay_gone() {
-    let runs = env_number("MAYFLY_CRASH_RUNS", 50) as usize;
+    campaign(Fault::Crash);
+}
+
+#[test]
+fn acknowledged_clips_survive_power_cuts_and_erased_ones_stay_gone() {
+    campaign(Fault::PowerCut);
+}
+
+fn campaign(fault: Fault) {
+    let (runs, name) = match fault {
+        Fault::Crash => (env_number("MAYFLY_CRASH_RUNS", 50), "crash"),
+        Fault::PowerCut => (env_number("MAYFLY_POWER_CUT_RUNS", 50), "power-cut"),
+    };
+    let runs = runs as usize;
     let seed = env_number("MAYFLY_CRASH_SEED", 0x6b696c6c);
     let started = Instant::now();
-    let home = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    // The relay's home: a plain directory, or one on a lazy file system
+    // whose backing directory is what survives a power cut.
+    let (mounted, home, disk) = match fault {
+        Fault::Crash => (None, root.path().to_path_buf(), root.path().to_path_buf()),
+        Fault::PowerCut => match lazyfs::try_mount(root.path()) {
+            Ok(m) => {
+                let home = m.path.join("home");
+                std::fs::create_dir(&home).unwrap();
+                (Some(m), home, root.path().join("backing").join("home"))
+            }
+            Err(e) => {
+                eprintln!(
+                    "SKIPPED: the power-cut campaign needs a FUSE mount (root and /dev/fuse), and here: {e}"
+                );
+                return;
+            }
+        },
+    };
     let mut rng = seeded(seed);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -545,7 +587,7 @@ fn acknowledged_clips_survive_sigkill_and_erased_ones_stay_gone() {
     let start = |offset_ms: u64| {
         let offset = offset_ms.to_string();
         Relay::start_with_env(
-            home.path(),
+            &home,
             &[],
             2,
             &[("MAYFLY_CLOCK_OFFSET_MS", offset.as_str())],
@@ -714,6 +756,9 @@ fn acknowledged_clips_survive_sigkill_and_erased_ones_stay_gone() {
             .expect("a task lives");
             tally.ops_at_kill += ops;
             kill9(relay);
+            if let Some(m) = &mounted {
+                m.fs.cut();
+            }
             let mut reports = Vec::new();
             for r in join_all(tasks).await {
                 reports.extend(r.expect("a load task"));
@@ -745,7 +790,7 @@ fn acknowledged_clips_survive_sigkill_and_erased_ones_stay_gone() {
         }
 
         let t = Instant::now();
-        check_offline(home.path(), run, &sent, &mut keys_seen, &mut tally);
+        check_offline(&home, &disk, run, &sent, &mut keys_seen, &mut tally);
         tally.offline_secs += t.elapsed().as_secs_f64();
 
         // One restart in ten moves the relay's clock an hour on.
@@ -776,8 +821,12 @@ fn acknowledged_clips_survive_sigkill_and_erased_ones_stay_gone() {
         sent.retain(|s| s.gone_since.is_none_or(|g| g + 3 > run));
     }
     relay.stop();
+    let lazy = mounted
+        .as_ref()
+        .map(|m| format!("; {:?}", m.fs.stats()))
+        .unwrap_or_default();
     let line = format!(
-        "crash campaign: seed {seed:#x}, {} kills of the relay in {:.1} s; {tally:?}; acknowledged clips lost: 0",
+        "{name} campaign: seed {seed:#x}, {} kills of the relay in {:.1} s; {tally:?}{lazy}; acknowledged clips lost: 0",
         tally.kills,
         started.elapsed().as_secs_f64()
     );

@@ -79,12 +79,23 @@ fn sent(sealed: &SealedClip, to: &Identity) -> Sent {
     Sent {
         message_id: sealed.message_id(),
         header: sealed.header().clone(),
-        recipients: vec![Delivery {
-            identity: to.public(),
-            via: Via::Relay {
-                address: "/dns4/relay.example/tcp/4001".into(),
+        // Every kind of delivery, so that each round-trips.
+        recipients: vec![
+            Delivery {
+                identity: to.public(),
+                via: Via::Relay {
+                    address: "/dns4/relay.example/tcp/4001".into(),
+                },
             },
-        }],
+            Delivery {
+                identity: to.public(),
+                via: Via::Direct,
+            },
+            Delivery {
+                identity: to.public(),
+                via: Via::Pending,
+            },
+        ],
         created_at: sealed.header().created_at,
     }
 }

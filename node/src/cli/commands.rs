@@ -25,6 +25,7 @@ fn via_text(via: &Via) -> String {
     match via {
         Via::Direct => "direct".into(),
         Via::Relay { address } => format!("relay {address}"),
+        Via::Pending => "pending".into(),
     }
 }
 

@@ -200,6 +200,7 @@ async fn demo(root: &Path) -> anyhow::Result<()> {
         .map(|d| match &d.via {
             Via::Direct => format!("{} direct", d.name),
             Via::Relay { .. } => format!("{} via the relay", d.name),
+            Via::Pending => format!("{} (pending)", d.name),
         })
         .collect();
     steps.done(&format!(

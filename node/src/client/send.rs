@@ -271,6 +271,24 @@ impl Inner {
         })
         .await
         .map_err(|e| ClientError::io("sealing", std::io::Error::other(e)))??;
+        // Written ahead: a sender that dies while delivering can still
+        // revoke whatever it may have deposited (CLIENT.md §4.3).
+        if record {
+            let pending = Sent {
+                message_id: sealed.message_id(),
+                header: sealed.header().clone(),
+                recipients: contacts
+                    .iter()
+                    .map(|c| Delivery {
+                        identity: c.card.identity_key(),
+                        via: Via::Pending,
+                    })
+                    .collect(),
+                created_at: sealed.header().created_at,
+            };
+            self.home()
+                .put_sent(&pending, None, sealed.revocation_secret())?;
+        }
         let mut delivered = Vec::new();
         let mut failed = Vec::new();
         for contact in contacts {
@@ -301,6 +319,9 @@ impl Inner {
             // The content key is not kept: every recipient has its envelope.
             self.home()
                 .put_sent(&sent, None, sealed.revocation_secret())?;
+        } else if record {
+            // Nothing was delivered: no record to revoke from.
+            self.home().erase(&sealed.message_id())?;
         }
         if delivered.is_empty()
             && let Some((_, e)) = failed.pop()

@@ -79,6 +79,11 @@ pub enum Via {
         /// The relay's multiaddr.
         address: String,
     },
+    /// Not known to have reached it: the record is written before any
+    /// delivery starts (so that a sender that dies mid-send can still
+    /// revoke what it may have deposited), and a recipient stays pending if
+    /// the sender died before its delivery ended.
+    Pending,
 }
 
 /// One recipient of a sent message.
@@ -273,6 +278,7 @@ impl Sent {
                     out.put_u8(2);
                     out.put_string_u16(address);
                 }
+                Via::Pending => out.put_u8(3),
             }
         }
         out.put_u64(self.created_at.0);
@@ -292,6 +298,7 @@ impl Sent {
                 2 => Via::Relay {
                     address: r.string_u16("relay address", MAX_RELAY_ADDR_LEN)?,
                 },
+                3 => Via::Pending,
                 t => return Err(HomeError::corrupt(format!("delivery kind {t}"))),
             };
             recipients.push(Delivery { identity, via });

@@ -112,7 +112,12 @@ impl RelayStore {
                         let (index, len) = row
                             .in_file()
                             .ok_or_else(|| bad("a chunk file record", &id))?;
-                        self.files.read(&row.owner, index, 0, len)?
+                        self.files.read(&row.owner, index, 0, len).map_err(|e| {
+                            bad(
+                                &format!("chunk {i} (file chunk {index}, {len} bytes): {e}"),
+                                &id,
+                            )
+                        })?
                     }
                     ChunkForm::Sealed => {
                         let owner = messages

@@ -257,6 +257,17 @@ impl LazyFs {
         s.stats
     }
 
+    pub fn dump(&self) -> Vec<(u64, PathBuf)> {
+        let mut v: Vec<_> = self
+            .lock()
+            .paths
+            .iter()
+            .map(|(i, p)| (*i, p.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn stats(&self) -> Stats {
         self.lock().stats
     }
@@ -442,7 +453,13 @@ impl Filesystem for Handler {
                 .map(|(p, &i)| (p.clone(), i))
                 .collect();
             for (old, ino) in moved {
-                let new = to.join(old.strip_prefix(&from).expect("under from"));
+                let rest = old.strip_prefix(&from).expect("under from");
+                // (`join("")` would add a trailing slash.)
+                let new = if rest.as_os_str().is_empty() {
+                    to.clone()
+                } else {
+                    to.join(rest)
+                };
                 s.inos.remove(&old);
                 s.inos.insert(new.clone(), ino);
                 s.paths.insert(ino, new);

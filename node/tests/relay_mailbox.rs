@@ -4,24 +4,22 @@
 
 mod common;
 mod mailbox_client;
+mod raw_peer;
 
 use std::time::Duration;
 
 use common::{Relay, TIMEOUT};
-use futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId};
 use mailbox_client::{
     Clip, Party, Peer, all, code, deposit, envelope_for, now, open_entry, put, rng, runtime,
 };
 use mayfly_protocol::mailbox::{
-    ErrorCode, LoginProof, MAX_FRAME_LEN, Notify, RELAY_PROTOCOL, Request, Response, RevokeOutcome,
-    encode_frame,
+    ErrorCode, LoginProof, MAX_FRAME_LEN, Notify, Request, Response, RevokeOutcome, encode_frame,
 };
 use mayfly_protocol::*;
 use rand_chacha::ChaCha20Rng;
+use raw_peer::send_raw;
 
 /// Seals `len` bytes of a pattern that does not repeat within a chunk.
 fn seal(len: usize, rng: &mut ChaCha20Rng) -> Clip {
@@ -296,116 +294,6 @@ fn mailboxes_need_a_login_bound_to_the_connection() {
         }
     });
     relay.stop();
-}
-
-/// A swarm that speaks `/mayfly/relay/1` with raw bytes, to send what the
-/// library would never encode.
-mod raw {
-    use std::io;
-
-    use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-    use libp2p::StreamProtocol;
-    use libp2p::request_response::Codec;
-
-    #[derive(Clone, Default)]
-    pub struct RawCodec;
-
-    impl Codec for RawCodec {
-        type Protocol = StreamProtocol;
-        type Request = Vec<u8>;
-        type Response = Vec<u8>;
-
-        async fn read_request<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
-        where
-            T: AsyncRead + Unpin + Send,
-        {
-            Err(io::ErrorKind::Unsupported.into())
-        }
-
-        async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-        where
-            T: AsyncRead + Unpin + Send,
-        {
-            let mut out = Vec::new();
-            io.take(1 << 20).read_to_end(&mut out).await?;
-            Ok(out)
-        }
-
-        async fn write_request<T>(
-            &mut self,
-            _: &StreamProtocol,
-            io: &mut T,
-            req: Vec<u8>,
-        ) -> io::Result<()>
-        where
-            T: AsyncWrite + Unpin + Send,
-        {
-            io.write_all(&req).await?;
-            io.flush().await
-        }
-
-        async fn write_response<T>(
-            &mut self,
-            _: &StreamProtocol,
-            _: &mut T,
-            _: Vec<u8>,
-        ) -> io::Result<()>
-        where
-            T: AsyncWrite + Unpin + Send,
-        {
-            Err(io::ErrorKind::Unsupported.into())
-        }
-    }
-}
-
-/// Sends `bytes` raw on a `/mayfly/relay/1` stream; returns what came back
-/// (`None` if the relay closed or reset the stream without a response).
-/// Each call is a new connection from a new identity.
-async fn send_raw(addr: &Multiaddr, bytes: Vec<u8>) -> Option<Vec<u8>> {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::new(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::<raw::RawCodec>::new(
-                [(
-                    StreamProtocol::new(RELAY_PROTOCOL),
-                    ProtocolSupport::Outbound,
-                )],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
-            )
-        })
-        .unwrap()
-        .build();
-    let relay = addr
-        .iter()
-        .find_map(|p| match p {
-            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
-            _ => None,
-        })
-        .unwrap();
-    swarm.dial(addr.clone()).unwrap();
-    swarm.behaviour_mut().send_request(&relay, bytes);
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::Behaviour(request_response::Event::Message {
-                    message: request_response::Message::Response { response, .. },
-                    ..
-                }) => return Some(response).filter(|r| !r.is_empty()),
-                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => {
-                    return None;
-                }
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the relay answers or closes the stream in time")
 }
 
 fn frame<M: Codec>(m: &M) -> Vec<u8> {

@@ -421,6 +421,13 @@ pub enum ConfigError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_CONFIG_BYTES`] (or endless, like a
+    /// device).
+    #[error("config file {path} is larger than {MAX_CONFIG_BYTES} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is not a valid configuration.
     #[error("invalid config file {path}")]
     Invalid {
@@ -431,6 +438,11 @@ pub enum ConfigError {
     },
 }
 
+/// The largest configuration file read: far more than any configuration
+/// needs, and a bound on what a wrong path (a device, a log) can make the
+/// relay allocate.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// What is wrong with a configuration: invalid TOML, an unknown key, a value
 /// of the wrong type or out of range. One line, with the position when known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -440,10 +452,22 @@ pub struct InvalidConfig(String);
 impl RelayConfig {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        use std::io::Read;
+        let read = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(read)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
         Self::from_toml(&text).map_err(|source| ConfigError::Invalid {
             path: path.to_owned(),
             source,

@@ -242,7 +242,10 @@ async fn hostile(
         // The superseded device is refused.
         let got = old.req(Request::List { after: 0, limit: 1 }).await;
         assert!(
-            matches!(code(&got), ErrorCode::Forbidden | ErrorCode::Unauthenticated),
+            matches!(
+                code(&got),
+                ErrorCode::Forbidden | ErrorCode::Unauthenticated
+            ),
             "{got:?}"
         );
         // A revocation signed by mallory can only name mallory's ids.

@@ -566,3 +566,49 @@ fn a_live_start_reaches_an_offline_follower_at_sync_and_an_online_one_at_once() 
         }
     });
 }
+
+/// A burst of deliveries, more than the client's background tasks:
+/// every clip is taken in and announced with `Event::Received`, with no
+/// sync asked for. Before the intake worker (`client/intake.rs`), each
+/// delivery spawned a sync task and those beyond the limit were dropped,
+/// so the last clips of a burst could stay unannounced.
+#[test]
+fn every_clip_of_a_burst_of_direct_deliveries_is_received() {
+    const BURST: usize = 48;
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (_relay, mut alice, mut carol) = friends(dir.path(), ("alice", 1), ("carol", 2)).await;
+        carol.online(ClientConfig::default()).await;
+        alice.online(ClientConfig::default()).await;
+        let to = [identity(&carol)];
+        let client = alice.client().clone();
+        let sends = (0..BURST).map(|_| {
+            let client = client.clone();
+            async move {
+                client
+                    .send_file(&to, SAMPLE.as_ref(), SendOptions::default())
+                    .await
+                    .expect("sent")
+            }
+        });
+        let reports = futures::future::join_all(sends).await;
+        let mut ids: std::collections::BTreeSet<_> = reports.iter().map(|r| r.message_id).collect();
+        assert_eq!(ids.len(), BURST);
+        // Most go direct; the sender's per-peer rate sends the rest
+        // through the relay, whose announcements take the same way in.
+        let direct = reports
+            .iter()
+            .filter(|r| matches!(r.delivered[0].via, Via::Direct))
+            .count();
+        assert!(direct > 16, "{direct} of {BURST} went direct");
+        while !ids.is_empty() {
+            let id = carol
+                .wait(|e| match e {
+                    Event::Received { message_id, .. } => Some(*message_id),
+                    _ => None,
+                })
+                .await;
+            ids.remove(&id);
+        }
+    });
+}

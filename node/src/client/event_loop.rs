@@ -9,14 +9,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::inner::{Inner, lock};
+use super::intake::Intake;
 use super::{ClientError, Event, peer};
 use crate::metrics::RelayMetrics;
 use crate::net;
 use crate::relay::PersonalEvent;
 use crate::relay::service::{Service, ServiceLimits};
 
-/// Background tasks (syncs, revocations) running at once; beyond it,
-/// notifications are dropped (the next sync finds what they announced).
+/// Background tasks (announcements) running at once; beyond it, one is
+/// dropped (the next address change announces again). Syncs and
+/// revocations are not tasks: they go to the intake worker ([`Intake`]).
 const MAX_TASKS: usize = 16;
 
 /// Personal-service events queued before the service drops them.
@@ -30,6 +32,7 @@ pub struct EventLoop {
     service: Service,
     personal: mpsc::Receiver<PersonalEvent>,
     tasks: JoinSet<()>,
+    intake: Arc<Intake>,
 }
 
 impl EventLoop {
@@ -66,6 +69,7 @@ impl EventLoop {
             service,
             personal,
             tasks: JoinSet::new(),
+            intake: Arc::new(Intake::default()),
         })
     }
 
@@ -73,6 +77,7 @@ impl EventLoop {
     pub async fn run(mut self) {
         let net_loop = self.net_loop.take().expect("run once");
         let network = tokio::spawn(net_loop.run());
+        let intake = tokio::spawn(self.intake.clone().run(self.inner.clone()));
         let mut tick = tokio::time::interval(self.inner.config.expiry_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -81,7 +86,9 @@ impl EventLoop {
                     let Some(event) = event else { break };
                     self.on_net(event);
                 }
-                Some(event) = self.personal.recv() => self.on_personal(event),
+                Some(event) = self.personal.recv(), if self.intake.has_room() => {
+                    self.on_personal(event);
+                }
                 _ = tick.tick() => {
                     let inner = self.inner.clone();
                     self.spawn(async move {
@@ -96,6 +103,12 @@ impl EventLoop {
         }
         self.service.drain().await;
         self.tasks.shutdown().await;
+        // What the drained requests delivered or revoked is taken in first.
+        while let Ok(event) = self.personal.try_recv() {
+            self.on_personal(event);
+        }
+        self.intake.close();
+        let _ = intake.await;
         let _ = network.await;
         // Everything that holds the home goes first, so that a caller woken
         // by the signal can open it again.
@@ -156,37 +169,15 @@ impl EventLoop {
             net::Event::Notification {
                 peer,
                 notify: Notify::NewDeposit { .. },
-            } => {
-                let inner = self.inner.clone();
-                self.spawn(async move {
-                    if let Err(e) = inner.sync_relay(peer).await {
-                        inner.emit(Event::Warning {
-                            message: format!("sync with {peer}: {e}"),
-                        });
-                    }
-                });
-            }
+            } => self.intake.want_relay(peer),
             _ => {}
         }
     }
 
     fn on_personal(&mut self, event: PersonalEvent) {
-        let inner = self.inner.clone();
         match event {
-            PersonalEvent::Deposited { .. } => self.spawn(async move {
-                if let Err(e) = inner.sync_local().await {
-                    inner.emit(Event::Warning {
-                        message: format!("taking in a direct delivery: {e}"),
-                    });
-                }
-            }),
-            PersonalEvent::Revoked(record) => self.spawn(async move {
-                if let Err(e) = inner.apply_revocation(&record).await {
-                    inner.emit(Event::Warning {
-                        message: format!("applying a revocation: {e}"),
-                    });
-                }
-            }),
+            PersonalEvent::Deposited { .. } => self.intake.want_local(),
+            PersonalEvent::Revoked(record) => self.intake.revoked(record),
         }
     }
 }

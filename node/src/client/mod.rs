@@ -38,6 +38,7 @@ mod held;
 mod ingest;
 mod init;
 mod inner;
+mod intake;
 mod live_relays;
 mod open;
 mod peer;

@@ -1,6 +1,8 @@
 //! The application's handle on the network.
 
+use std::collections::HashMap;
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::core::transport::{ListenerId, TransportError};
@@ -9,7 +11,7 @@ use libp2p::swarm::DialError;
 use libp2p::{Multiaddr, PeerId, Stream};
 use libp2p_stream::{Control, OpenStreamError};
 use mayfly_protocol::mailbox::{Notify, Request, Response};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::command::Command;
 use super::reply::{Reply, Route};
@@ -46,7 +48,7 @@ pub enum NetError {
         source: Box<DialError>,
     },
     /// A mailbox request got no response.
-    #[error("mailbox request to {peer} failed")]
+    #[error("mailbox request to {peer} failed: {source}")]
     Request {
         /// The relay.
         peer: PeerId,
@@ -84,6 +86,74 @@ pub struct Client {
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
     streams: Control,
+    slots: OutboundSlots,
+}
+
+/// Mailbox requests this node has in flight per peer: at most half the
+/// streams a connection takes (`Limits::max_concurrent_streams`, which
+/// counts both directions), so that the rest stay for the peer's requests.
+/// A request beyond it waits for a slot, within its timeout, instead of
+/// failing with libp2p's "max sub-streams reached".
+#[derive(Clone, Debug)]
+struct OutboundSlots {
+    per_peer: usize,
+    peers: Arc<Mutex<HashMap<PeerId, Arc<Semaphore>>>>,
+}
+
+impl OutboundSlots {
+    fn new(max_concurrent_streams: usize) -> Self {
+        Self {
+            per_peer: (max_concurrent_streams / 2).max(1),
+            peers: Arc::default(),
+        }
+    }
+
+    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, Arc<Semaphore>>> {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn acquire(&self, peer: PeerId) -> Slot {
+        let semaphore = self
+            .peers()
+            .entry(peer)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_peer)))
+            .clone();
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        Slot {
+            slots: self.clone(),
+            peer,
+            semaphore,
+            permit: Some(permit),
+        }
+    }
+}
+
+/// A request's slot; its peer's entry goes when no request holds or waits
+/// for one, so the map holds only peers with requests in flight.
+struct Slot {
+    slots: OutboundSlots,
+    peer: PeerId,
+    semaphore: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut peers = self.slots.peers();
+        // Held by the map and by this slot alone: nobody else waits.
+        if Arc::strong_count(&self.semaphore) == 2
+            && peers
+                .get(&self.peer)
+                .is_some_and(|s| Arc::ptr_eq(s, &self.semaphore))
+        {
+            peers.remove(&self.peer);
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -99,11 +169,13 @@ impl Client {
         commands: mpsc::Sender<Command>,
         local_peer_id: PeerId,
         streams: Control,
+        max_concurrent_streams: usize,
     ) -> Self {
         Self {
             commands,
             local_peer_id,
             streams,
+            slots: OutboundSlots::new(max_concurrent_streams),
         }
     }
 
@@ -168,6 +240,7 @@ impl Client {
     ) -> Result<Response, NetError> {
         let (reply, response) = oneshot::channel();
         tokio::time::timeout(timeout, async {
+            let _slot = self.slots.acquire(peer).await;
             self.send(Command::Request {
                 peer,
                 request: Box::new(request),

@@ -133,7 +133,12 @@ pub fn new_with_bench(
         Err(_) => tracing::warn!("no tokio runtime: chunk streams are not served"),
     }
     Ok((
-        Client::new(command_sender, local_peer_id, control),
+        Client::new(
+            command_sender,
+            local_peer_id,
+            control,
+            limits.max_concurrent_streams,
+        ),
         event_receiver,
         EventLoop::new(swarm, command_receiver, event_sender),
         bench,

@@ -59,8 +59,18 @@ pub(super) fn admit(owner: &SigningPublicKey, request: &Request) -> Result<(), R
     }
 }
 
-/// Reports `event` without waiting: a full channel loses it (logged; the
-/// data is in the store either way), a closed one is ignored.
+/// Reports `event`, waiting for room in the channel (a closed one is
+/// ignored): for what must not be lost, a revocation the home has to apply.
+pub(super) async fn deliver_wait(deliveries: &mpsc::Sender<PersonalEvent>, event: PersonalEvent) {
+    if deliveries.send(event).await.is_err() {
+        tracing::debug!("personal event channel closed");
+    }
+}
+
+/// Reports `event` without waiting: a full channel loses it (logged), a
+/// closed one is ignored. For a completed deposit this loses nothing: the
+/// events queued ahead of it each make the application list the whole
+/// local mailbox after this one is in it.
 pub(super) fn deliver(deliveries: &mpsc::Sender<PersonalEvent>, event: PersonalEvent) {
     match deliveries.try_send(event) {
         Ok(()) => {}

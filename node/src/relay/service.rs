@@ -168,10 +168,11 @@ impl Service {
     /// every other request Unsupported. `store` must serve `owner` (its
     /// device certificate recorded with [`RelayStore::record_certificate`]),
     /// or deposits are NotFound. Each deposit that becomes complete is
-    /// reported on `deliveries` as [`PersonalEvent::Deposited`], each
-    /// revocation applied as [`PersonalEvent::Revoked`], with `try_send`: a
-    /// full channel loses the event (logged), never blocks the service; the
-    /// deposit is in `store` either way.
+    /// reported on `deliveries` as [`PersonalEvent::Deposited`] with
+    /// `try_send` (a full channel loses it, logged: the events ahead of it
+    /// make the application list the mailbox after it is in `store`); each
+    /// revocation, applied now or before, as [`PersonalEvent::Revoked`],
+    /// waiting for room, so that none is lost.
     #[allow(clippy::too_many_arguments)]
     pub fn personal(
         store: Arc<RelayStore>,
@@ -587,18 +588,23 @@ impl Ctx {
                 let now = self.clock.now();
                 let r = record.clone();
                 let applied = self.blocking(move |s| s.revoke(&r, now)).await?;
-                Ok(Response::Revoked(match applied {
+                let outcome = match applied {
                     Applied::Revoked => {
                         self.metrics.revocation_applied();
                         self.uploads.finish(&record.message_id());
                         self.count_uploads();
-                        if let Mode::Personal { deliveries, .. } = &self.mode {
-                            personal::deliver(deliveries, PersonalEvent::Revoked(record));
-                        }
                         RevokeOutcome::Revoked
                     }
                     Applied::AlreadyRevoked => RevokeOutcome::AlreadyRevoked,
-                }))
+                };
+                // A personal service tells its application either way, and
+                // waits for room to do so: a revocation the home never
+                // applied (its event lost, or a crash after the store's)
+                // is applied when the sender sends it again.
+                if let Mode::Personal { deliveries, .. } = &self.mode {
+                    personal::deliver_wait(deliveries, PersonalEvent::Revoked(record)).await;
+                }
+                Ok(Response::Revoked(outcome))
             }
             Request::Announce { addrs } => self.announce(peer, generation, addrs).await,
             Request::Locate { identity_key } => self.locate(identity_key).await,

@@ -8,6 +8,8 @@
 
 use crate::codec::Codec;
 
+pub mod interaction;
+
 fn round_trip<T: Codec + PartialEq + core::fmt::Debug>(data: &[u8]) {
     let decoded = T::decode(data);
     if let Ok(v) = &decoded {
@@ -658,4 +660,12 @@ pub fn playout(data: &[u8]) {
         }
         assert!(p.held() <= config.max_held);
     }
+}
+
+/// Two senders, a recipient and a relay exchanging mailbox frames over a
+/// network the input controls ([`interaction::run`]; the input is written
+/// by [`interaction::Script`]): Bob takes in only what was sent to him, each
+/// message once, never anything altered, revoked or expired.
+pub fn interaction(data: &[u8]) {
+    interaction::run(data);
 }

@@ -71,11 +71,16 @@ const T0: u64 = 1_800_000_000_000;
 const MAX_POOL: usize = 512;
 /// Most frames the network remembers for replays.
 const MAX_TAPE: usize = 128;
-/// Most clips sealed in one run, and most of them over one chunk.
-const MAX_CLIPS: usize = 24;
-const MAX_BIG: usize = 2;
-/// One-time prekeys Bob publishes at the start.
-const FIRST_ONE_TIME: usize = 4;
+/// Most clips each sender seals in one run (control clips included), and
+/// most clips over one chunk in all: sealing and opening are the costly
+/// part of a run.
+const MAX_CLIPS: usize = 8;
+const MAX_BIG: usize = 1;
+/// One-time prekeys Bob publishes at the start, and most he issues in a run.
+const FIRST_ONE_TIME: usize = 2;
+const MAX_ONE_TIME: usize = 16;
+/// Most operations of a script that run; the rest of the input is ignored.
+const MAX_OPS: usize = 256;
 /// Frames the final drain delivers at most, per round, and its rounds.
 const DRAIN_STEPS: usize = 4096;
 const DRAIN_ROUNDS: usize = 6;
@@ -128,7 +133,8 @@ pub enum Size {
     Small,
     /// Small, living one hour.
     ShortLived,
-    /// Just over one chunk (two chunks), living 14 days; at most two per run.
+    /// Just over one chunk (two chunks), living 14 days; at most one per run
+    /// (the others are small).
     Big,
 }
 
@@ -174,10 +180,10 @@ impl Script {
     pub fn sync(self, limit: u8) -> Self {
         self.op(op::SYNC, limit & 15, &[])
     }
-    /// Bob rotates his signed prekey if due, issues `one_time` one-time
-    /// prekeys and publishes them.
+    /// Bob rotates his signed prekey if due, issues `one_time` (0 to 3)
+    /// one-time prekeys and publishes them.
     pub fn maintain(self, one_time: u8) -> Self {
-        self.op(op::MAINTAIN, one_time & 15, &[])
+        self.op(op::MAINTAIN, one_time & 3, &[])
     }
     /// The network delivers frame `index` (modulo those in flight).
     pub fn deliver(self, index: u8) -> Self {
@@ -265,7 +271,10 @@ pub fn run(data: &[u8]) -> Summary {
         data: &data[n..],
         pos: 0,
     };
-    while let Some(b) = ops.next() {
+    for _ in 0..MAX_OPS {
+        let Some(b) = ops.next() else {
+            break;
+        };
         w.step(b, &mut ops);
     }
     w.drain();
@@ -564,7 +573,7 @@ impl World {
                 self.revoke(usize::from(hi & 1), clip);
             }
             op::SYNC => self.sync(usize::from(hi) * 4 + 1),
-            op::MAINTAIN => self.maintain(usize::from(hi)),
+            op::MAINTAIN => self.maintain(usize::from(hi & 3)),
             op::DELIVER => {
                 let i = ops.arg();
                 if let Some(f) = self.take(i) {
@@ -1231,6 +1240,7 @@ impl World {
     fn maintain(&mut self, count: usize) {
         let now = self.now(Node::Bob);
         let b = &mut self.bob;
+        let count = count.min(MAX_ONE_TIME.saturating_sub(b.one_time.len()));
         b.prekeys.rotate_if_due(&b.device, now, &mut self.rng);
         let one_time = b
             .prekeys

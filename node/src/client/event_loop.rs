@@ -2,11 +2,15 @@
 //! from peers (a personal mailbox service over the local store), follows
 //! relay notifications, and erases expired clips on a timer.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
 
 use mayfly_protocol::mailbox::Notify;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::inner::{Inner, lock};
 use super::intake::Intake;
@@ -21,6 +25,11 @@ use crate::relay::service::{Service, ServiceLimits};
 /// revocations are not tasks: they go to the intake worker ([`Intake`]).
 const MAX_TASKS: usize = 16;
 
+/// The first pause before a lost relay session is opened again; it doubles
+/// after each failure, up to [`RESUME_LAST_PAUSE`].
+const RESUME_FIRST_PAUSE: Duration = Duration::from_millis(200);
+const RESUME_LAST_PAUSE: Duration = Duration::from_secs(30);
+
 /// Personal-service events queued before the service drops them.
 const PERSONAL_CHANNEL_CAPACITY: usize = 64;
 
@@ -33,6 +42,9 @@ pub struct EventLoop {
     personal: mpsc::Receiver<PersonalEvent>,
     tasks: JoinSet<()>,
     intake: Arc<Intake>,
+    /// Relay sessions being opened again, by relay (at most one per relay
+    /// of the home).
+    resuming: HashMap<PeerId, JoinHandle<()>>,
 }
 
 impl EventLoop {
@@ -70,6 +82,7 @@ impl EventLoop {
             personal,
             tasks: JoinSet::new(),
             intake: Arc::new(Intake::default()),
+            resuming: HashMap::new(),
         })
     }
 
@@ -103,6 +116,10 @@ impl EventLoop {
         }
         self.service.drain().await;
         self.tasks.shutdown().await;
+        for (_, task) in self.resuming.drain() {
+            task.abort();
+            let _ = task.await;
+        }
         // What the drained requests delivered or revoked is taken in first.
         while let Ok(event) = self.personal.try_recv() {
             self.on_personal(event);
@@ -115,6 +132,40 @@ impl EventLoop {
         let stopped = self.inner.stopped.clone();
         drop(self);
         stopped.send_replace(true);
+    }
+
+    /// The connection to relay `peer`, with this client's session, was
+    /// lost (a reset, a relay restart, a network change): opens the
+    /// session again, with backoff, so that its notifications keep coming,
+    /// and syncs what arrived meanwhile. One task per relay, ended at
+    /// shutdown. (Found by the network-fault campaign: before, a client
+    /// stayed without relay notifications until it was restarted.)
+    fn resume_session(&mut self, peer: PeerId) {
+        self.resuming.retain(|_, t| !t.is_finished());
+        if self.resuming.contains_key(&peer) || self.inner.relay_address(&peer).is_none() {
+            return;
+        }
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move {
+            let mut pause = RESUME_FIRST_PAUSE;
+            loop {
+                tokio::time::sleep(pause).await;
+                match inner.relay_session(peer).await {
+                    Ok(()) => return,
+                    Err(e @ ClientError::DeviceReplaced { .. }) => {
+                        inner.emit(Event::Warning {
+                            message: format!("relay {peer}: {e}"),
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, ?pause, "resuming a relay session: {e}");
+                        pause = (pause * 2).min(RESUME_LAST_PAUSE);
+                    }
+                }
+            }
+        });
+        self.resuming.insert(peer, task);
     }
 
     fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
@@ -152,8 +203,12 @@ impl EventLoop {
             net::Event::ConnectionClosed {
                 peer, remaining: 0, ..
             } => {
+                let had_session = lock(&self.inner.logged_in).contains(&peer);
                 self.inner.disconnected(&peer);
                 self.service.on_disconnected(&peer);
+                if had_session {
+                    self.resume_session(peer);
+                }
             }
             // Beyond the service's room, dropping `channel` closes the
             // stream: the peer retries or falls back to a relay.

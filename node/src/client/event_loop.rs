@@ -102,6 +102,7 @@ impl EventLoop {
                 Some(event) = self.personal.recv(), if self.intake.has_room() => {
                     self.on_personal(event);
                 }
+                () = self.intake.room_freed(), if !self.intake.has_room() => {}
                 _ = tick.tick() => {
                     let inner = self.inner.clone();
                     self.spawn(async move {

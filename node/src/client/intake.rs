@@ -42,6 +42,8 @@ struct Pending {
 pub(super) struct Intake {
     pending: Mutex<Pending>,
     wake: Notify,
+    /// Told when the worker takes the pending revocations.
+    room: Notify,
 }
 
 impl Intake {
@@ -76,6 +78,12 @@ impl Intake {
         lock(&self.pending).revocations.len() < MAX_PENDING_REVOCATIONS
     }
 
+    /// Resolves once the worker has taken the revocations waiting (for an
+    /// event loop that stopped taking personal events for lack of room).
+    pub async fn room_freed(&self) {
+        self.room.notified().await;
+    }
+
     /// Asks the worker to finish what is marked, then stop.
     pub fn close(&self) {
         lock(&self.pending).closing = true;
@@ -87,6 +95,7 @@ impl Intake {
         loop {
             self.wake.notified().await;
             let p = std::mem::take(&mut *lock(&self.pending));
+            self.room.notify_one();
             // Revocations first: a clip revoked in the same burst as its
             // delivery is not taken in only to be erased.
             for record in &p.revocations {

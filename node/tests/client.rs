@@ -390,6 +390,14 @@ async fn open_into(
         .unwrap()
 }
 
+/// The chunk file of `id` in `p`'s local store.
+fn held_file(p: &Person, id: &mayfly_protocol::MessageId) -> std::path::PathBuf {
+    p.dir
+        .join("mailbox")
+        .join(mayfly_node::store::CHUNK_DIR_NAME)
+        .join(id.to_hex())
+}
+
 #[test]
 fn a_recipient_fetches_from_the_online_sender_and_from_the_relay_what_it_does_not_serve() {
     runtime().block_on(async {
@@ -417,6 +425,11 @@ fn a_recipient_fetches_from_the_online_sender_and_from_the_relay_what_it_does_no
                 .unwrap();
             assert!(matches!(report.delivered[0].via, Via::Relay { .. }));
             ids.push(report.message_id);
+            // The spool the clip was sealed into is gone: it became the
+            // held copy's chunk file, or was removed.
+            let spool = std::fs::read_dir(alice.dir.join("spool")).unwrap();
+            assert_eq!(spool.count(), 0);
+            assert_eq!(held_file(&alice, &report.message_id).exists(), serve_sent);
             if !serve_sent {
                 break;
             }
@@ -452,6 +465,7 @@ fn a_recipient_fetches_from_the_online_sender_and_from_the_relay_what_it_does_no
         let served = bob.client().relay_request(alice_peer, get.clone()).await;
         assert!(matches!(served, Ok(Response::Chunk { .. })), "{served:?}");
         alice.client().revoke(&ids[0]).await.unwrap();
+        assert!(!held_file(&alice, &ids[0]).exists());
         let gone = bob.client().relay_request(alice_peer, get).await.unwrap();
         assert!(
             matches!(

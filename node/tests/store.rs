@@ -1746,6 +1746,67 @@ fn waiting_chunk_rows_are_bounded_per_upload_and_in_uploads() {
     );
 }
 
+/// `clip`'s chunks laid out as a chunk file, as a sender's spool holds them.
+fn spool_of(clip: &Clip, path: &Path) {
+    std::fs::write(path, clip.chunks.concat()).unwrap();
+}
+
+#[test]
+fn a_held_clip_takes_its_senders_spool_as_its_chunk_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(41);
+    let alice = Party::new(&mut r);
+    let c = clip(THREE_CHUNKS, &mut r);
+    let spool = dir.path().join("spool");
+    spool_of(&c, &spool);
+    // A store without chunk files leaves the file where it is.
+    {
+        let relay = store_with(&dir.path().join("relay"), StoreLimits::default(), &[&alice]);
+        assert!(!relay.hold_file(c.manifest(), NOW, &spool).unwrap());
+        assert!(spool.exists());
+    }
+    let home = dir.path().join("home");
+    let store = personal(&home, 1012, &[&alice]);
+    let short = dir.path().join("short");
+    std::fs::write(&short, &c.chunks[0]).unwrap();
+    assert_eq!(
+        code(store.hold_file(c.manifest(), NOW, &short)),
+        ErrorCode::Malformed
+    );
+    assert!(short.exists());
+
+    assert!(store.hold_file(c.manifest(), NOW, &spool).unwrap());
+    assert!(!spool.exists(), "moved, not copied");
+    let file = home.join(CHUNK_DIR_NAME).join(hex(&c.id().0));
+    assert_eq!(std::fs::read(&file).unwrap(), c.chunks.concat());
+    let h = c.manifest().chunk_hashes();
+    for (i, hash) in h.iter().enumerate() {
+        assert_eq!(store.get_chunk(hash, 0, 0).unwrap(), c.chunks[i]);
+    }
+    assert_eq!(store.hold(c.manifest(), NOW).unwrap(), Vec::<u32>::new());
+    assert_eq!(store.list(&alice.key(), 0, 64, NOW).unwrap().0, vec![]);
+    // Held already: another copy is left where it is.
+    spool_of(&c, &spool);
+    assert!(!store.hold_file(c.manifest(), NOW, &spool).unwrap());
+    assert!(spool.exists());
+
+    // It survives a restart, and goes at revocation.
+    drop(store);
+    let store = personal(&home, 1013, &[&alice]);
+    assert_eq!(store.get_chunk(&h[2], 0, 0).unwrap(), c.chunks[2]);
+    store.revoke(&c.sealed.revoke(NOW), NOW).unwrap();
+    assert!(!file.exists());
+    assert_eq!(code(store.get_chunk(&h[0], 0, 0)), ErrorCode::NotFound);
+    let s = store.stats().unwrap();
+    assert_eq!((s.chunks, s.messages, s.stored_bytes), (0, 0, 0));
+    assert_eq!(
+        code(store.hold_file(c.manifest(), NOW, &spool)),
+        ErrorCode::Revoked
+    );
+    assert!(spool.exists());
+    assert!(!file.exists());
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

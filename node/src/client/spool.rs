@@ -1,6 +1,9 @@
 //! The sender's spool: a clip is sealed once into a file of ciphertext
 //! chunks, from which every recipient's upload reads. The file holds only
-//! ciphertext and is removed when the send ends.
+//! ciphertext. It is laid out as a chunk file of the local store (chunk
+//! `i` at byte `i × CIPHERTEXT_CHUNK_SIZE`), which keeps it as the sent
+//! clip's held copy ([`Spool::held`]); otherwise it is removed when the
+//! send ends.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -15,6 +18,8 @@ use super::ClientError;
 pub(super) struct Spool {
     path: PathBuf,
     file: File,
+    /// Whether the file is the store's now (not removed on drop).
+    held: bool,
 }
 
 impl Spool {
@@ -43,7 +48,25 @@ impl Spool {
         out.flush().map_err(spool_err)?;
         drop(out);
         let file = File::open(&path).map_err(|e| ClientError::io("reading the spool", e))?;
-        Ok((sealed, Spool { path, file }))
+        Ok((
+            sealed,
+            Spool {
+                path,
+                file,
+                held: false,
+            },
+        ))
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file was moved into the local store, which removes it with
+    /// the clip.
+    pub fn held(mut self) {
+        self.held = true;
     }
 
     /// Ciphertext chunk `index` of `manifest`.
@@ -58,7 +81,9 @@ impl Spool {
 
 impl Drop for Spool {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.held {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -116,16 +116,49 @@ impl ChunkFiles {
         };
         pos::write_all_at(&file, bytes, offset(index))?;
         // Marked after the write: a sync that takes the mark covers it.
+        self.mark_written(id, file, bytes.len() as u64, false);
+        Ok(())
+    }
+
+    /// Makes the file at `from`, `len` bytes laid out as a chunk file (chunk
+    /// `i` at byte `i × CIPHERTEXT_CHUNK_SIZE`: a sender's spool), the
+    /// chunk file of message `id`, by renaming it, replacing any. It counts
+    /// as `len` bytes written and not synced: the next durable commit syncs
+    /// it, and a sync starts in the background as for written chunks.
+    /// `Ok(false)`, with `from` left where it is, when it cannot be renamed
+    /// (on another file system, say).
+    pub(super) fn adopt(&self, id: &[u8; 32], from: &Path, len: u64) -> Result<bool, StoreError> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.path(id);
+        if let Err(e) = std::fs::rename(from, &path) {
+            tracing::debug!(error = %e, "could not move a file into the chunk files");
+            return Ok(false);
+        }
+        let file = match OpenOptions::new().write(true).open(&path) {
+            Ok(f) => Arc::new(f),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e.into());
+            }
+        };
+        self.mark_written(id, file, len, true);
+        Ok(true)
+    }
+
+    /// Marks `bytes` written to `file`, the file of message `id` (`fresh`:
+    /// it replaces whatever file the mark held), and starts a background
+    /// sync once enough are.
+    fn mark_written(&self, id: &[u8; 32], file: Arc<File>, bytes: u64, fresh: bool) {
         let background = {
             let mut dirty = self.lock();
             // `remove` unlinks under this lock: a file it unlinked while
             // this chunk was written is not kept open for the next one.
             let linked = pos::is_linked(&file);
             let d = dirty.entry(*id).or_default();
-            if d.file.is_none() && linked {
+            if (d.file.is_none() || fresh) && linked {
                 d.file = Some(file.clone());
             }
-            d.unsynced += bytes.len() as u64;
+            d.unsynced += bytes;
             if d.unsynced >= BACKGROUND_SYNC_BYTES && !d.syncing.swap(true, Ordering::AcqRel) {
                 d.unsynced = 0;
                 Some(d.syncing.clone())
@@ -148,7 +181,6 @@ impl ChunkFiles {
                 tracing::debug!("could not start a background chunk file sync");
             }
         }
-        Ok(())
     }
 
     /// The file of message `id`, open for writing, created if missing.

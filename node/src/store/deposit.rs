@@ -297,7 +297,8 @@ impl RelayStore {
             return Ok(Err(StoreError::NotFound("message")));
         };
         if chunk.form == ChunkForm::Sealed
-            && self.key_locked(&id, meta.slot)?.as_bytes() != chunk.key.as_bytes()
+            && Some(self.key_locked(&id, meta.slot)?.as_bytes())
+                != chunk.key.as_ref().map(DataKey::as_bytes)
         {
             return Ok(Err(StoreError::NotFound("message")));
         }
@@ -369,24 +370,22 @@ impl RelayStore {
         }
         drop((chunks, tails));
         drop(txn);
-        let (form, record) = if self.files.writing() {
+        let prepared = if self.files.writing() {
             self.files.write(id, index, bytes)?;
-            let r = chunk_rows::in_file_record(id, index, bytes.len());
-            (ChunkForm::InFile, r)
+            PreparedChunk::written(id, index, bytes.len(), hash)
         } else {
             let nonce = random_nonce(&mut self.writer().rng);
             let mut r = chunk_rows::record(id, ChunkForm::Sealed, bytes.len() + SEAL_OVERHEAD);
             key.seal_into(T_CHUNKS, &hash, bytes, nonce, &mut r)?;
-            (ChunkForm::Sealed, r)
-        };
-        let prepared = PreparedChunk {
-            id: *id,
-            index,
-            len: bytes.len(),
-            hash,
-            key,
-            form,
-            record,
+            PreparedChunk {
+                id: *id,
+                index,
+                len: bytes.len(),
+                hash,
+                key: Some(key),
+                form: ChunkForm::Sealed,
+                record: r,
+            }
         };
         Ok(Checked {
             chunk: Some(prepared),
@@ -413,14 +412,29 @@ pub(super) struct PreparedChunk {
     /// Length of the chunk as uploaded.
     len: usize,
     hash: [u8; 32],
-    /// The data key it was sealed under (checked again under the lock).
-    key: DataKey,
+    /// The data key it was sealed under (checked again under the lock);
+    /// none for a chunk in its chunk file.
+    key: Option<DataKey>,
     form: ChunkForm,
     /// The chunk record to store (`chunk_rows::record` with its data).
     record: Vec<u8>,
 }
 
 impl PreparedChunk {
+    /// Chunk `index` of message `id`, `len` bytes with BLAKE3 `hash`,
+    /// written to the message's chunk file.
+    pub(super) fn written(id: &[u8; 32], index: u32, len: usize, hash: [u8; 32]) -> Self {
+        Self {
+            id: *id,
+            index,
+            len,
+            hash,
+            key: None,
+            form: ChunkForm::InFile,
+            record: chunk_rows::in_file_record(id, index, len),
+        }
+    }
+
     /// Its index in the manifest it was checked against.
     pub(super) fn index(&self) -> u32 {
         self.index

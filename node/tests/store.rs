@@ -1746,6 +1746,106 @@ fn waiting_chunk_rows_are_bounded_per_upload_and_in_uploads() {
     );
 }
 
+#[test]
+fn a_personal_store_checks_every_chunk_of_an_upload_under_way_and_stops_at_its_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rng(36);
+    let (alice, bob) = (Party::new(&mut r), Party::new(&mut r));
+    let store = personal(dir.path(), 1010, &[&bob]);
+    let (c, d) = (clip(THREE_CHUNKS, &mut r), clip(1000, &mut r));
+    for x in [&c, &d] {
+        let env = envelope(x, &alice, &bob, &mut r);
+        store
+            .deposit(&bob.key(), &env, x.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+    }
+    // The first chunk starts the upload; later ones are checked against
+    // the manifest all the same.
+    store.put_chunk(&c.id(), 0, &c.chunks[0]).unwrap();
+    assert_eq!(
+        code(store.put_chunk(&c.id(), 1, &c.chunks[2])),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        code(store.put_chunk(&c.id(), 3, &c.chunks[2])),
+        ErrorCode::Conflict
+    );
+    store.put_chunk(&c.id(), 1, &c.chunks[1]).unwrap();
+    store.put_chunk(&c.id(), 0, &c.chunks[0]).unwrap();
+    // Another clip's deletion does not stop it.
+    assert_eq!(upload_all(&store, &d), [(bob.key(), 1)]);
+    store.revoke(&d.sealed.revoke(NOW), NOW).unwrap();
+    assert_eq!(
+        store.put_chunk(&c.id(), 2, &c.chunks[2]).unwrap(),
+        [(bob.key(), 2)]
+    );
+    for (i, h) in c.manifest().chunk_hashes().iter().enumerate() {
+        assert_eq!(store.get_chunk(h, 0, 0).unwrap(), c.chunks[i]);
+    }
+    drop(store);
+
+    // Eight clips uploaded from eight threads, every chunk twice, while
+    // the last is revoked: it is refused from then on, and no file of it
+    // stays behind once the store is closed.
+    let store = personal(dir.path(), 1011, &[&bob]);
+    let clips: Vec<Clip> = (0..8).map(|_| clip(THREE_CHUNKS, &mut r)).collect();
+    for x in &clips {
+        let env = envelope(x, &alice, &bob, &mut r);
+        store
+            .deposit(&bob.key(), &env, x.manifest(), DEPOSITOR, NOW)
+            .unwrap();
+    }
+    let revoked = clips[7].id();
+    // Chunk 0 of every clip, then chunk 1, then chunk 2; twice.
+    let work: Vec<(usize, usize)> = (0..2)
+        .flat_map(|_| (0..3).flat_map(|i| (0..clips.len()).map(move |c| (c, i))))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let listed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(&(c, i)) = work.get(n) else { break };
+                    match store.put_chunk(&clips[c].id(), i as u32, &clips[c].chunks[i]) {
+                        Ok(l) => listed.lock().unwrap().extend(l),
+                        Err(e) => {
+                            assert_eq!(clips[c].id(), revoked, "{e}");
+                            assert_eq!(e.code(), ErrorCode::Revoked, "{e}");
+                        }
+                    }
+                    if n == 7 {
+                        // Its first chunk is in; the others may be on their way.
+                        store.revoke(&clips[7].sealed.revoke(NOW), NOW).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    // Each clip listed once (the revoked one, if it completed first).
+    let mut seqs: Vec<u64> = listed.into_inner().unwrap().iter().map(|l| l.1).collect();
+    seqs.sort_unstable();
+    assert!(
+        seqs == (3..=9).collect::<Vec<u64>>() || seqs == (3..=10).collect::<Vec<u64>>(),
+        "{seqs:?}"
+    );
+    assert_eq!(store.list(&bob.key(), 0, 64, NOW).unwrap().0.len(), 8);
+    for x in &clips[..7] {
+        for (i, h) in x.manifest().chunk_hashes().iter().enumerate() {
+            assert_eq!(store.get_chunk(h, 0, 0).unwrap(), x.chunks[i]);
+        }
+    }
+    assert_eq!(
+        code(store.put_chunk(&revoked, 0, &clips[7].chunks[0])),
+        ErrorCode::Revoked
+    );
+    drop(store);
+    let chunk_dir = dir.path().join(CHUNK_DIR_NAME);
+    assert!(!chunk_dir.join(hex(&revoked.0)).exists());
+    assert!(chunk_dir.join(hex(&clips[0].id().0)).exists());
+}
+
 /// `clip`'s chunks laid out as a chunk file, as a sender's spool holds them.
 fn spool_of(clip: &Clip, path: &Path) {
     std::fs::write(path, clip.chunks.concat()).unwrap();

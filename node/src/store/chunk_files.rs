@@ -102,6 +102,11 @@ impl ChunkFiles {
         self.dir.join(hex::encode(id))
     }
 
+    /// Whether message `id` has a file.
+    pub(super) fn exists(&self, id: &[u8; 32]) -> bool {
+        self.path(id).exists()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], Dirty>> {
         self.dirty.lock().unwrap_or_else(|e| e.into_inner())
     }

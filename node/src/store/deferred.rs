@@ -13,7 +13,13 @@
 //!
 //! Completion is tracked per upload: when an upload is first seen, the
 //! chunks its manifest names that have no row are its missing set, read
-//! under this module's lock; each chunk accepted leaves the set. The rows
+//! under this module's lock; each chunk accepted leaves the set. That set
+//! is also the upload's chunk table: while no message has been deleted
+//! since a read snapshot last found the upload's message (the store counts
+//! deletions, [`RelayStore::deletions`]), a chunk is checked against the
+//! cached manifest and the set alone, with no read transaction of its own
+//! (`put_known_chunk`); after a deletion, the next chunk of each upload
+//! takes a snapshot again. The rows
 //! of an evicted upload are written under that lock (if that fails, the
 //! upload stays and the one that wanted its place is refused), so a
 //! missing set read later for the same message is not stale. A completed
@@ -59,8 +65,13 @@ struct State {
 #[derive(Debug)]
 struct Upload {
     manifest_hash: [u8; 32],
-    /// By manifest index: whether the chunk is still missing.
+    /// By manifest index: whether the chunk is still missing (built once,
+    /// from the rows, when the upload starts; at most `MAX_CHUNKS`).
     missing: Vec<bool>,
+    /// [`RelayStore::deletions`] before the latest snapshot that found the
+    /// message: while it is unchanged, the message is still stored and its
+    /// chunks take [`RelayStore::put_known_chunk`].
+    checked: u64,
     remaining: usize,
     /// Accepted chunks whose rows are not written yet (at most
     /// [`DEFERRED_ROWS_PER_UPLOAD`]).
@@ -99,6 +110,7 @@ impl RelayStore {
             chunk,
             manifest,
             manifest_hash,
+            generation,
         } = checked;
         let mut s = self.deferred.lock();
         s.tick += 1;
@@ -116,6 +128,7 @@ impl RelayStore {
             let upload = Upload {
                 manifest_hash,
                 missing,
+                checked: generation,
                 remaining,
                 waiting: Vec::new(),
                 used: tick,
@@ -126,6 +139,7 @@ impl RelayStore {
             return Err(StoreError::corrupt("a deferred upload vanished"));
         };
         upload.used = tick;
+        upload.checked = upload.checked.max(generation);
         if let Some(m) = upload.missing.get_mut(index as usize)
             && *m
         {
@@ -155,6 +169,58 @@ impl RelayStore {
             }
         }
         Ok(listed)
+    }
+
+    /// [`RelayStore::put_chunk`] in a store that defers rows, for chunk
+    /// `index` of an upload under way whose message no deletion can have
+    /// touched since a snapshot found it: checked against the cached
+    /// manifest and the upload's missing set, and written to the chunk
+    /// file, with no read transaction. `None` leaves it to the snapshot
+    /// (no such upload, its manifest not cached, or a deletion since; a
+    /// chunk written meanwhile is written again, or its file removed).
+    pub(super) fn put_known_chunk(
+        &self,
+        id: &[u8; 32],
+        index: u32,
+        bytes: &[u8],
+    ) -> Option<Result<Listed, StoreError>> {
+        let generation = self.deletions();
+        let (manifest_hash, missing) = {
+            let s = self.deferred.lock();
+            let upload = s.uploads.get(id).filter(|u| u.checked == generation)?;
+            (upload.manifest_hash, *upload.missing.get(index as usize)?)
+        };
+        let manifest = self.manifests.get(id, &manifest_hash)?;
+        let Some(chunk) = manifest.check_chunk(index, bytes) else {
+            return Some(Err(StoreError::Conflict(
+                "the chunk does not match the manifest",
+            )));
+        };
+        let prepared = if missing {
+            if let Err(e) = self.files.write(id, index, bytes) {
+                return Some(Err(e));
+            }
+            Some(PreparedChunk::written(
+                id,
+                index,
+                bytes.len(),
+                *chunk.hash(),
+            ))
+        } else {
+            None
+        };
+        // A deletion that removed the file before the write above counted
+        // itself first.
+        if self.deletions() != generation {
+            return None;
+        }
+        let checked = Checked {
+            chunk: prepared,
+            manifest,
+            manifest_hash,
+            generation,
+        };
+        Some(self.defer_chunk(id, index, checked))
     }
 
     /// `missing` (indices of `manifest`'s chunks without a row, for message

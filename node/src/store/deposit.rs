@@ -260,12 +260,20 @@ impl RelayStore {
             return Err(StoreError::TooLarge("chunk"));
         }
         let id = id.0;
+        if self.defers_rows()
+            && let Some(r) = self.put_known_chunk(&id, index, bytes)
+        {
+            return r;
+        }
         let checked = match self.prepare_chunk(&id, index, bytes) {
             Ok(p) => p,
             Err(e) => {
                 if self.defers_rows() && matches!(e, StoreError::NotFound(_) | StoreError::Revoked)
                 {
                     self.deferred.forget(&id);
+                    // A chunk written before the message went (its file
+                    // removed) may have brought the file back.
+                    self.remove_orphan_file_unlocked(&id)?;
                 }
                 return Err(e);
             }
@@ -335,6 +343,8 @@ impl RelayStore {
         index: u32,
         bytes: &[u8],
     ) -> Result<Checked, StoreError> {
+        // Read before the snapshot: a deletion after it counts as one since.
+        let generation = self.deletions();
         let txn = self.db.begin_read()?;
         if txn.open_table(TOMBSTONES)?.get(id)?.is_some() {
             return Err(StoreError::Revoked);
@@ -366,6 +376,7 @@ impl RelayStore {
                 chunk: None,
                 manifest,
                 manifest_hash: meta.manifest_hash,
+                generation,
             });
         }
         drop((chunks, tails));
@@ -391,6 +402,7 @@ impl RelayStore {
             chunk: Some(prepared),
             manifest,
             manifest_hash: meta.manifest_hash,
+            generation,
         })
     }
 }
@@ -402,6 +414,8 @@ pub(super) struct Checked {
     pub(super) manifest: Arc<Manifest>,
     /// The stored manifest's hash, as its message records it.
     pub(super) manifest_hash: [u8; 32],
+    /// [`RelayStore::deletions`] before the snapshot that found the message.
+    pub(super) generation: u64,
 }
 
 /// A chunk checked against its manifest and ready to write.

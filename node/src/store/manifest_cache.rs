@@ -33,6 +33,16 @@ impl<T> Default for Mru<T> {
 }
 
 impl<T> Mru<T> {
+    /// The value for `(id, hash)`, if cached.
+    pub(super) fn get(&self, id: &[u8; 32], hash: &[u8; 32]) -> Option<Arc<T>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let i = entries.iter().position(|(i, h, _)| i == id && h == hash)?;
+        let entry = entries.remove(i);
+        let value = entry.2.clone();
+        entries.push(entry);
+        Some(value)
+    }
+
     /// The value for `(id, hash)`, made by `load` unless cached.
     pub(super) fn get_or_load<E>(
         &self,
@@ -40,14 +50,8 @@ impl<T> Mru<T> {
         hash: &[u8; 32],
         load: impl FnOnce() -> Result<T, E>,
     ) -> Result<Arc<T>, E> {
-        {
-            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = entries.iter().position(|(i, h, _)| i == id && h == hash) {
-                let entry = entries.remove(i);
-                let manifest = entry.2.clone();
-                entries.push(entry);
-                return Ok(manifest);
-            }
+        if let Some(value) = self.get(id, hash) {
+            return Ok(value);
         }
         // Decoded outside the lock; two callers may both decode, harmlessly.
         let manifest = Arc::new(load()?);

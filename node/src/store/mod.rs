@@ -118,6 +118,7 @@ mod replay;
 mod tables;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rand_chacha::ChaCha20Rng;
@@ -168,6 +169,9 @@ pub struct RelayStore {
     /// Live replays, in files of their own (RELAY.md §5.7), on a relay
     /// ([`RelayStore::with_replays`]).
     replay: Option<ReplayStore>,
+    /// Committed transactions that deleted messages, counted before their
+    /// chunk files are removed ([`RelayStore::deletions`]).
+    deletions: AtomicU64,
 }
 
 /// State only the (single) writer touches.
@@ -220,6 +224,7 @@ impl RelayStore {
             manifests: manifest_cache::ManifestCache::default(),
             deferred: deferred::Deferred::default(),
             replay: None,
+            deletions: AtomicU64::new(0),
         };
         store.reconcile(slots)?;
         Ok(store)
@@ -432,6 +437,9 @@ impl RelayStore {
         slots: &[u32],
         gone: &[[u8; 32]],
     ) -> Result<(), StoreError> {
+        if !gone.is_empty() {
+            self.deletions.fetch_add(1, Ordering::SeqCst);
+        }
         let wiped = self.release_slots(w, slots);
         for id in gone {
             if let Err(e) = self.files.remove(id) {
@@ -450,6 +458,24 @@ impl RelayStore {
             self.files.remove(id)?;
         }
         Ok(())
+    }
+
+    /// [`RelayStore::remove_orphan_file`] for a caller without the writer
+    /// lock; nothing to do (and no lock taken) when there is no such file.
+    fn remove_orphan_file_unlocked(&self, id: &[u8; 32]) -> Result<(), StoreError> {
+        if !self.files.exists(id) {
+            return Ok(());
+        }
+        let _w = self.writer();
+        self.remove_orphan_file(id)
+    }
+
+    /// How many committed transactions have deleted messages so far. Read
+    /// before a snapshot that finds a message: while it has not changed,
+    /// that message is still stored (a deletion counts itself after its
+    /// commit and before it removes the message's chunk file).
+    fn deletions(&self) -> u64 {
+        self.deletions.load(Ordering::SeqCst)
     }
 
     /// Wipes the slots of messages a committed transaction deleted and

@@ -271,15 +271,20 @@ impl RelayStore {
         Ok(())
     }
 
-    /// Writes every waiting row, durably (when the store is dropped).
+    /// Writes every waiting row, durably, with every lazy commit before
+    /// (when the store is dropped).
     pub(super) fn flush_deferred(&self) -> Result<(), StoreError> {
-        let mut s = self.deferred.lock();
-        let batch: Vec<PreparedChunk> = s.uploads.drain().flat_map(|(_, u)| u.waiting).collect();
-        if batch.is_empty() {
+        if !self.lazy_chunks {
             return Ok(());
         }
-        self.write_chunks_txn(&batch)?;
-        // The lazy commit above; now make it durable.
+        let mut s = self.deferred.lock();
+        let batch: Vec<PreparedChunk> = s.uploads.drain().flat_map(|(_, u)| u.waiting).collect();
+        if !batch.is_empty() {
+            self.write_chunks_txn(&batch)?;
+        }
+        // Lazy commits (the one above, earlier ones, a held clip's) become
+        // durable when the database closes: this commit syncs the chunk
+        // files they name first.
         let w = self.writer();
         let txn = self.db.begin_write()?;
         self.commit(txn)?;

@@ -34,6 +34,8 @@
 //!    (`helpers_after` zero). `fetch_bench.rs` does the same with the
 //!    sender on a shaped link.
 //!
+//! `--large-only` runs 1. alone (for a profile of the deliveries).
+//!
 //! Clients run with `ClientConfig { limits: Limits { bench_protocol: true, .. }, .. }`.
 //! bob neither listens nor announces, so clips for him go through the relay;
 //! he fetches them from the relay alone except in 4.
@@ -88,6 +90,9 @@ struct Args {
     /// Skip the pipeline-16 sender.
     #[arg(long)]
     no_pipeline16: bool,
+    /// Run the 64 MiB comparison (1.) alone, as for a profile.
+    #[arg(long)]
+    large_only: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -540,6 +545,15 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         }
     }
 
+    if args.large_only {
+        report_large(args, &times, &totals, &fallbacks, fell_back);
+        for p in [&alice, &dave, &bob, &carol] {
+            p.client.shutdown().await;
+        }
+        relay.stop().await?;
+        return Ok(());
+    }
+
     // 2 and 3. Small clips: carol (direct, opens from her store) and bob
     // (through the relay), alternating which goes first.
     println!(
@@ -602,72 +616,7 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     }
 
     // Results.
-    println!(
-        "\n### 1. {} MiB: direct delivery (`Delivered::elapsed`) vs raw transfer\n",
-        args.size_mib
-    );
-    println!(
-        "| variant | n | median ms | min ms | max ms | MiB/s (median) | raw pair / this | raw→carol / this |"
-    );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let med = |v: Variant| {
-        times
-            .iter()
-            .find(|(x, _)| *x == v)
-            .filter(|(_, l)| !l.is_empty())
-            .map(|(_, l)| median(&sorted(l)))
-    };
-    let raw_pair = med(Variant::RawPair);
-    let raw_carol = med(Variant::RawToCarol);
-    // One table row: median, min, max, throughput and both ratios.
-    let row = |label: String, list: &[Duration]| {
-        if list.is_empty() {
-            println!("| {label} | 0 | - | - | - | - | - | - |");
-            return;
-        }
-        let s = sorted(list);
-        let m = median(&s);
-        let ratio = |r: Option<Duration>| {
-            r.map_or("-".into(), |r| {
-                format!("{:.2}×", r.as_secs_f64() / m.as_secs_f64())
-            })
-        };
-        println!(
-            "| {label} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} |",
-            s.len(),
-            ms(m),
-            ms(s[0]),
-            ms(*s.last().expect("non-empty")),
-            args.size_mib as f64 / m.as_secs_f64(),
-            ratio(raw_pair),
-            ratio(raw_carol),
-        );
-    };
-    for (v, list) in &times {
-        row(v.label().to_string(), list);
-    }
-    for (v, list) in &totals {
-        row(
-            format!("{} incl. probe + seal (whole `send_file`)", v.label()),
-            list,
-        );
-    }
-    for (v, list) in &fallbacks {
-        row(
-            format!(
-                "{} — FELL BACK to the relay (`elapsed` = failed direct attempt + relay upload)",
-                v.label()
-            ),
-            list,
-        );
-    }
-    if let (Some(store), Some(direct)) = (med(Variant::RawStore), med(Variant::Direct8)) {
-        println!(
-            "\nsupplementary baseline (not the asked one): raw + store / direct, pipeline 8 = {:.2}×",
-            store.as_secs_f64() / direct.as_secs_f64()
-        );
-    }
-    println!("\ndeliveries that fell back to the relay (kept apart above): {fell_back}");
+    report_large(args, &times, &totals, &fallbacks, fell_back);
     println!("\n### Latencies (ms; p99 is nearest-rank, so with n < 100 it is the max)\n");
     println!("| what | n | p50 | p99 | min | max | median |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -833,6 +782,79 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     }
     relay.stop().await?;
     Ok(())
+}
+
+/// Durations of each variant of section 1.
+type Times = Vec<(Variant, Vec<Duration>)>;
+
+/// Section 1's table and ratios.
+fn report_large(args: &Args, times: &Times, totals: &Times, fallbacks: &Times, fell_back: usize) {
+    println!(
+        "\n### 1. {} MiB: direct delivery (`Delivered::elapsed`) vs raw transfer\n",
+        args.size_mib
+    );
+    println!(
+        "| variant | n | median ms | min ms | max ms | MiB/s (median) | raw pair / this | raw→carol / this |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let med = |v: Variant| {
+        times
+            .iter()
+            .find(|(x, _)| *x == v)
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(_, l)| median(&sorted(l)))
+    };
+    let raw_pair = med(Variant::RawPair);
+    let raw_carol = med(Variant::RawToCarol);
+    // One table row: median, min, max, throughput and both ratios.
+    let row = |label: String, list: &[Duration]| {
+        if list.is_empty() {
+            println!("| {label} | 0 | - | - | - | - | - | - |");
+            return;
+        }
+        let s = sorted(list);
+        let m = median(&s);
+        let ratio = |r: Option<Duration>| {
+            r.map_or("-".into(), |r| {
+                format!("{:.2}×", r.as_secs_f64() / m.as_secs_f64())
+            })
+        };
+        println!(
+            "| {label} | {} | {:.1} | {:.1} | {:.1} | {:.0} | {} | {} |",
+            s.len(),
+            ms(m),
+            ms(s[0]),
+            ms(*s.last().expect("non-empty")),
+            args.size_mib as f64 / m.as_secs_f64(),
+            ratio(raw_pair),
+            ratio(raw_carol),
+        );
+    };
+    for (v, list) in times {
+        row(v.label().to_string(), list);
+    }
+    for (v, list) in totals {
+        row(
+            format!("{} incl. probe + seal (whole `send_file`)", v.label()),
+            list,
+        );
+    }
+    for (v, list) in fallbacks {
+        row(
+            format!(
+                "{} — FELL BACK to the relay (`elapsed` = failed direct attempt + relay upload)",
+                v.label()
+            ),
+            list,
+        );
+    }
+    if let (Some(store), Some(direct)) = (med(Variant::RawStore), med(Variant::Direct8)) {
+        println!(
+            "\nsupplementary baseline (not the asked one): raw + store / direct, pipeline 8 = {:.2}×",
+            store.as_secs_f64() / direct.as_secs_f64()
+        );
+    }
+    println!("\ndeliveries that fell back to the relay (kept apart above): {fell_back}");
 }
 
 /// CPU time of every thread of this process so far (`/proc/self/task/*/schedstat`).

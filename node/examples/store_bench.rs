@@ -1,7 +1,10 @@
 //! The store's hot path: `RelayStore::put_chunk` for every chunk of a 64 MiB
 //! clip, in the three modes (relay: sealed and durable; client: lazy commits,
 //! sealed in redb or as uploaded in chunk files), next to BLAKE3 over the same chunks as a baseline
-//! run in the same process.
+//! run in the same process, and the durable floor: BLAKE3 of each chunk, a
+//! positioned write to a file, a background `fdatasync` every 8 MiB and a
+//! final one (what `client_bench`'s raw + store receiver does), on one
+//! thread.
 //!
 //! ```sh
 //! cargo run --release -p mayfly-node --example store_bench
@@ -104,13 +107,44 @@ fn main() {
                 h ^= x.as_bytes()[0] as u64;
             }
             let hash = t.elapsed();
+            let floor = durable_floor(dir.path(), &chunks);
             println!(
-                "round {round} lazy={lazy} seal={seal} (false: chunk files): put_chunk x{} {:?} ({:.3} ms/chunk); blake3 alone {:?} {h}",
+                "round {round} lazy={lazy} seal={seal} (false: chunk files): put_chunk x{} {:?} ({:.3} ms/chunk); blake3 alone {:?} {h}; the durable floor {:?}",
                 chunks.len(),
                 put,
                 put.as_secs_f64() * 1e3 / chunks.len() as f64,
-                hash
+                hash,
+                floor,
             );
         }
     }
+}
+
+/// BLAKE3 of each chunk and a positioned write at its offset in a file in
+/// `dir`, a background `fdatasync` every 8 MiB, and a final one.
+fn durable_floor(dir: &std::path::Path, chunks: &[Vec<u8>]) -> std::time::Duration {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("floor");
+    let file = std::sync::Arc::new(std::fs::File::create(&path).unwrap());
+    let t = Instant::now();
+    let (mut offset, mut unsynced) = (0u64, 0u64);
+    let mut syncs = Vec::new();
+    for c in chunks {
+        std::hint::black_box(blake3::hash(c));
+        file.write_all_at(c, offset).unwrap();
+        offset += CIPHERTEXT_CHUNK_SIZE as u64;
+        unsynced += c.len() as u64;
+        if unsynced >= 8 << 20 {
+            unsynced = 0;
+            let f = file.clone();
+            syncs.push(std::thread::spawn(move || f.sync_data()));
+        }
+    }
+    file.sync_data().unwrap();
+    for s in syncs {
+        s.join().unwrap().unwrap();
+    }
+    let took = t.elapsed();
+    std::fs::remove_file(path).unwrap();
+    took
 }

@@ -23,8 +23,10 @@ mod client_fixture;
 mod common;
 mod lazyfs;
 
+use lazyfs::{Disk, Fault, env_number};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -41,28 +43,12 @@ use serde_json::Value;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/hello.mp4");
 
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
-}
-
 fn message_id(hex: &str) -> MessageId {
     let mut b = [0u8; 32];
     for (i, byte) in b.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
     }
     MessageId(b)
-}
-
-/// What happens to the client at each kill.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Fault {
-    Crash,
-    PowerCut,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, PartialOrd, Ord)]
@@ -163,22 +149,10 @@ fn campaign(fault: Fault) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let started = Instant::now();
     let root = tempfile::tempdir().unwrap();
-    let (mounted, homes, disk): (_, PathBuf, PathBuf) = match fault {
-        Fault::Crash => (None, root.path().join("homes"), root.path().join("homes")),
-        Fault::PowerCut => match lazyfs::try_mount(root.path()) {
-            Ok(m) => {
-                let homes = m.path.join("homes");
-                (Some(m), homes, root.path().join("backing").join("homes"))
-            }
-            Err(e) => {
-                eprintln!(
-                    "SKIPPED: the client power-cut campaign needs a FUSE mount (root and /dev/fuse), and here: {e}"
-                );
-                return;
-            }
-        },
+    let Some(disk) = Disk::new(fault, root.path(), "homes", name) else {
+        return;
     };
-    std::fs::create_dir_all(&homes).unwrap();
+    let homes = disk.dir.clone();
     let relay = Relay::start(
         &root.path().join("relay"),
         &["--listen", "/ip4/127.0.0.1/tcp/0"],
@@ -187,7 +161,7 @@ fn campaign(fault: Fault) {
     let r = relay.tcp().to_string();
     let alice = init(&homes, "alice", &r);
     let bob = init(&homes, "bob", &r);
-    let bob_disk = disk.join("bob");
+    let bob_disk = disk.disk.join("bob");
     befriend(&alice, &bob);
     json(&bob, &["inbox"]); // bob's prekeys reach the relay
     let sample = std::fs::read(SAMPLE).unwrap();
@@ -261,9 +235,7 @@ fn campaign(fault: Fault) {
                 "killed"
             }
         ));
-        if let Some(m) = &mounted {
-            m.fs.cut();
-        }
+        disk.cut();
         *tally.kills.entry(format!("{action:?}")).or_default() += 1;
         tally.finished_before_kill += finished.is_some() as usize;
         check_home(home);
@@ -338,10 +310,7 @@ fn campaign(fault: Fault) {
         tally.key_scans += 1;
     }
     relay.stop();
-    let lazy = mounted
-        .as_ref()
-        .map(|m| format!("; {:?}", m.fs.stats()))
-        .unwrap_or_default();
+    let lazy = disk.figures();
     eprintln!(
         "{name} campaign: seed {seed:#x}, {runs} kills of a client in {:.1} s; whole actions: send {t_send:?}, inbox {t_inbox:?}, open {t_open:?}, revoke {t_revoke:?}; {tally:?}{lazy}; answered clips lost: 0",
         started.elapsed().as_secs_f64()

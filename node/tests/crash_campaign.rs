@@ -26,6 +26,8 @@
 
 mod common;
 mod lazyfs;
+
+use lazyfs::{Disk, Fault, env_number};
 mod mailbox_client;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -57,15 +59,6 @@ fn pick(rng: &mut ChaCha20Rng, lo: usize, hi: usize) -> usize {
 
 fn chance(rng: &mut ChaCha20Rng, percent: u64) -> bool {
     rng.next_u64() % 100 < percent
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
 }
 
 /// One clip to one mailbox, and everything the campaign knows of it.
@@ -529,15 +522,6 @@ async fn check_online(
     peer.close().await;
 }
 
-/// What happens to the relay at each kill.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Fault {
-    /// `kill -9`: the process dies, the kernel keeps what it wrote.
-    Crash,
-    /// `kill -9`, then every write not synced is lost ([`lazyfs`]).
-    PowerCut,
-}
-
 #[test]
 fn acknowledged_clips_survive_sigkill_and_erased_ones_stay_gone() {
     campaign(Fault::Crash);
@@ -559,22 +543,10 @@ fn campaign(fault: Fault) {
     let root = tempfile::tempdir().unwrap();
     // The relay's home: a plain directory, or one on a lazy file system
     // whose backing directory is what survives a power cut.
-    let (mounted, home, disk) = match fault {
-        Fault::Crash => (None, root.path().to_path_buf(), root.path().to_path_buf()),
-        Fault::PowerCut => match lazyfs::try_mount(root.path()) {
-            Ok(m) => {
-                let home = m.path.join("home");
-                std::fs::create_dir(&home).unwrap();
-                (Some(m), home, root.path().join("backing").join("home"))
-            }
-            Err(e) => {
-                eprintln!(
-                    "SKIPPED: the power-cut campaign needs a FUSE mount (root and /dev/fuse), and here: {e}"
-                );
-                return;
-            }
-        },
+    let Some(disk) = Disk::new(fault, root.path(), "home", name) else {
+        return;
     };
+    let (home, on_disk) = (disk.dir.clone(), disk.disk.clone());
     let mut rng = seeded(seed);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -756,9 +728,7 @@ fn campaign(fault: Fault) {
             .expect("a task lives");
             tally.ops_at_kill += ops;
             kill9(relay);
-            if let Some(m) = &mounted {
-                m.fs.cut();
-            }
+            disk.cut();
             let mut reports = Vec::new();
             for r in join_all(tasks).await {
                 reports.extend(r.expect("a load task"));
@@ -790,7 +760,7 @@ fn campaign(fault: Fault) {
         }
 
         let t = Instant::now();
-        check_offline(&home, &disk, run, &sent, &mut keys_seen, &mut tally);
+        check_offline(&home, &on_disk, run, &sent, &mut keys_seen, &mut tally);
         tally.offline_secs += t.elapsed().as_secs_f64();
 
         // One restart in ten moves the relay's clock an hour on.
@@ -821,10 +791,7 @@ fn campaign(fault: Fault) {
         sent.retain(|s| s.gone_since.is_none_or(|g| g + 3 > run));
     }
     relay.stop();
-    let lazy = mounted
-        .as_ref()
-        .map(|m| format!("; {:?}", m.fs.stats()))
-        .unwrap_or_default();
+    let lazy = disk.figures();
     let line = format!(
         "{name} campaign: seed {seed:#x}, {} kills of the relay in {:.1} s; {tally:?}{lazy}; acknowledged clips lost: 0",
         tally.kills,

@@ -677,3 +677,76 @@ pub fn try_mount(root: &Path) -> io::Result<Mounted> {
     fs::remove_file(&probe)?;
     Ok(m)
 }
+
+/// What a crash campaign does to its processes at each kill.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fault {
+    /// `kill -9`: the process dies, the kernel keeps what it wrote.
+    Crash,
+    /// `kill -9`, then every write not synced is lost.
+    PowerCut,
+}
+
+/// Where a campaign's processes write: `dir`, and `disk`, the same files as
+/// they stand on disk (what a power cut leaves); `mounted` is the lazy file
+/// system of a power-cut campaign.
+pub struct Disk {
+    pub mounted: Option<Mounted>,
+    pub dir: PathBuf,
+    pub disk: PathBuf,
+}
+
+impl Disk {
+    /// Directory `name` under `root`: a plain one for [`Fault::Crash`], one
+    /// on a lazy file system for [`Fault::PowerCut`]. `None`, with a
+    /// SKIPPED line naming `campaign`, where FUSE cannot be mounted.
+    pub fn new(fault: Fault, root: &Path, name: &str, campaign: &str) -> Option<Disk> {
+        let disk = match fault {
+            Fault::Crash => Disk {
+                mounted: None,
+                dir: root.join(name),
+                disk: root.join(name),
+            },
+            Fault::PowerCut => match try_mount(root) {
+                Ok(m) => Disk {
+                    dir: m.path.join(name),
+                    disk: root.join("backing").join(name),
+                    mounted: Some(m),
+                },
+                Err(e) => {
+                    eprintln!(
+                        "SKIPPED: the {campaign} campaign needs a FUSE mount (root and /dev/fuse), and here: {e}"
+                    );
+                    return None;
+                }
+            },
+        };
+        fs::create_dir_all(&disk.dir).expect("the campaign's directory");
+        Some(disk)
+    }
+
+    /// The power cut, if this is a power-cut campaign.
+    pub fn cut(&self) {
+        if let Some(m) = &self.mounted {
+            m.fs.cut();
+        }
+    }
+
+    /// The lazy file system's figures, for a campaign's summary line.
+    pub fn figures(&self) -> String {
+        self.mounted
+            .as_ref()
+            .map(|m| format!("; {:?}", m.fs.stats()))
+            .unwrap_or_default()
+    }
+}
+
+/// A whole number from the environment variable `name`, else `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        Err(_) => default,
+    }
+}

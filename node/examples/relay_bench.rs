@@ -12,6 +12,7 @@
 //!
 //! ```sh
 //! cargo run --release -p mayfly-node --example relay_bench -- --clients 1000 --clip-mib 1
+//! cargo run --release -p mayfly-node --example relay_bench -- --clients 1000 --mixed
 //! ```
 //!
 //! The relay runs with a config that enables the bench protocol
@@ -51,6 +52,10 @@ listen = ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"]
 bench_protocol = true
 max_pending_incoming = 4096
 max_established_incoming = 4096
+# Every client here comes from 127.0.0.1: the per-address limits, meant for
+# hosts on the internet, would refuse all but a few dozen of them.
+max_pending_per_ip = 4096
+max_established_per_ip = 4096
 idle_connection_timeout_secs = 600
 request_timeout_secs = 600
 max_concurrent_streams = 64
@@ -95,6 +100,13 @@ struct Args {
     /// Clip size for the many-clients test, in MiB.
     #[arg(long, default_value_t = 1)]
     clip_mib: usize,
+    /// A mixed workload for the many-clients test (the load campaign,
+    /// RELIABILITY.md §3): clips of 64 KiB, 256 KiB, 1 MiB and 4 MiB in
+    /// turn, one sender in eight revoking its clip before it is fetched,
+    /// every fetched clip acknowledged, and one recipient in four sending a
+    /// reaction back, which its sender then fetches. `--clip-mib` is ignored.
+    #[arg(long)]
+    mixed: bool,
     /// Upload and download chunks as PutChunk and GetChunk requests
     /// (`pipeline` in flight) instead of on one chunk stream each way
     /// (`/mayfly/chunks/1`, what the client library does).
@@ -130,7 +142,7 @@ fn main() -> anyhow::Result<()> {
                 many_clients(
                     &relay,
                     n,
-                    args.clip_mib << 20,
+                    (!args.mixed).then_some(args.clip_mib << 20),
                     args.pipeline,
                     args.chunk_requests,
                 )
@@ -720,19 +732,101 @@ async fn raw(alice: &mut Peer, bob: &mut Peer, relay: PeerId, len: u64) -> anyho
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// One client of the many-clients test, shared by its tasks.
+type SharedClient = Arc<tokio::sync::Mutex<(Peer, Party, ChaCha20Rng)>>;
+
+/// The mixed workload's reactions: recipient i with i % 4 == 0 sends a
+/// 64 KiB clip back to its sender, all at once; then those senders fetch
+/// it, all at once.
+async fn reactions(
+    clients: &[SharedClient],
+    keys: &[SigningPublicKey],
+    pipeline: usize,
+    chunk_requests: bool,
+) -> anyhow::Result<()> {
+    let n = clients.len();
+    let reactors: Vec<usize> = (0..n).filter(|i| i % 4 == 0).collect();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    let mut expected = std::collections::HashMap::new();
+    for &i in &reactors {
+        let sender = (i + n - 1) % n;
+        let client = clients[i].clone();
+        let to = keys[sender];
+        let clip = {
+            let mut guard = client.lock().await;
+            Arc::new(seal(64 << 10, (n + i) as u32, &mut guard.2)?)
+        };
+        expected.insert(sender, clip.content_hash);
+        tasks.push(tokio::spawn(async move {
+            let mut guard = client.lock().await;
+            let (peer, party, rng) = &mut *guard;
+            let envelope = peer.envelope(party, to, &clip, rng).await?;
+            peer.deposit(to, envelope, &clip, pipeline, chunk_requests)
+                .await?;
+            anyhow::Ok(())
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(()) => sent += 1,
+            Err(e) => println!("reaction failed: {e:#}"),
+        }
+    }
+    let mut tasks = Vec::new();
+    for (&sender, &hash) in &expected {
+        let client = clients[sender].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut guard = client.lock().await;
+            let (peer, party, _) = &mut *guard;
+            let (seq, plaintext) = peer.fetch(party, pipeline, chunk_requests).await?;
+            ensure!(blake3::hash(&plaintext) == hash, "wrong reaction");
+            peer.ok(Request::Ack { seqs: vec![seq] }).await?;
+            anyhow::Ok(())
+        }));
+    }
+    let mut received = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(()) => received += 1,
+            Err(e) => println!("reaction fetch failed: {e:#}"),
+        }
+    }
+    println!(
+        "reactions: {sent} of {} sent, {received} received, in {:.1} s",
+        reactors.len(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Sizes of the mixed workload's clips, in turn.
+const MIXED_SIZES: [usize; 4] = [64 << 10, 256 << 10, 1 << 20, 4 << 20];
+
 /// `n` clients connect, log in and publish prekeys; then each deposits a
-/// clip of `len` bytes for the next one; then each fetches its own.
+/// clip of `len` bytes (`None`: the mixed workload, see `--mixed`) for the
+/// next one; then each fetches its own.
 async fn many_clients(
     relay: &RelayProcess,
     n: usize,
-    len: usize,
+    len: Option<usize>,
     pipeline: usize,
     chunk_requests: bool,
 ) -> anyhow::Result<()> {
     ensure!(n >= 2, "at least two clients");
     let relay_id = relay.peer_id;
     let address = relay.tcp.clone();
-    println!("{n} clients over TCP, {} MiB clips", len >> 20);
+    let mixed = len.is_none();
+    let len_of = |i: usize| len.unwrap_or(MIXED_SIZES[i % MIXED_SIZES.len()]);
+    // In the mixed workload, sender i revokes when i % 8 == 7.
+    let revokes = |i: usize| mixed && i % 8 == 7;
+    match len {
+        Some(len) => println!("{n} clients over TCP, {} MiB clips", len >> 20),
+        None => println!(
+            "{n} clients over TCP, mixed: clips of 64 KiB, 256 KiB, 1 MiB and 4 MiB in turn, one sender in eight revokes, one recipient in four reacts"
+        ),
+    }
 
     let t = Instant::now();
     let connected: Vec<anyhow::Result<(Peer, Party, ChaCha20Rng)>> = stream::iter(0..n)
@@ -763,7 +857,7 @@ async fn many_clients(
     let keys: Vec<SigningPublicKey> = clients.iter().map(|(_, p, _)| p.key()).collect();
     let mut clips = Vec::with_capacity(n);
     for (i, (_, _, rng)) in clients.iter_mut().enumerate() {
-        clips.push(Arc::new(seal(len, i as u32, rng)?));
+        clips.push(Arc::new(seal(len_of(i), i as u32, rng)?));
     }
     println!("sealed {n} clips in {:.1} s", t.elapsed().as_secs_f64());
 
@@ -811,27 +905,77 @@ async fn many_clients(
         latencies.last().copied().unwrap_or(f64::NAN) * 1e3,
     );
 
-    // Fetches, all at once.
+    // The mixed workload's revocations, all at once.
+    if mixed {
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, client) in clients.iter().enumerate().filter(|(i, _)| revokes(*i)) {
+            let client = client.clone();
+            let record = clips[i].sealed.revoke(now());
+            tasks.push(tokio::spawn(async move {
+                let guard = client.lock().await;
+                match guard.0.req(Request::Revoke(record)).await? {
+                    Response::Revoked(_) => anyhow::Ok(()),
+                    other => bail!("revoke: {other:?}"),
+                }
+            }));
+        }
+        let n_revoked = tasks.len();
+        let mut answered = 0;
+        for task in tasks {
+            match task.await? {
+                Ok(()) => answered += 1,
+                Err(e) => println!("revocation failed: {e:#}"),
+            }
+        }
+        println!(
+            "revocations: {answered} of {n_revoked} answered in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+
+    // Fetches, all at once; each fetched clip is acknowledged. A revoked
+    // clip's recipient must find an empty mailbox.
     let t = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for (i, client) in clients.iter().enumerate() {
         let client = client.clone();
-        let expected = clips[(i + n - 1) % n].content_hash;
+        let from = (i + n - 1) % n;
+        let expected = clips[from].content_hash;
+        let gone = revokes(from);
         tasks.push(tokio::spawn(async move {
             let mut guard = client.lock().await;
             let (peer, party, _) = &mut *guard;
             let started = Instant::now();
-            let (_, plaintext) = peer.fetch(party, pipeline, chunk_requests).await?;
+            if gone {
+                let r = peer
+                    .req(Request::List {
+                        after: 0,
+                        limit: 64,
+                    })
+                    .await?;
+                let Response::Entries { entries, .. } = r else {
+                    bail!("list: {r:?}")
+                };
+                ensure!(entries.is_empty(), "a revoked clip is listed");
+                return anyhow::Ok(None);
+            }
+            let (seq, plaintext) = peer.fetch(party, pipeline, chunk_requests).await?;
             let elapsed = started.elapsed().as_secs_f64();
             ensure!(blake3::hash(&plaintext) == expected, "wrong clip");
-            anyhow::Ok(elapsed)
+            if mixed {
+                peer.ok(Request::Ack { seqs: vec![seq] }).await?;
+            }
+            anyhow::Ok(Some(elapsed))
         }));
     }
     let mut fetches = Vec::with_capacity(n);
+    let mut gone = 0;
     let mut failed = 0;
     for task in tasks {
         match task.await? {
-            Ok(s) => fetches.push(s),
+            Ok(Some(s)) => fetches.push(s),
+            Ok(None) => gone += 1,
             Err(e) => {
                 failed += 1;
                 if failed <= 5 {
@@ -842,12 +986,21 @@ async fn many_clients(
     }
     let fetch_wall = t.elapsed().as_secs_f64();
     fetches.sort_by(f64::total_cmp);
+    let delivered_bytes: usize = (0..n)
+        .filter(|&i| !revokes((i + n - 1) % n))
+        .map(|i| len_of((i + n - 1) % n))
+        .sum();
     println!(
-        "delivered: {} of {n} in {fetch_wall:.1} s; fetch latency p50 {:.0} ms, p99 {:.0} ms",
+        "delivered: {} of {} in {fetch_wall:.1} s ({:.0} MiB/s); fetch latency p50 {:.0} ms, p99 {:.0} ms; revoked and gone: {gone}",
         fetches.len(),
+        n - (0..n).filter(|&i| revokes(i)).count(),
+        delivered_bytes as f64 / (1 << 20) as f64 / fetch_wall,
         percentile(&fetches, 50.0) * 1e3,
         percentile(&fetches, 99.0) * 1e3,
     );
+    if mixed {
+        reactions(&clients, &keys, pipeline, chunk_requests).await?;
+    }
     println!(
         "wall time, deposits + fetches: {:.1} s",
         deposit_wall + fetch_wall

@@ -732,6 +732,28 @@ async fn raw(alice: &mut Peer, bob: &mut Peer, relay: PeerId, len: u64) -> anyho
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// Waits for every task and returns what the successful ones gave; prints
+/// the first five failures, naming them `what`.
+async fn join_all_counted<T>(
+    tasks: Vec<JoinHandle<anyhow::Result<T>>>,
+    what: &str,
+) -> anyhow::Result<Vec<T>> {
+    let mut ok = Vec::with_capacity(tasks.len());
+    let mut failed = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(t) => ok.push(t),
+            Err(e) => {
+                failed += 1;
+                if failed <= 5 {
+                    println!("{what} failed: {e:#}");
+                }
+            }
+        }
+    }
+    Ok(ok)
+}
+
 /// One client of the many-clients test, shared by its tasks.
 type SharedClient = Arc<tokio::sync::Mutex<(Peer, Party, ChaCha20Rng)>>;
 
@@ -767,13 +789,7 @@ async fn reactions(
             anyhow::Ok(())
         }));
     }
-    let mut sent = 0;
-    for task in tasks {
-        match task.await? {
-            Ok(()) => sent += 1,
-            Err(e) => println!("reaction failed: {e:#}"),
-        }
-    }
+    let sent = join_all_counted(tasks, "reaction").await?.len();
     let mut tasks = Vec::new();
     for (&sender, &hash) in &expected {
         let client = clients[sender].clone();
@@ -786,13 +802,7 @@ async fn reactions(
             anyhow::Ok(())
         }));
     }
-    let mut received = 0;
-    for task in tasks {
-        match task.await? {
-            Ok(()) => received += 1,
-            Err(e) => println!("reaction fetch failed: {e:#}"),
-        }
-    }
+    let received = join_all_counted(tasks, "reaction fetch").await?.len();
     println!(
         "reactions: {sent} of {} sent, {received} received, in {:.1} s",
         reactors.len(),
@@ -882,19 +892,7 @@ async fn many_clients(
             anyhow::Ok(started.elapsed().as_secs_f64())
         }));
     }
-    let mut latencies = Vec::with_capacity(n);
-    let mut failed = 0;
-    for task in tasks {
-        match task.await? {
-            Ok(s) => latencies.push(s),
-            Err(e) => {
-                failed += 1;
-                if failed <= 5 {
-                    println!("deposit failed: {e:#}");
-                }
-            }
-        }
-    }
+    let mut latencies = join_all_counted(tasks, "deposit").await?;
     let deposit_wall = t.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     println!(
@@ -921,13 +919,7 @@ async fn many_clients(
             }));
         }
         let n_revoked = tasks.len();
-        let mut answered = 0;
-        for task in tasks {
-            match task.await? {
-                Ok(()) => answered += 1,
-                Err(e) => println!("revocation failed: {e:#}"),
-            }
-        }
+        let answered = join_all_counted(tasks, "revocation").await?.len();
         println!(
             "revocations: {answered} of {n_revoked} answered in {:.1} s",
             t.elapsed().as_secs_f64()
@@ -969,21 +961,9 @@ async fn many_clients(
             anyhow::Ok(Some(elapsed))
         }));
     }
-    let mut fetches = Vec::with_capacity(n);
-    let mut gone = 0;
-    let mut failed = 0;
-    for task in tasks {
-        match task.await? {
-            Ok(Some(s)) => fetches.push(s),
-            Ok(None) => gone += 1,
-            Err(e) => {
-                failed += 1;
-                if failed <= 5 {
-                    println!("fetch failed: {e:#}");
-                }
-            }
-        }
-    }
+    let outcomes = join_all_counted(tasks, "fetch").await?;
+    let gone = outcomes.iter().filter(|o| o.is_none()).count();
+    let mut fetches: Vec<f64> = outcomes.into_iter().flatten().collect();
     let fetch_wall = t.elapsed().as_secs_f64();
     fetches.sort_by(f64::total_cmp);
     let delivered_bytes: usize = (0..n)
